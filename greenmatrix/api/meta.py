@@ -1,0 +1,139 @@
+"""Building blocks shared by the GreenMatrix custom resources.
+
+These mirror the Kubernetes API conventions users already know (metav1.Condition,
+metav1.LabelSelector, cross-version object references) so that tools such as
+`kubectl wait`, Flux/kstatus and Argo CD read GreenMatrix objects without special cases.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "greenmatrix.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# metav1.Condition's reason pattern: tools validate it, so the operator never writes anything else.
+REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+# A Go-style duration limited to what people write in manifests: "30s", "5m", "1h30m", "2d" is not Go.
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+
+
+class Schema(BaseModel):
+    """Base for every object in a GreenMatrix manifest: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The object as it appears in a manifest or a status patch (camelCase, unset fields omitted)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry: a CEL rule the API server checks at admission."""
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+Duration = Annotated[
+    str,
+    Field(
+        pattern=DURATION_PATTERN,
+        max_length=32,
+        examples=["30s", "5m", "1h30m"],
+    ),
+]
+
+
+class Condition(Schema):
+    """A metav1.Condition: one aspect of the object's current state."""
+
+    type: Annotated[
+        str,
+        Field(
+            max_length=316,
+            pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+        ),
+    ]
+    """Type of condition in CamelCase, e.g. Ready or InvalidSpec."""
+    status: Literal["True", "False", "Unknown"]
+    """Status of the condition: True, False or Unknown."""
+    observed_generation: Annotated[int | None, Field(ge=0)] = None
+    """The .metadata.generation that the condition was set based upon."""
+    last_transition_time: str
+    """Last time the condition changed status (RFC 3339)."""
+    reason: Annotated[str, Field(min_length=1, max_length=1024, pattern=REASON_PATTERN)]
+    """Programmatic identifier, in CamelCase, of the reason for the last transition."""
+    message: Annotated[str, Field(max_length=32768)] = ""
+    """Human-readable message with details about the transition."""
+
+
+class LabelSelectorRequirement(Schema):
+    """A label selector requirement: a key, an operator and values."""
+
+    key: Annotated[str, Field(min_length=1, max_length=317)]
+    """The label key that the selector applies to."""
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """How the key relates to the values: In, NotIn, Exists or DoesNotExist."""
+    values: list[Annotated[str, Field(max_length=63)]] | None = None
+    """Values for In and NotIn (must be non-empty); must be empty for Exists and DoesNotExist."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0)"
+                    " : (!has(self.values) || size(self.values) == 0)",
+                    "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist",
+                )
+            ]
+        }
+    )
+
+
+class LabelSelector(Schema):
+    """A metav1.LabelSelector. An empty selector selects every object in the namespace."""
+
+    match_labels: dict[str, Annotated[str, Field(max_length=63)]] | None = None
+    """Labels that must all match exactly."""
+    match_expressions: list[LabelSelectorRequirement] | None = None
+    """Requirements that must all hold."""
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        """Whether an object with these labels is selected (Kubernetes semantics)."""
+        for key, value in (self.match_labels or {}).items():
+            if labels.get(key) != value:
+                return False
+        for req in self.match_expressions or []:
+            present = req.key in labels
+            if req.operator == "In" and (not present or labels[req.key] not in (req.values or [])):
+                return False
+            if req.operator == "NotIn" and present and labels[req.key] in (req.values or []):
+                return False
+            if req.operator == "Exists" and not present:
+                return False
+            if req.operator == "DoesNotExist" and present:
+                return False
+        return True
+
+
+class TargetRef(Schema):
+    """The workload that serves or runs this profile (a scale-subresource target, as in VPA and KEDA)."""
+
+    api_version: Annotated[str, Field(max_length=253)] = "apps/v1"
+    """API version of the target, e.g. apps/v1."""
+    kind: Literal["Deployment", "StatefulSet"]
+    """Kind of the target: Deployment or StatefulSet."""
+    name: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+    """Name of the target in the same namespace."""

@@ -1,0 +1,181 @@
+"""The `greenmatrix` command line.
+
+Engine commands (simulate, predict, train, bench, crds) live here. Commands that talk to a
+cluster (`operator`, `lab`) are plugins found through the `greenmatrix.commands` entry-point
+group, so this engine package never imports Kubernetes clients.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import click
+
+from greenmatrix import __version__
+from greenmatrix.errors import GreenMatrixError
+
+DEFAULT_DATA = Path("../shared/data")
+
+
+class _Group(click.Group):
+    """A click group that turns domain errors into a one-line message and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except GreenMatrixError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="greenmatrix")
+def main() -> None:
+    """GreenMatrix: which hardware should this model run on, how many replicas, at what cost and energy."""
+
+
+@main.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("crds"),
+    show_default=True,
+    help="Directory to write the CustomResourceDefinitions into.",
+)
+@click.option(
+    "--check", is_flag=True, help="Exit 1 if the files on disk differ from what would be generated."
+)
+def crds(out_dir: Path, check: bool) -> None:
+    """Generate the CustomResourceDefinitions from the API models."""
+    from greenmatrix.api.crd import render_all
+
+    stale = []
+    for name, text in render_all().items():
+        path = out_dir / name
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+            continue
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        click.echo(f"wrote {path}")
+    if stale:
+        click.echo(f"out of date (run `greenmatrix crds`): {', '.join(stale)}", err=True)
+        sys.exit(1)
+
+
+def _data_option(func):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--data",
+        "data_dir",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=DEFAULT_DATA,
+        show_default=True,
+        help="The reference data folder (shared/data).",
+    )(func)
+
+
+_DATASETS = {
+    "llm-serving": "greenmatrix.batch.llm_serving",
+    "mlperf-inference": "greenmatrix.batch.mlperf_inference",
+    "mlperf-training": "greenmatrix.batch.mlperf_training",
+}
+_LEARNED = (
+    "greenmatrix.learned.serving",
+    "greenmatrix.learned.mlperf_inference",
+    "greenmatrix.learned.training",
+)
+
+
+@main.command()
+@click.option(
+    "--dataset", type=click.Choice(sorted(_DATASETS)), required=True, help="Which kind of rows IN holds."
+)
+@click.option(
+    "--data",
+    "in_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Input CSV with the columns of the matching reference file (measured columns may be absent).",
+)
+@click.option(
+    "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output CSV."
+)
+def predict(dataset: str, in_path: Path, out_path: Path) -> None:
+    """Predict every row of a CSV; OUT repeats the rows and adds predictions with p10/p90 bounds."""
+    import importlib
+
+    module = importlib.import_module(_DATASETS[dataset])
+    count = module.predict_file(in_path, out_path)
+    click.echo(f"predicted {count} rows into {out_path}", err=True)
+
+
+@main.command()
+@_data_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("models"),
+    show_default=True,
+    help="Where the model files and model cards go.",
+)
+def train(data_dir: Path, out_dir: Path) -> None:
+    """Retrain every model deterministically from the reference data."""
+    import importlib
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in _LEARNED:
+        module = importlib.import_module(name)
+        click.echo(f"training {name.rsplit('.', 1)[-1]} ...", err=True)
+        summary = module.train(data_dir, out_dir)
+        click.echo(f"  {summary}", err=True)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks of the engine."""
+
+
+@bench.command()
+@_data_option
+def accuracy(data_dir: Path) -> None:
+    """MAPE and 80%-interval coverage per held-out group, beside a plain roofline."""
+    import importlib
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Held-out accuracy (whole groups never seen in training)")
+    for column in ("dataset", "target", "held out", "n", "MAPE model", "MAPE roofline", "80% coverage"):
+        table.add_column(
+            column, justify="right" if column not in ("dataset", "target", "held out") else "left"
+        )
+    for name in _LEARNED:
+        for row in importlib.import_module(name).benchmark(data_dir):
+            table.add_row(
+                row.dataset,
+                row.target,
+                row.holdout,
+                str(row.n),
+                f"{row.mape_model:.1%}",
+                f"{row.mape_roofline:.1%}",
+                f"{row.coverage80:.0%}",
+            )
+    Console().print(table)
+
+
+def _load_plugins() -> None:
+    for entry in metadata.entry_points(group="greenmatrix.commands"):
+        try:
+            command = entry.load()
+        except ImportError as err:  # a slim install may leave a plugin's dependencies out
+            click.echo(f"warning: command '{entry.name}' unavailable: {err}", err=True)
+            continue
+        main.add_command(command, entry.name)
+
+
+_load_plugins()

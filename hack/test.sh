@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command (README, CI): set up a fresh machine, lint, then run every test, lab tests included.
+# Extra arguments go to pytest, e.g. `hack/test.sh tests/engine -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source hack/setup.sh
+ruff check .
+ruff format --check .
+exec python -m pytest "$@"
