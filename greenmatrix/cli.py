@@ -49,17 +49,18 @@ def main() -> None:
     "--check", is_flag=True, help="Exit 1 if the files on disk differ from what would be generated."
 )
 def crds(out_dir: Path, check: bool) -> None:
-    """Generate the CustomResourceDefinitions from the API models."""
-    from greenmatrix.api.crd import render_all
+    """Generate the CustomResourceDefinitions (and docs/crd-reference.md) from the API models."""
+    from greenmatrix.api.crd import render_all, render_reference
 
     stale = []
-    for name, text in render_all().items():
-        path = out_dir / name
+    files = {out_dir / name: text for name, text in render_all().items()}
+    files[Path("docs") / "crd-reference.md"] = render_reference()
+    for path, text in files.items():
         if check:
             if not path.exists() or path.read_text() != text:
                 stale.append(str(path))
             continue
-        out_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         click.echo(f"wrote {path}")
     if stale:

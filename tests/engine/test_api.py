@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
-from greenmatrix.api.crd import KINDS, custom_resource_definition, render_all
+from greenmatrix.api.crd import KINDS, custom_resource_definition, render_all, render_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_committed_crds_equal_regenerated_bytes() -> None:
     for name, text in render_all().items():
         assert (ROOT / "crds" / name).read_text() == text, f"crds/{name} is stale: run `greenmatrix crds`"
+    reference = (ROOT / "docs" / "crd-reference.md").read_text()
+    assert reference == render_reference(), "docs/crd-reference.md is stale: run `greenmatrix crds`"
 
 
 def _walk(schema: dict[str, Any], path: str = ""):
