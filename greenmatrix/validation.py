@@ -1,0 +1,175 @@
+"""Checks on specs that the CRD schema cannot express: they need the catalogs or cross-field sense.
+
+The API server already enforces shapes, bounds, enums and the CEL rules in `greenmatrix.api`;
+these functions catch what passes the schema yet cannot be acted on (a model the catalog does not
+know, a GPU name nothing resolves, restrictions that exclude everything). Each returns every
+problem found, as errors naming the field and what would be accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from pydantic import ValidationError
+
+from greenmatrix.api.optimizationpolicy import OptimizationPolicySpec
+from greenmatrix.api.workloadprofile import WorkloadProfileSpec
+from greenmatrix.catalog import hardware, llms
+from greenmatrix.errors import GreenMatrixError, InvalidSpecError, UnknownHardwareError, UnknownModelError
+
+
+def validate_workload(
+    spec: WorkloadProfileSpec, node_products: Collection[str] = ()
+) -> list[GreenMatrixError]:
+    """Problems with a WorkloadProfile spec; empty when it can be acted on.
+
+    `node_products` are GPU product labels seen on nodes: a GPU name the catalog does not know is
+    still accepted when a node carries exactly that product (the inventory can show it).
+    """
+    errors: list[GreenMatrixError] = []
+    errors += _model_errors(spec)
+    if spec.hardware is not None:
+        errors += _gpu_name_errors(spec.hardware.allowed_gpus, "spec.hardware.allowedGpus", node_products)
+        errors += _gpu_name_errors(spec.hardware.excluded_gpus, "spec.hardware.excludedGpus", node_products)
+        errors += _restriction_errors(spec)
+    return errors
+
+
+def validate_policy(
+    spec: OptimizationPolicySpec, node_products: Collection[str] = ()
+) -> list[GreenMatrixError]:
+    """Problems with an OptimizationPolicy spec; empty when it can be acted on."""
+    if spec.constraints is None:
+        return []
+    errors = _gpu_name_errors(spec.constraints.allowed_gpus, "spec.constraints.allowedGpus", node_products)
+    if spec.constraints.allowed_gpus == []:
+        errors.append(
+            InvalidSpecError(
+                "spec.constraints.allowedGpus",
+                "an empty list allows no GPU at all; omit the field to allow every GPU",
+            )
+        )
+    return errors
+
+
+def schema_errors(error: ValidationError, prefix: str = "spec") -> list[GreenMatrixError]:
+    """Pydantic's complaints as field-named errors (for objects stored before a schema change)."""
+    out: list[GreenMatrixError] = []
+    for item in error.errors():
+        path = prefix
+        for part in item["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        out.append(InvalidSpecError(path, item["msg"]))
+    return out
+
+
+def _model_errors(spec: WorkloadProfileSpec) -> list[GreenMatrixError]:
+    errors: list[GreenMatrixError] = []
+    model = spec.model
+    max_context = 0
+    if model.name is not None:
+        try:
+            arch = llms.model_arch(model.name)
+        except UnknownModelError as err:
+            errors.append(
+                UnknownModelError(
+                    "spec.model.name",
+                    f"{model.name!r} is not in the model catalog; use a catalog name"
+                    " (`greenmatrix models` lists them) or give spec.model.architecture instead",
+                    err.allowed,
+                )
+            )
+        else:
+            max_context = arch.max_context
+    if spec.task == "training" and model.kv_cache_precision is not None:
+        errors.append(
+            InvalidSpecError(
+                "spec.model.kvCachePrecision", "applies to inference only; remove it for training"
+            )
+        )
+    if spec.inference is not None and max_context:
+        length = spec.inference.input_tokens + spec.inference.output_tokens
+        if length > max_context:
+            errors.append(
+                InvalidSpecError(
+                    "spec.inference.inputTokens",
+                    f"inputTokens + outputTokens = {length} exceeds the context window of"
+                    f" {model.name} ({max_context} tokens)",
+                )
+            )
+    training = spec.training
+    if training is not None and training.samples is not None and training.sequence_length is None:
+        # Every model GreenMatrix sizes is a language model: samples only mean something as sequences.
+        errors.append(
+            InvalidSpecError(
+                "spec.training.sequenceLength",
+                "required with training.samples for a language model (tokens = samples x sequenceLength);"
+                " or give training.tokens instead",
+            )
+        )
+    return errors
+
+
+def _known_gpu(name: str, node_products: Collection[str]) -> bool:
+    if hardware.normalize_gpu_name(name) is not None:
+        return True
+    lowered = name.strip().lower()
+    return any(lowered == p.lower() for p in node_products)
+
+
+def _gpu_name_errors(
+    names: Sequence[str] | None, field: str, node_products: Collection[str]
+) -> list[GreenMatrixError]:
+    errors: list[GreenMatrixError] = []
+    for i, name in enumerate(names or ()):
+        if _known_gpu(name, node_products):
+            continue
+        try:
+            hardware.gpu(name)
+            suggestions: tuple[str, ...] = ()
+        except hardware.UnknownHardwareError as err:
+            suggestions = err.suggestions
+        allowed = list(suggestions) or [g.key for g in hardware.all_gpus()]
+        allowed += sorted(set(node_products) - set(allowed))
+        errors.append(
+            UnknownHardwareError(
+                f"{field}[{i}]",
+                f"{name!r} is neither a GPU in the catalog nor a product label on any node",
+                allowed,
+            )
+        )
+    return errors
+
+
+def _same_gpu(a: str, b: str) -> bool:
+    if a.strip().lower() == b.strip().lower():
+        return True
+    key = hardware.normalize_gpu_name(a)
+    return key is not None and key == hardware.normalize_gpu_name(b)
+
+
+def _restriction_errors(spec: WorkloadProfileSpec) -> list[GreenMatrixError]:
+    restrictions = spec.hardware
+    assert restrictions is not None
+    errors: list[GreenMatrixError] = []
+    allowed = restrictions.allowed_gpus
+    excluded = restrictions.excluded_gpus or []
+    for j, name in enumerate(excluded):
+        clash = next((a for a in allowed or () if _same_gpu(a, name)), None)
+        if clash is not None:
+            errors.append(
+                InvalidSpecError(
+                    f"spec.hardware.excludedGpus[{j}]",
+                    f"{name!r} is also allowed (allowedGpus has {clash!r});"
+                    " a GPU is either allowed or excluded",
+                )
+            )
+    if allowed == [] and not restrictions.allow_cpu:
+        errors.append(
+            InvalidSpecError(
+                "spec.hardware.allowedGpus",
+                "an empty list with allowCpu false leaves no hardware at all;"
+                " omit allowedGpus to allow every GPU",
+            )
+        )
+    return errors

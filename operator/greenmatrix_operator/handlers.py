@@ -1,0 +1,93 @@
+"""Kopf registrations, and nothing else: indexes feed memory, events feed the work queue.
+
+Only `@kopf.index` and `@kopf.on.event` handlers are used: neither stores progress or a diff
+base on the objects, adds finalizers or writes `status.kopf`, so Kopf never writes to users'
+objects at all. Every handler is async: the reconciler's queue lives on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from greenmatrix.api import GROUP, VERSION
+from greenmatrix.inventory import NodeHardware
+from greenmatrix_operator.reconciler import Indexes, Reconciler
+from greenmatrix_operator.records import OPTIMIZATION_POLICY, WORKLOAD_PROFILE, ObjectRecord
+
+NODES = "node_hardware"
+WORKLOADS = "workload_profiles"
+WORKLOAD_NAMES = "workload_profile_names"
+POLICIES = "optimization_policies"
+
+
+def node_hardware(
+    name: str, labels: Mapping[str, str], spec: Mapping[str, Any], status: Mapping[str, Any]
+) -> NodeHardware:
+    """A Node object's parts as the engine's NodeHardware."""
+    conditions = status.get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return NodeHardware.from_node(
+        name,
+        dict(labels),
+        dict(status.get("allocatable") or {}),
+        ready=ready,
+        unschedulable=bool(spec.get("unschedulable", False)),
+    )
+
+
+def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
+    """Register the operator's handlers on `registry`, feeding `reconciler`."""
+
+    def bind(kwargs: Mapping[str, Any]) -> None:
+        reconciler.bind(
+            Indexes(
+                nodes=kwargs[NODES],
+                workloads=kwargs[WORKLOADS],
+                workload_names=kwargs[WORKLOAD_NAMES],
+                policies=kwargs[POLICIES],
+            )
+        )
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same credentials as the status writer: in-cluster, else the kubeconfig context.
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.index("nodes", id=NODES, registry=registry)
+    async def index_node(name: str, labels: Any, spec: Any, status: Any, **_: Any) -> dict[str, NodeHardware]:
+        return {name: node_hardware(name, labels, spec, status)}
+
+    @kopf.index(GROUP, VERSION, "workloadprofiles", id=WORKLOADS, registry=registry)
+    async def index_workload(body: Any, **_: Any) -> dict[tuple[str, str], ObjectRecord]:
+        record = ObjectRecord.from_body(WORKLOAD_PROFILE, body)
+        return {(record.namespace, record.name): record}
+
+    @kopf.index(GROUP, VERSION, "workloadprofiles", id=WORKLOAD_NAMES, registry=registry)
+    async def index_workload_name(namespace: str, name: str, **_: Any) -> dict[str, str]:
+        return {namespace: name}
+
+    @kopf.index(GROUP, VERSION, "optimizationpolicies", id=POLICIES, registry=registry)
+    async def index_policy(body: Any, namespace: str, **_: Any) -> dict[str, ObjectRecord]:
+        return {namespace: ObjectRecord.from_body(OPTIMIZATION_POLICY, body)}
+
+    @kopf.on.event("nodes", registry=registry)
+    async def node_event(name: str, type: str | None, **kwargs: Any) -> None:
+        bind(kwargs)
+        store = kwargs[NODES].get(name) if type != "DELETED" else None
+        reconciler.node_changed(name, next(iter(store), None) if store else None)
+
+    @kopf.on.event(GROUP, VERSION, "workloadprofiles", registry=registry)
+    async def workload_event(body: Any, namespace: str, name: str, type: str | None, **kwargs: Any) -> None:
+        bind(kwargs)
+        deleted = type == "DELETED"
+        store = None if deleted else kwargs[WORKLOADS].get((namespace, name))
+        record = next(iter(store), None) if store else None
+        reconciler.workload_changed(record or ObjectRecord.from_body(WORKLOAD_PROFILE, body), deleted=deleted)
+
+    @kopf.on.event(GROUP, VERSION, "optimizationpolicies", registry=registry)
+    async def policy_event(namespace: str, name: str, **kwargs: Any) -> None:
+        bind(kwargs)
+        reconciler.policy_changed(namespace, name)

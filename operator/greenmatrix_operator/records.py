@@ -1,0 +1,72 @@
+"""What the operator keeps in memory about each watched object, and the keys of its work queue.
+
+Kopf's indexes hold these snapshots (plain, frozen, copied out of the watch event) so the
+reconciler reads every input from memory: no API read per reconcile.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+from greenmatrix.api import GROUP, VERSION
+
+Kind = Literal["WorkloadProfile", "OptimizationPolicy"]
+WORKLOAD_PROFILE: Kind = "WorkloadProfile"
+OPTIMIZATION_POLICY: Kind = "OptimizationPolicy"
+PLURALS: Mapping[str, str] = {
+    WORKLOAD_PROFILE: "workloadprofiles",
+    OPTIMIZATION_POLICY: "optimizationpolicies",
+}
+
+
+class ObjectKey(NamedTuple):
+    """One item of the work queue: an object whose status should be brought up to date."""
+
+    kind: Kind
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """A snapshot of a WorkloadProfile or OptimizationPolicy as last seen on the watch."""
+
+    kind: Kind
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    resource_version: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    spec: Mapping[str, Any] = field(default_factory=dict)
+    status: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> ObjectKey:
+        return ObjectKey(self.kind, self.namespace, self.name)
+
+    @property
+    def api_version(self) -> str:
+        return f"{GROUP}/{VERSION}"
+
+    @classmethod
+    def from_body(cls, kind: Kind, body: Mapping[str, Any]) -> ObjectRecord:
+        """Copy what matters out of a watch event's body (Kopf may reuse the body it hands out)."""
+        meta = body.get("metadata", {})
+        return cls(
+            kind=kind,
+            namespace=meta.get("namespace", ""),
+            name=meta.get("name", ""),
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation", 0) or 0),
+            resource_version=str(meta.get("resourceVersion", "")),
+            labels=dict(meta.get("labels") or {}),
+            spec=copy.deepcopy(dict(body.get("spec") or {})),
+            status=copy.deepcopy(dict(body.get("status") or {})),
+        )

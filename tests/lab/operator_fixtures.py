@@ -1,0 +1,88 @@
+"""Fixtures for the operator's lab tests: the CRDs installed, and `greenmatrix operator` running.
+
+The operator runs as users run it: the `greenmatrix operator` command in a subprocess with the
+lab's KUBECONFIG, limited to its own test namespace so other lab tests' objects stay theirs.
+It is always stopped (SIGTERM, then SIGKILL) when the session ends, also on failures.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from greenmatrix_lab import Lab
+from operator_helpers import CRDS, OPERATOR_NAMESPACE, RunningOperator, healthy, wait_until
+
+
+@pytest.fixture(scope="session")
+def crds(lab: Lab) -> Lab:
+    """The GreenMatrix CRDs from crds/, applied and Established."""
+    lab.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
+    lab.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/workloadprofiles.greenmatrix.io",
+        "crd/optimizationpolicies.greenmatrix.io",
+    )
+    return lab
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def gm_operator(crds: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningOperator]:
+    lab = crds
+    # A fresh namespace: leftovers of an interrupted session must not leak into the assertions.
+    lab.kubectl("delete", "namespace", OPERATOR_NAMESPACE, "--ignore-not-found", "--timeout=120s")
+    lab.kubectl("create", "namespace", OPERATOR_NAMESPACE)
+    health, metrics = _free_port(), _free_port()
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    command = [
+        str(Path(sys.executable).parent / "greenmatrix"),
+        "operator",
+        "--namespace",
+        OPERATOR_NAMESPACE,
+        "--health-port",
+        str(health),
+        "--metrics-port",
+        str(metrics),
+        "--debounce",
+        "0.1",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=lab.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    running = RunningOperator(
+        process=process,
+        log=log,
+        metrics_url=f"http://127.0.0.1:{metrics}/metrics",
+        health_url=f"http://127.0.0.1:{health}/healthz",
+        namespace=OPERATOR_NAMESPACE,
+    )
+    try:
+        wait_until(lambda: healthy(running.health_url) or not running.alive(), 90, "the operator's /healthz")
+        if not running.alive():
+            pytest.fail(f"operator exited early:\n{running.log_text()[-4000:]}")
+        yield running
+    finally:
+        if running.alive():
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        sys.stderr.write(f"operator log: {log}\n")
+        lab.kubectl("delete", "namespace", OPERATOR_NAMESPACE, "--wait=false", check=False)

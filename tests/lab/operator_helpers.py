@@ -1,0 +1,80 @@
+"""Helpers for the operator's lab tests: waiting, reading objects, and the running operator's handle.
+
+Kept apart from `operator_fixtures` (loaded as a pytest plugin) so test modules can import these
+without importing the plugin module before pytest registers it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from greenmatrix_lab import Lab
+
+REPO = Path(__file__).resolve().parents[2]
+CRDS = REPO / "crds"
+OPERATOR_NAMESPACE = "gm-operator-e2e"
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], timeout: float = 60, what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds.
+
+    The timeout only bounds a hung test; nothing is asserted about how fast things happen.
+    """
+    deadline = time.monotonic() + timeout
+    last: T = check()
+    while not last:
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        time.sleep(0.25)
+        last = check()
+    return last
+
+
+def get_json(lab: Lab, *args: str) -> Any:
+    return json.loads(lab.kubectl("get", *args, "-o", "json").stdout)
+
+
+@dataclass
+class RunningOperator:
+    """A `greenmatrix operator` subprocess and how to look at it."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    metrics_url: str
+    health_url: str
+    namespace: str
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def metrics(self) -> dict[str, float]:
+        """The /metrics samples as {"name{labels}": value}."""
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+            text = response.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        return samples
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False

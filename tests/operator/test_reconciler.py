@@ -1,0 +1,366 @@
+"""The operator's loop without a cluster: queue semantics, condition bookkeeping, evaluation, writes.
+
+The reconciler reads plain mappings shaped like Kopf's indexes and writes through a recording
+`StatusWriter`, so these tests check the decisions (what is written, when, which Event) exactly;
+the same code runs against a real API server in tests/lab/test_operator.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+from greenmatrix_operator.evaluation import (
+    PolicyView,
+    applied_policy,
+    evaluate_policy,
+    evaluate_workload,
+    parse_policies,
+)
+from greenmatrix_operator.kube import Gone, Unavailable
+from greenmatrix_operator.reconciler import Indexes, Reconciler
+from greenmatrix_operator.records import (
+    OPTIMIZATION_POLICY,
+    WORKLOAD_PROFILE,
+    ObjectKey,
+    ObjectRecord,
+)
+from greenmatrix_operator.status import ConditionState, merge_conditions, status_patch
+from greenmatrix_operator.workqueue import WorkQueue
+
+from greenmatrix.inventory import NodeHardware
+
+H100 = NodeHardware.from_node(
+    "h0",
+    {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "topology.kubernetes.io/region": "us-east-1"},
+    {"nvidia.com/gpu": "8"},
+)
+L4 = NodeHardware.from_node(
+    "l0",
+    {"nvidia.com/gpu.product": "NVIDIA-L4", "topology.kubernetes.io/region": "us-east-1"},
+    {"nvidia.com/gpu": "1"},
+)
+CHAT = {"task": "inference", "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "inference": {}}
+
+
+# --- work queue ---------------------------------------------------------------------------------
+
+
+def test_queue_coalesces_a_burst_into_one_item() -> None:
+    async def scenario() -> list[str]:
+        queue: WorkQueue[str] = WorkQueue(debounce=0.01)
+        for _ in range(5):
+            queue.add("a")
+        queue.add("b")
+        got = [await queue.get(), await queue.get()]
+        assert len(queue) == 0
+        return got
+
+    assert sorted(asyncio.run(scenario())) == ["a", "b"]
+
+
+def test_queue_never_hands_out_a_key_being_processed_and_requeues_it_after() -> None:
+    async def scenario() -> None:
+        queue: WorkQueue[str] = WorkQueue(debounce=0)
+        queue.add("a")
+        first = await queue.get()
+        queue.add("a")  # changed while being processed
+        assert len(queue) == 0 and queue.processing == 1
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(queue.get(), 0.05)
+        queue.done(first)
+        assert await asyncio.wait_for(queue.get(), 5) == "a"
+
+    asyncio.run(scenario())
+
+
+def test_queue_earlier_schedule_wins() -> None:
+    async def scenario() -> str:
+        queue: WorkQueue[str] = WorkQueue(debounce=0)
+        queue.add("late", delay=3600)
+        queue.add("soon", delay=0.01)
+        queue.add("late", delay=0)  # a fresh change overrides a pending retry delay
+        return await asyncio.wait_for(queue.get(), 5)
+
+    assert asyncio.run(scenario()) == "late"
+
+
+# --- conditions and patches ---------------------------------------------------------------------
+
+
+def test_transition_time_moves_only_when_status_flips() -> None:
+    first = merge_conditions(None, [ConditionState("Ready", "True", "HardwareMatched", "x")], 1, "T1")
+    same = merge_conditions(first, [ConditionState("Ready", "True", "HardwareMatched", "y")], 2, "T2")
+    assert same[0]["lastTransitionTime"] == "T1"
+    assert same[0]["observedGeneration"] == 2 and same[0]["message"] == "y"
+    flipped = merge_conditions(same, [ConditionState("Ready", "False", "NoMatchingHardware", "z")], 2, "T3")
+    assert flipped[0]["lastTransitionTime"] == "T3"
+
+
+def test_conditions_of_other_controllers_are_kept() -> None:
+    foreign = {"type": "Audited", "status": "True", "reason": "Ok", "lastTransitionTime": "T0"}
+    out = merge_conditions([foreign], [ConditionState("Ready", "True", "HardwareMatched")], 1, "T1")
+    assert [c["type"] for c in out] == ["Ready", "Audited"]
+
+
+def test_status_patch_is_none_when_equal_and_nulls_dropped_keys() -> None:
+    assert status_patch({"a": 1, "b": [1]}, {"a": 1, "b": [1]}) is None
+    assert status_patch({"a": 1, "inventory": {}}, {"a": 2}) == {"a": 2, "inventory": None}
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+
+def test_matching_hardware_makes_ready() -> None:
+    result = evaluate_workload(CHAT, [H100, L4])
+    assert (result.ready.status, result.ready.reason) == ("True", "HardwareMatched")
+    assert result.inventory is not None and result.inventory.matched_nodes == 2
+
+
+def test_unknown_model_is_not_ready_and_invalid() -> None:
+    result = evaluate_workload({**CHAT, "model": {"name": "nope/nope"}}, [H100])
+    by_type = {c.type: c for c in result.conditions}
+    assert (by_type["Ready"].status, by_type["Ready"].reason) == ("False", "UnknownModel")
+    assert (by_type["InvalidSpec"].status, by_type["InvalidSpec"].reason) == ("True", "UnknownModel")
+    assert "spec.model.name" in by_type["Ready"].message
+    assert result.inventory is None
+
+
+def test_no_matching_hardware_names_the_policy_that_narrowed_it() -> None:
+    policy = PolicyView(
+        "strict", parse_policies([("strict", {"constraints": {"regions": ["eu-west-1"]}})])[0].spec
+    )
+    result = evaluate_workload(CHAT, [H100, L4], policy)
+    assert (result.ready.status, result.ready.reason) == ("False", "NoMatchingHardware")
+    assert "OptimizationPolicy strict" in result.ready.message
+
+
+def test_schema_drift_becomes_invalid_spec_not_a_crash() -> None:
+    result = evaluate_workload({"task": "inference", "model": {"name": "x", "bogus": 1}}, [H100])
+    assert result.ready.reason == "InvalidSpec"
+    assert "spec.model.bogus" in result.ready.message
+
+
+def test_highest_priority_wins_and_ties_go_to_the_first_name() -> None:
+    policies = parse_policies(
+        [
+            ("b-team", {"selector": {"matchLabels": {"team": "chat"}}, "priority": 5}),
+            ("a-team", {"selector": {"matchLabels": {"team": "chat"}}, "priority": 5}),
+            ("default", {"priority": 0}),
+        ]
+    )
+    winner = applied_policy(policies, {"team": "chat"})
+    assert winner is not None and winner.name == "a-team"
+    other = applied_policy(policies, {"team": "search"})
+    assert other is not None and other.name == "default"
+
+
+def test_policy_status_lists_selected_and_applied() -> None:
+    raw = [("chat", {"selector": {"matchLabels": {"team": "chat"}}, "priority": 10}), ("all", {})]
+    policies = parse_policies(raw)
+    workloads = [("z-chat", {"team": "chat"}), ("search", {"team": "search"}), ("a-chat", {"team": "chat"})]
+    everyone = evaluate_policy("all", {}, workloads, policies)
+    assert everyone.selected == ("a-chat", "search", "z-chat")
+    assert everyone.applied == ("search",)
+    chat = evaluate_policy("chat", raw[0][1], workloads, policies)
+    assert chat.selected == chat.applied == ("a-chat", "z-chat")
+
+
+# --- the reconciler -----------------------------------------------------------------------------
+
+
+class RecordingWriter:
+    """Applies merge patches to an in-memory status, like the API server, and records Events."""
+
+    def __init__(self) -> None:
+        self.statuses: dict[ObjectKey, dict[str, Any]] = {}
+        self.patches: list[tuple[ObjectKey, Mapping[str, Any]]] = []
+        self.events: list[tuple[ObjectKey, str, str]] = []
+        self.fail_with: Exception | None = None
+
+    async def patch_status(self, record: ObjectRecord, patch: Mapping[str, Any]) -> str:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.patches.append((record.key, patch))
+        status = self.statuses.setdefault(record.key, dict(record.status))
+        for k, v in patch.items():
+            if v is None:
+                status.pop(k, None)
+            else:
+                status[k] = v
+        return str(len(self.patches))
+
+    async def post_event(self, record: ObjectRecord, type_: str, reason: str, message: str) -> None:
+        self.events.append((record.key, type_, reason))
+
+
+def wp(
+    name: str, spec: Mapping[str, Any] = CHAT, labels: Mapping[str, str] | None = None, **kw: Any
+) -> ObjectRecord:
+    return ObjectRecord(
+        kind=WORKLOAD_PROFILE,
+        namespace="ml",
+        name=name,
+        uid=f"uid-{name}",
+        generation=kw.get("generation", 1),
+        resource_version=kw.get("rv", "1"),
+        labels=dict(labels or {}),
+        spec=dict(spec),
+        status=kw.get("status", {}),
+    )
+
+
+def make(nodes: list[NodeHardware], records: list[ObjectRecord], policies: list[ObjectRecord] = ()) -> tuple:  # type: ignore[assignment,type-arg]
+    writer = RecordingWriter()
+    reconciler = Reconciler(writer, clock=lambda: "2026-01-01T00:00:00Z")
+    indexes = Indexes(
+        nodes={n.name: [n] for n in nodes},
+        workloads={(r.namespace, r.name): [r] for r in records},
+        workload_names={"ml": [r.name for r in records]},
+        policies={"ml": list(policies)},
+    )
+    reconciler.bind(indexes)
+    return reconciler, writer, indexes
+
+
+def test_reconcile_writes_once_then_nothing_for_unchanged_inputs() -> None:
+    record = wp("chat")
+    reconciler, writer, indexes = make([H100], [record])
+    asyncio.run(reconciler.reconcile(record.key))
+    assert len(writer.patches) == 1
+    status = writer.statuses[record.key]
+    assert status["observedGeneration"] == 1
+    assert status["inventory"]["gpus"][0]["gpu"] == "H100-SXM-80GB"
+    assert writer.events == [(record.key, "Normal", "HardwareMatched")]
+    # Before the watch echoes the write, and after it: no second write, no second Event.
+    asyncio.run(reconciler.reconcile(record.key))
+    echoed = wp("chat", rv="2", status=status)
+    indexes.workloads[("ml", "chat")] = [echoed]
+    asyncio.run(reconciler.reconcile(record.key))
+    assert len(writer.patches) == 1 and len(writer.events) == 1
+
+
+def test_node_change_updates_inventory_and_warns_when_nothing_matches() -> None:
+    record = wp("l4-only", {**CHAT, "hardware": {"allowedGpus": ["NVIDIA-L4"], "allowCpu": False}})
+    reconciler, writer, indexes = make([H100, L4], [record])
+    asyncio.run(reconciler.reconcile(record.key))
+    assert writer.statuses[record.key]["inventory"]["matchedNodes"] == 1
+    del indexes.nodes["l0"]
+    reconciler.node_changed("l0", None)
+    assert len(reconciler.queue) == 1  # the profile was queued by the node change
+    asyncio.run(reconciler.reconcile(record.key))
+    ready = writer.statuses[record.key]["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", "NoMatchingHardware")
+    assert writer.events[-1] == (record.key, "Warning", "NoMatchingHardware")
+
+
+def test_unchanged_node_does_not_queue_anything() -> None:
+    reconciler, _, _ = make([H100], [wp("chat")])
+    reconciler.node_changed("h0", H100)
+    assert len(reconciler.queue) == 1  # first sight of the node
+    reconciler.queue = WorkQueue()
+    # A heartbeat: a new event with the same labels parses to an equal NodeHardware.
+    heartbeat = NodeHardware.from_node(
+        "h0",
+        {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "topology.kubernetes.io/region": "us-east-1"},
+        {"nvidia.com/gpu": "8"},
+    )
+    reconciler.node_changed("h0", heartbeat)
+    assert len(reconciler.queue) == 0
+    reconciler.node_changed("h0", NodeHardware.from_node("h0", {}, {}, ready=False))
+    assert len(reconciler.queue) == 1
+
+
+def test_policy_status_and_applied_policy_constraints() -> None:
+    chat = wp("chat", labels={"team": "chat"})
+    policy = ObjectRecord(
+        kind=OPTIMIZATION_POLICY,
+        namespace="ml",
+        name="eu-only",
+        uid="uid-p",
+        generation=3,
+        resource_version="9",
+        spec={"selector": {"matchLabels": {"team": "chat"}}, "constraints": {"regions": ["eu-west-1"]}},
+    )
+    reconciler, writer, _ = make([H100], [chat], [policy])
+    asyncio.run(reconciler.reconcile(policy.key))
+    status = writer.statuses[policy.key]
+    assert status["selectedWorkloads"] == ["chat"] and status["selectedCount"] == 1
+    assert status["appliedWorkloads"] == ["chat"]
+    assert status["conditions"][0]["observedGeneration"] == 3
+    asyncio.run(reconciler.reconcile(chat.key))
+    assert writer.statuses[chat.key]["conditions"][0]["reason"] == "NoMatchingHardware"
+
+
+def test_api_faults_are_retried_and_gone_objects_forgotten() -> None:
+    record = wp("chat")
+    reconciler, writer, _ = make([H100], [record])
+
+    async def settle(done: Callable[[], bool]) -> None:
+        for _ in range(500):
+            if done():
+                return
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> None:
+        tasks = reconciler.start()
+        writer.fail_with = Unavailable("503")
+        reconciler.queue.add(record.key, 0)
+        await settle(lambda: reconciler.stats["errors"] == 1 and not reconciler.queue.processing)
+        assert reconciler.stats["errors"] == 1
+        assert len(reconciler.queue) == 1  # scheduled for a retry
+        writer.fail_with = RuntimeError("a bug in the engine for this one object")
+        reconciler.queue.add(record.key, 0)
+        await settle(lambda: reconciler.stats["errors"] == 2 and not reconciler.queue.processing)
+        assert reconciler.stats["errors"] == 2 and len(reconciler.queue) == 1
+        writer.fail_with = Gone("404")
+        reconciler.queue.add(record.key, 0)
+        await settle(lambda: not len(reconciler.queue) and not reconciler.queue.processing)
+        assert len(reconciler.queue) == 0  # gone: no retry
+        assert reconciler.stats["errors"] == 2
+        assert not any(t.done() for t in tasks)  # the workers survived every fault
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert writer.patches == []
+
+
+# --- the Kopf-facing shell ----------------------------------------------------------------------
+
+
+def test_node_objects_become_node_hardware() -> None:
+    from greenmatrix_operator.handlers import node_hardware
+
+    labels = {"nvidia.com/gpu.product": "NVIDIA-L4", "topology.kubernetes.io/region": "us-east-1"}
+    status = {
+        "allocatable": {"cpu": "3920m", "nvidia.com/gpu": "1"},
+        "conditions": [
+            {"type": "MemoryPressure", "status": "False"},
+            {"type": "Ready", "status": "True"},
+        ],
+    }
+    node = node_hardware("l4", labels, {}, status)
+    assert node.usable and node.gpu is not None and node.gpu.key == "L4" and node.cpu_cores == 3
+    not_ready = node_hardware(
+        "l4", labels, {}, {**status, "conditions": [{"type": "Ready", "status": "Unknown"}]}
+    )
+    assert not not_ready.usable
+    cordoned = node_hardware("l4", labels, {"unschedulable": True}, status)
+    assert cordoned.unschedulable and not cordoned.usable
+    assert not node_hardware("new", labels, {}, {}).ready  # no conditions yet: not Ready
+
+
+def test_metrics_are_prometheus_text() -> None:
+    from greenmatrix_operator.metrics import render
+
+    reconciler, _, _ = make([H100], [wp("chat")])
+    asyncio.run(reconciler.reconcile(wp("chat").key))
+    text = render(reconciler)
+    assert 'greenmatrix_operator_reconciles_total{kind="WorkloadProfile"} 1' in text
+    assert 'greenmatrix_operator_status_writes_total{kind="WorkloadProfile"} 1' in text
+    assert "# TYPE greenmatrix_operator_queue_depth gauge" in text
+    assert text.count("# TYPE greenmatrix_operator_reconciles_total counter") == 1
