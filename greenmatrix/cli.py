@@ -169,6 +169,84 @@ def accuracy(data_dir: Path) -> None:
     Console().print(table)
 
 
+@main.command()
+@click.option(
+    "-f",
+    "--file",
+    "workload_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="A WorkloadProfile manifest (YAML).",
+)
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An OptimizationPolicy manifest whose objectives and constraints apply.",
+)
+@click.option("--region", help="Cloud region for grid carbon (e.g. us-east-1); default: the world average.")
+@click.option("--gpus", help="Comma-separated GPUs to consider (catalog names or aliases); default: all.")
+@click.option("--all", "show_all", is_flag=True, help="Show every option, not only the first 30.")
+def simulate(
+    workload_path: Path,
+    output: str,
+    policy_path: Path | None,
+    region: str | None,
+    gpus: str | None,
+    show_all: bool,
+) -> None:
+    """Predict, price and rank hardware options for a workload, without a cluster."""
+    import json
+
+    import yaml
+    from rich.console import Console
+
+    from greenmatrix import report
+    from greenmatrix.planner import plan
+
+    spec = report.load_workload(workload_path)
+    policy = report.load_policy(policy_path) if policy_path else None
+    names = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
+    result = plan(spec, None, policy, region=region, gpus=names)
+    if output == "json":
+        click.echo(json.dumps(result.to_wire(), indent=2))
+    elif output == "yaml":
+        click.echo(yaml.safe_dump(result.to_wire(), sort_keys=False))
+    else:
+        console = Console(width=None if sys.stdout.isatty() else 220)
+        console.print(report.plan_table(result, limit=None if show_all else 30))
+        hidden = len(result.options) - 30
+        if hidden > 0 and not show_all:
+            console.print(f"({hidden} more options: --all shows them)")
+        for line in report.summary_lines(result):
+            console.print(line, highlight=False, markup=False)
+    result.raise_if_infeasible()
+
+
+@main.command()
+@click.option(
+    "--kind",
+    type=click.Choice(["all", "models", "gpus"]),
+    default="all",
+    show_default=True,
+    help="What to list",
+)
+def models(kind: str) -> None:
+    """List the catalog's models and GPUs."""
+    from rich.console import Console
+
+    from greenmatrix import report
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    if kind in ("all", "models"):
+        console.print(report.models_table())
+    if kind in ("all", "gpus"):
+        console.print(report.gpus_table())
+
+
 def _load_plugins() -> None:
     for entry in metadata.entry_points(group="greenmatrix.commands"):
         try:

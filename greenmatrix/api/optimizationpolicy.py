@@ -106,13 +106,16 @@ class OptimizationPolicySpec(Schema):
     """Label selector over WorkloadProfiles in this namespace; empty selects all of them."""
     priority: Annotated[int, Field(ge=-1000, le=1000)] = 0
     """When several policies select one WorkloadProfile, the highest priority applies (ties: first name)."""
-    objectives: Objectives = Field(default_factory=Objectives, json_schema_extra={"default": {}})
+    # Full defaults, not {}: the API server checks a default against the CEL rules as written.
+    objectives: Objectives = Field(
+        default_factory=Objectives, json_schema_extra={"default": Objectives().to_wire()}
+    )
     """Weights of latency, throughput, cost, energy and carbon in the ranking."""
     constraints: Constraints | None = None
     """Hard limits on the recommended option."""
     mode: Literal["Recommend", "Auto"] = "Recommend"
     """Recommend writes status only; Auto also scales targetRef when the cluster admin enabled auto-apply."""
-    scaling: Scaling = Field(default_factory=Scaling, json_schema_extra={"default": {}})
+    scaling: Scaling = Field(default_factory=Scaling, json_schema_extra={"default": Scaling().to_wire()})
     """Replica bounds and guardrails."""
     evaluation_interval: Duration = "5m"
     """How often selected WorkloadProfiles are re-evaluated against live metrics."""

@@ -370,6 +370,8 @@ class OptionPrediction(Schema):
     """TOPSIS closeness to the ideal under the applied weights, 0 to 1 (higher is better)."""
     pareto: bool = False
     """Whether no other option is at least as good on every objective and better on one."""
+    slo_margin: bool | None = None
+    """Whether the objectives also hold at the pessimistic (p90) prediction; unset without objectives."""
     reason: str = ""
     """Why the option is infeasible, or what limits it."""
 

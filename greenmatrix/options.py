@@ -1,0 +1,246 @@
+"""Hardware options: the places a workload could run, before anything is predicted about them.
+
+An option is one accelerator type with one replica layout (GPUs per replica), either in the
+cluster (from the WorkloadProfile's `Inventory`: nodes, GPUs per node, regions, the node label
+to select it) or in the catalog only (what the cluster could add). CPU-only node kinds are
+options too, for small models.
+
+Layouts are GPUs per replica in {1, 2, 4, 8}: the tensor-parallel degrees serving engines
+support well (attention heads and KV heads divide by them), within the workload's
+min/maxGpusPerReplica and never more than one node holds, so a replica never spans nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from greenmatrix import economics
+from greenmatrix.api.optimizationpolicy import OptimizationPolicySpec
+from greenmatrix.api.workloadprofile import CPUInventory, HardwareSpec, Inventory
+from greenmatrix.catalog import hardware
+from greenmatrix.errors import UnknownHardwareError
+
+LAYOUTS = (1, 2, 4, 8)
+# Catalog options are sized as if the cluster could add this many nodes of a type (training only).
+CATALOG_MAX_NODES = 16
+# Node memory of a CPU-only node when nothing says otherwise (NFD does not label it): a common
+# general-purpose instance has 4 GiB per vCPU; we assume at least 64 GiB.
+CPU_NODE_MEMORY_GIB_PER_CORE = 4.0
+
+
+@dataclass(frozen=True)
+class HardwareOption:
+    """One kind of hardware with one replica layout; exactly one of `gpu` and `cpu` is set."""
+
+    name: str  # catalog GPU key, the raw product for an unknown GPU, or "cpu/<vendor>"
+    gpus_per_replica: int  # 0 on CPU
+    in_cluster: bool
+    gpu: hardware.GPUSpec | None = None
+    cpu: hardware.CPUSpec | None = None
+    product: str | None = None  # node label value (nvidia.com/gpu.product) when in the cluster
+    nodes: int | None = None  # in-cluster nodes of this kind (None: catalog, unbounded)
+    gpus_per_node: int = 1
+    regions: tuple[str, ...] = ()
+    note: str = ""  # why the option cannot be predicted (unknown GPU), else empty
+    pods: int = 1  # training worker pods (whole nodes when > 1); serving replicas are sized later
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.cpu is not None
+
+    @property
+    def label(self) -> str:
+        """How tables and explanations name it: "L4 x1", "H100-SXM-80GB x4", "cpu/intel"."""
+        if self.is_cpu:
+            return self.name
+        if self.pods > 1:
+            return f"{self.name} x{self.gpus_per_replica * self.pods} ({self.pods} nodes)"
+        return f"{self.name} x{self.gpus_per_replica}"
+
+    @property
+    def max_replicas(self) -> int | None:
+        """Replicas the cluster can hold at this layout (None: a catalog option, not bounded)."""
+        if self.nodes is None:
+            return None
+        if self.is_cpu:
+            return self.nodes
+        return self.nodes * (self.gpus_per_node // max(self.gpus_per_replica, 1))
+
+
+def layouts(restrictions: HardwareSpec | None, gpus_per_node: int) -> list[int]:
+    """GPUs per replica worth trying: {1,2,4,8} within the workload's bounds and one node."""
+    r = restrictions or HardwareSpec()
+    return [
+        n for n in LAYOUTS if r.min_gpus_per_replica <= n <= r.max_gpus_per_replica and n <= gpus_per_node
+    ]
+
+
+def _matches(spec_key: str | None, product: str | None, names: Sequence[str]) -> bool:
+    for name in names:
+        text = name.strip().lower()
+        if product is not None and text == product.strip().lower():
+            return True
+        if spec_key is not None and (
+            text == spec_key.lower() or hardware.normalize_gpu_name(name) == spec_key
+        ):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Restrictions:
+    """The workload's and the policy's hardware restrictions, combined."""
+
+    allowed: tuple[tuple[str, ...], ...]  # every list must admit a GPU (workload's and policy's)
+    excluded: tuple[str, ...]
+    regions: tuple[tuple[str, ...], ...]  # every list must admit the region
+    allow_cpu: bool
+
+    @classmethod
+    def of(cls, restrictions: HardwareSpec | None, policy: OptimizationPolicySpec | None) -> Restrictions:
+        r = restrictions or HardwareSpec()
+        constraints = policy.constraints if policy is not None else None
+        allowed = [
+            tuple(lst)
+            for lst in (r.allowed_gpus, constraints and constraints.allowed_gpus)
+            if lst is not None
+        ]
+        regions = [tuple(lst) for lst in (r.regions, constraints and constraints.regions) if lst is not None]
+        return cls(tuple(allowed), tuple(r.excluded_gpus or ()), tuple(regions), r.allow_cpu)
+
+    def gpu_allowed(self, key: str | None, product: str | None = None) -> bool:
+        if any(not _matches(key, product, lst) for lst in self.allowed):
+            return False
+        return not _matches(key, product, self.excluded)
+
+    def usable_regions(self, regions: Sequence[str]) -> tuple[str, ...]:
+        """The regions among `regions` every region list admits (all of them when unrestricted)."""
+        return tuple(g for g in regions if all(g in lst for lst in self.regions))
+
+    @property
+    def region_restricted(self) -> bool:
+        return bool(self.regions)
+
+
+def check_gpu_names(names: Sequence[str] | None, field: str) -> list[hardware.GPUSpec]:
+    """Resolve user-given GPU names; an unknown one raises UnknownHardwareError naming the field."""
+    specs = []
+    for i, name in enumerate(names or ()):
+        try:
+            specs.append(hardware.gpu(name))
+        except hardware.UnknownHardwareError as err:
+            allowed = list(err.suggestions) or [g.key for g in hardware.all_gpus()]
+            raise UnknownHardwareError(
+                f"{field}[{i}]",
+                f"{name!r} is not a GPU in the catalog (`greenmatrix models` lists them)",
+                allowed,
+            ) from None
+    return specs
+
+
+def cluster_options(
+    inventory: Inventory, restrictions: Restrictions, hw: HardwareSpec | None
+) -> list[HardwareOption]:
+    """Options on the cluster's hardware: each GPU type at each layout, and CPU node kinds."""
+    out: list[HardwareOption] = []
+    for entry in inventory.gpus or []:
+        spec = hardware.try_gpu(entry.gpu) if entry.known else None
+        if spec is None:
+            spec = hardware.try_gpu(entry.product)
+        key = spec.key if spec is not None else entry.gpu
+        if not restrictions.gpu_allowed(key if spec else None, entry.product):
+            continue
+        regions = tuple(entry.regions or ())
+        common = {"in_cluster": True, "product": entry.product, "nodes": entry.nodes, "regions": regions}
+        if spec is None or "-MIG-" in entry.gpu:
+            note = (
+                f"GPU {entry.product!r} has no specs in the catalog"
+                if spec is None
+                else f"MIG slices ({entry.gpu}) are not predicted; use whole GPUs"
+            )
+            out.append(
+                HardwareOption(
+                    name=entry.gpu, gpus_per_replica=1, gpus_per_node=entry.gpus_per_node, note=note, **common
+                )
+            )
+            continue
+        sizes = layouts(hw, entry.gpus_per_node)
+        if not sizes:
+            out.append(
+                HardwareOption(
+                    name=key,
+                    gpus_per_replica=min((hw or HardwareSpec()).min_gpus_per_replica, 64),
+                    gpu=spec,
+                    gpus_per_node=entry.gpus_per_node,
+                    note=f"nodes have {entry.gpus_per_node} GPUs, fewer than minGpusPerReplica",
+                    **common,
+                )
+            )
+        for n in sizes:
+            out.append(
+                HardwareOption(
+                    name=key, gpus_per_replica=n, gpu=spec, gpus_per_node=entry.gpus_per_node, **common
+                )
+            )
+    if restrictions.allow_cpu:
+        out += [_cpu_from_inventory(c) for c in inventory.cpus or []]
+    return out
+
+
+def _cpu_from_inventory(c: CPUInventory) -> HardwareOption:
+    vendor = c.vendor if c.vendor.lower() in ("intel", "amd") else "Intel"
+    spec = hardware.cpu_option(
+        vendor, c.avx512, c.amx and vendor.lower() == "intel", c.cores_per_node or None
+    )
+    return HardwareOption(
+        name=f"cpu/{spec.vendor}", gpus_per_replica=0, in_cluster=True, cpu=spec, nodes=c.nodes
+    )
+
+
+def catalog_options(
+    restrictions: Restrictions,
+    hw: HardwareSpec | None,
+    *,
+    only: Sequence[hardware.GPUSpec] | None = None,
+    region: str | None = None,
+) -> list[HardwareOption]:
+    """Options on catalog hardware (not necessarily in any cluster), plus a generic CPU node.
+
+    Without `only`, the GPUs that have both specs and an on-demand price: what a cluster could
+    actually rent, so that every outside option has a cost to compare. `only` may name any
+    catalogued GPU. The generic CPU is an Intel socket with AMX (Sapphire Rapids class), the
+    best case a cluster would add for CPU inference.
+    """
+    if only is not None:
+        specs = list(only)
+    else:
+        specs = [g for g in hardware.all_gpus() if economics.price_per_gpu_hour(g.key) is not None]
+    regions = (region,) if region else ()
+    out: list[HardwareOption] = []
+    for spec in specs:
+        if not restrictions.gpu_allowed(spec.key):
+            continue
+        for n in layouts(hw, spec.gpus_per_node):
+            out.append(
+                HardwareOption(
+                    name=spec.key,
+                    gpus_per_replica=n,
+                    in_cluster=False,
+                    gpu=spec,
+                    gpus_per_node=spec.gpus_per_node,
+                    regions=regions,
+                )
+            )
+    if restrictions.allow_cpu:
+        cpu = hardware.cpu_option("Intel", avx512=True, amx=True)
+        out.append(
+            HardwareOption(
+                name=f"cpu/{cpu.vendor}", gpus_per_replica=0, in_cluster=False, cpu=cpu, regions=regions
+            )
+        )
+    return out
+
+
+def cpu_node_memory_gib(cpu: hardware.CPUSpec) -> float:
+    return max(64.0, cpu.cores * CPU_NODE_MEMORY_GIB_PER_CORE)

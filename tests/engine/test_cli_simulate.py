@@ -1,0 +1,159 @@
+"""`greenmatrix simulate` and `greenmatrix models` as a user runs them: output, formats, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from greenmatrix.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def write(tmp_path: Path, text: str, name: str = "w.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+CHAT = """
+apiVersion: greenmatrix.io/v1alpha1
+kind: WorkloadProfile
+metadata: {name: chat}
+spec:
+  task: inference
+  model: {name: meta-llama/Llama-3.1-8B-Instruct, precision: bf16}
+  inference: {inputTokens: 1024, outputTokens: 256, concurrency: 8%s}
+"""
+
+
+def test_table_shows_the_top_choice_and_why() -> None:
+    result = run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--region", "us-east-1")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(
+        run(
+            "simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--region", "us-east-1", "-o", "json"
+        ).output
+    )
+    top = plan["recommendation"]
+    label = f"{top['gpu']} x{top['gpusPerReplica']}"
+    assert "Hardware options" in result.output
+    first_row = next(line for line in result.output.splitlines() if line.startswith("│  1 "))
+    assert label in first_row
+    assert f"Recommended: {label}" in result.output
+    for column in ("TTFT ms", "TPOT ms", "$/h", "$/1M tok", "gCO2/1M tok", "feasible"):
+        assert column in result.output
+
+
+def test_json_is_the_plan_on_the_wire() -> None:
+    result = run("simulate", "-f", str(EXAMPLES / "llama-70b-fp8.yaml"), "-o", "json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["task"] == "inference"
+    rec = plan["recommendation"]
+    assert {"gpu", "gpusPerReplica", "replicas", "predicted", "explanation", "resources"} <= set(rec)
+    assert (
+        rec["predicted"]["tpotMs"]["p10"]
+        <= rec["predicted"]["tpotMs"]["p50"]
+        <= rec["predicted"]["tpotMs"]["p90"]
+    )
+    # The example asks for 2 to 8 GPUs per replica.
+    assert all(2 <= o["gpusPerReplica"] <= 8 for o in plan["options"] if o["gpusPerReplica"])
+    assert pytest.approx(sum(plan["weights"].values())) == 1.0
+
+
+def test_yaml_output_parses() -> None:
+    result = run("simulate", "-f", str(EXAMPLES / "llama-8b-finetune.yaml"), "-o", "yaml")
+    assert result.exit_code == 0, result.output
+    plan = yaml.safe_load(result.output)
+    assert plan["task"] == "training" and plan["recommendation"]["latency"].startswith("run ")
+
+
+def test_gpus_and_policy_restrict_the_options() -> None:
+    result = run(
+        "simulate",
+        "-f",
+        str(EXAMPLES / "llama-8b-chat.yaml"),
+        "--gpus",
+        "H100-SXM-80GB,NVIDIA-L4",
+        "--policy",
+        str(EXAMPLES / "policy-green-default.yaml"),
+        "-o",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert {o["gpu"] for o in plan["options"]} <= {"H100-SXM-80GB", "L4"}
+    assert plan["weights"]["carbon"] == pytest.approx(0.25)
+
+
+def expect_error(result, field: str) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    message = result.stderr
+    assert message.startswith("error: ") and field in message, message
+    return message
+
+
+def test_unknown_model_names_the_field(tmp_path: Path) -> None:
+    text = CHAT.replace("meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-9-8B") % ""
+    message = expect_error(run("simulate", "-f", write(tmp_path, text)), "spec.model.name")
+    assert "allowed:" in message
+
+
+def test_unknown_gpu_names_the_option() -> None:
+    message = expect_error(
+        run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--gpus", "H100,Z9000"), "--gpus[1]"
+    )
+    assert "Z9000" in message
+
+
+def test_unmeetable_slo_exits_2_and_names_the_slo(tmp_path: Path) -> None:
+    text = CHAT % ", slo: {tpotMs: 0.001}"
+    message = expect_error(run("simulate", "-f", write(tmp_path, text)), "spec.inference.slo.tpotMs")
+    assert "closest is" in message
+
+
+def test_a_model_too_large_for_every_option(tmp_path: Path) -> None:
+    text = (CHAT % "").replace("meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-405B-Instruct")
+    message = expect_error(
+        run("simulate", "-f", write(tmp_path, text), "--gpus", "L4,T4"), "spec.model.precision"
+    )
+    assert "weights alone need" in message
+
+
+def test_not_a_workload_profile(tmp_path: Path) -> None:
+    expect_error(run("simulate", "-f", str(EXAMPLES / "policy-chat-cost.yaml")), "kind")
+    expect_error(run("simulate", "-f", write(tmp_path, "a: [1, 2\n")), "-f")
+    expect_error(run("simulate", "-f", str(tmp_path / "missing.yaml")), "-f")
+
+
+def test_schema_violation_names_the_camel_case_field(tmp_path: Path) -> None:
+    text = CHAT.replace("concurrency: 8", "concurrency: 0") % ""
+    message = expect_error(run("simulate", "-f", write(tmp_path, text)), "spec.inference.concurrency")
+    assert "greater than or equal to 1" in message
+    typo = CHAT.replace("inputTokens", "inputTokenz") % ""
+    expect_error(run("simulate", "-f", write(tmp_path, typo)), "spec.inference.inputTokenz")
+    bad_policy = write(
+        tmp_path, "kind: OptimizationPolicy\nspec: {objectives: {latency: 0, cost: 0}}\n", "p.yaml"
+    )
+    expect_error(
+        run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--policy", bad_policy), "spec.objectives"
+    )
+
+
+def test_models_lists_catalog_models_and_gpus() -> None:
+    result = run("models")
+    assert result.exit_code == 0, result.output
+    assert "meta-llama/Llama-3.1-70B-Instruct" in result.output
+    assert "H100-SXM-80GB" in result.output and "L4" in result.output
