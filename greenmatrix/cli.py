@@ -162,8 +162,8 @@ def accuracy(data_dir: Path) -> None:
                 row.target,
                 row.holdout,
                 str(row.n),
-                f"{row.mape_model:.1%}",
-                f"{row.mape_roofline:.1%}",
+                f"{row.mape_model:.1f}%",
+                f"{row.mape_roofline:.1f}%",
                 f"{row.coverage80:.0%}",
             )
     Console().print(table)

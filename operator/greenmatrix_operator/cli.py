@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Sequence
 
 import click
 import kopf
 import kubernetes
 
+from greenmatrix.predictors import Predictors
 from greenmatrix_operator import handlers, metrics
 from greenmatrix_operator.kube import KubeClient
 from greenmatrix_operator.reconciler import Reconciler
 
 PREFIX = "greenmatrix.io"
+logger = logging.getLogger(__name__)
 
 
 def operator_settings(peering: str | None) -> kopf.OperatorSettings:
@@ -52,7 +55,15 @@ async def run(
     ready_flag: asyncio.Event | None = None,
 ) -> None:
     """Run until signalled (or `stop_flag` is set): Kopf's watches plus the reconciler's workers."""
-    reconciler = Reconciler(kube, debounce=debounce, workers=workers)
+    # The engine's models load once, here, before any worker can ask for a plan.
+    started = time.perf_counter()
+    predictors = Predictors.load()
+    logger.info(
+        "engine loaded in %.2fs (%s)",
+        time.perf_counter() - started,
+        "; ".join(predictors.notes) or "learned models",
+    )
+    reconciler = Reconciler(kube, debounce=debounce, workers=workers, predictors=predictors)
     registry = kopf.OperatorRegistry()
     handlers.register(registry, reconciler)
     # Started before Kopf: Kopf's shutdown waits for tasks born after it started, ours are ours to stop.

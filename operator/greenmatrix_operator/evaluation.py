@@ -2,12 +2,19 @@
 
 A WorkloadProfile is evaluated in steps that read like the review sentence: parse the spec,
 check what the schema cannot, summarise the matching hardware under the applied policy's
-constraints, then (issue 4) recommend from that inventory. An OptimizationPolicy's status is
-which WorkloadProfiles it selects and on which of them it wins.
+constraints, then plan on that inventory (`greenmatrix.planner`) with the policy's objectives.
+An OptimizationPolicy's status is which WorkloadProfiles it selects and on which of them it wins.
+
+Conditions follow two conventions at once. `Ready` is the summary kstatus, Argo CD and
+`kubectl wait` read; its reason says why (RecommendationProvided, NoFeasibleHardware, ...).
+`RecommendationProvided` is the Vertical Pod Autoscaler's condition type, with its meaning: True
+when the status carries a recommendation. It stays meaningful when later issues make Ready depend
+on more than the recommendation (live metrics, actuation).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,13 +24,16 @@ from pydantic import ValidationError
 from greenmatrix.api.optimizationpolicy import Constraints, OptimizationPolicySpec
 from greenmatrix.api.workloadprofile import HardwareSpec, Inventory, WorkloadProfileSpec
 from greenmatrix.errors import GreenMatrixError
-from greenmatrix.inventory import NodeHardware, describe, summarize
+from greenmatrix.inventory import NodeHardware, node_matches, summarize
+from greenmatrix.planner import Plan, plan
+from greenmatrix.predictors import Predictors
 from greenmatrix.validation import schema_errors, validate_policy, validate_workload
 from greenmatrix_operator.status import INVALID_SPEC, READY, ConditionState
 
 # Reasons the operator writes (CamelCase, as metav1.Condition requires).
-HARDWARE_MATCHED = "HardwareMatched"
 NO_MATCHING_HARDWARE = "NoMatchingHardware"
+NO_FEASIBLE_HARDWARE = "NoFeasibleHardware"
+RECOMMENDATION_PROVIDED = "RecommendationProvided"
 SPEC_VALID = "SpecValid"
 POLICY_ACCEPTED = "PolicyAccepted"
 
@@ -67,10 +77,24 @@ class WorkloadEvaluation:
 
     conditions: tuple[ConditionState, ...]
     inventory: Inventory | None = None
+    plan: Plan | None = None
 
     @property
     def ready(self) -> ConditionState:
         return next(c for c in self.conditions if c.type == READY)
+
+    @property
+    def recommended_gpu(self) -> str | None:
+        """The recommended GPU type (or cpu/<vendor>), None without a recommendation."""
+        if self.plan is None or self.plan.recommendation is None:
+            return None
+        return self.plan.recommendation.gpu
+
+    def status_fields(self) -> dict[str, Any]:
+        """The plan's status fields that have a value (absent ones are removed by the next write)."""
+        if self.plan is None:
+            return {}
+        return {k: v for k, v in self.plan.status().items() if v is not None}
 
 
 def _invalid(errors: Sequence[GreenMatrixError]) -> WorkloadEvaluation:
@@ -80,11 +104,60 @@ def _invalid(errors: Sequence[GreenMatrixError]) -> WorkloadEvaluation:
         conditions=(
             ConditionState(READY, "False", reason, message),
             ConditionState(INVALID_SPEC, "True", reason, message),
+            ConditionState(RECOMMENDATION_PROVIDED, "False", reason, "the spec cannot be planned for"),
         )
     )
 
 
 Summarizer = Callable[[Sequence[NodeHardware], HardwareSpec | None, Constraints | None], Inventory]
+RegionOf = Callable[[Sequence[NodeHardware], HardwareSpec | None, Constraints | None], str | None]
+Planner = Callable[[WorkloadProfileSpec, Inventory, OptimizationPolicySpec | None, str | None], Plan]
+
+
+def cluster_region(
+    nodes: Sequence[NodeHardware], hardware: HardwareSpec | None, constraints: Constraints | None
+) -> str | None:
+    """The region most of the workload's usable nodes are in (ties: first name); None when unknown.
+
+    The planner weighs carbon (and prices catalog options) in this region, so a cluster in
+    europe-west4 is not judged on us-east-1's grid. Nodes outside the allowed regions never count.
+    """
+    counts = Counter(n.region for n in nodes if n.region and node_matches(n, hardware, constraints))
+    return min(counts, key=lambda r: (-counts[r], r), default=None)
+
+
+def planner_for(predictors: Predictors) -> Planner:
+    """A Planner over predictors loaded once (the operator loads them at startup)."""
+
+    def run(
+        spec: WorkloadProfileSpec,
+        inventory: Inventory,
+        policy: OptimizationPolicySpec | None,
+        region: str | None,
+    ) -> Plan:
+        return plan(spec, inventory, policy, region=region, predictors=predictors)
+
+    return run
+
+
+def _no_match_message(inventory: Inventory, policy: PolicyView | None) -> str:
+    constraints = policy.spec.constraints if policy else None
+    scope = "spec.hardware"
+    if constraints is not None and (constraints.allowed_gpus is not None or constraints.regions is not None):
+        scope += f" and the constraints of OptimizationPolicy {policy.name}" if policy else ""
+    return (
+        f"none of the {inventory.total_nodes} nodes is Ready, schedulable and allowed by {scope}"
+        " (allowedGpus, excludedGpus, regions, allowCpu)"
+    )
+
+
+def _catalog_hint(message: str) -> str:
+    """The planner's pointer to the catalog ("best catalog option: ..."), if its message has one."""
+    for marker in ("best catalog option", "no catalog option"):
+        at = message.find(marker)
+        if at >= 0:
+            return message[at:]
+    return ""
 
 
 def evaluate_workload(
@@ -92,10 +165,14 @@ def evaluate_workload(
     nodes: Sequence[NodeHardware],
     policy: PolicyView | None = None,
     summarizer: Summarizer = summarize,
+    *,
+    planner: Planner | None = None,
+    region_of: RegionOf = cluster_region,
 ) -> WorkloadEvaluation:
-    """Parse, validate, then summarise the hardware the workload may use.
+    """Parse, validate, summarise the hardware the workload may use, then plan on it.
 
-    `summarizer` lets the caller memoise `inventory.summarize` (many profiles share restrictions).
+    `summarizer` and `region_of` let the caller memoise per node set (many profiles share
+    restrictions); `planner` defaults to `greenmatrix.planner.plan` with the process's predictors.
     """
     try:
         parsed = WorkloadProfileSpec.model_validate(spec)
@@ -106,23 +183,41 @@ def evaluate_workload(
         return _invalid(errors)
     constraints = policy.spec.constraints if policy else None
     inventory = summarizer(nodes, parsed.hardware, constraints)
-    # Issue 4 slots in here: rank options on `inventory` with `policy.spec.objectives`, add a
-    # RecommendationProvided condition and the recommendation to the evaluation.
     valid = ConditionState(INVALID_SPEC, "False", SPEC_VALID, "the spec passed every check")
-    if inventory.matched_nodes == 0:
-        scope = "spec.hardware"
-        if constraints is not None and (
-            constraints.allowed_gpus is not None or constraints.regions is not None
-        ):
-            scope += f" and the constraints of OptimizationPolicy {policy.name}" if policy else ""
-        message = (
-            f"none of the {inventory.total_nodes} nodes is Ready, schedulable and allowed by {scope}"
-            " (allowedGpus, excludedGpus, regions, allowCpu)"
+    run = planner or planner_for(Predictors.load())
+    try:
+        result = run(
+            parsed, inventory, policy.spec if policy else None, region_of(nodes, parsed.hardware, constraints)
         )
-        ready = ConditionState(READY, "False", NO_MATCHING_HARDWARE, message)
+    except GreenMatrixError as err:
+        # The spec is valid but the applied policy cannot be planned with (say its allowedGpus names
+        # a GPU the catalog lacks): the workload says so and which policy it is.
+        where = f"OptimizationPolicy {policy.name}: " if policy else ""
+        message = f"{where}{err}"
+        return WorkloadEvaluation(
+            conditions=(
+                ConditionState(READY, "False", err.reason, message),
+                valid,
+                ConditionState(RECOMMENDATION_PROVIDED, "False", err.reason, message),
+            ),
+            inventory=inventory,
+        )
+    if result.recommendation is not None:
+        r = result.recommendation
+        summary = f"{r.gpu} x{r.gpus_per_replica}, {r.replicas} replica{'s' * (r.replicas != 1)}"
+        ready = ConditionState(READY, "True", RECOMMENDATION_PROVIDED, r.explanation)
+        provided = ConditionState(RECOMMENDATION_PROVIDED, "True", RECOMMENDATION_PROVIDED, summary)
     else:
-        ready = ConditionState(READY, "True", HARDWARE_MATCHED, describe(inventory))
-    return WorkloadEvaluation(conditions=(ready, valid), inventory=inventory)
+        if inventory.matched_nodes == 0:
+            reason, message = NO_MATCHING_HARDWARE, _no_match_message(inventory, policy)
+            hint = _catalog_hint(result.error.message) if result.error else ""
+            message += f"; {hint}" if hint else ""
+        else:
+            reason = NO_FEASIBLE_HARDWARE
+            message = result.error.message if result.error else "no feasible option in the cluster"
+        ready = ConditionState(READY, "False", reason, message)
+        provided = ConditionState(RECOMMENDATION_PROVIDED, "False", reason, message)
+    return WorkloadEvaluation(conditions=(ready, valid, provided), inventory=inventory, plan=result)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,13 @@
-"""The operator's own Prometheus metrics, served as text on /metrics (aiohttp ships with Kopf)."""
+"""The operator's own Prometheus metrics, served as text on /metrics (aiohttp ships with Kopf).
+
+Besides the loop's counters, `greenmatrix_recommendations{gpu}` counts the WorkloadProfiles whose
+current recommendation is each GPU type (`gpu="none"`: profiles without one; their Ready condition
+says why), so a dashboard shows where recommendations point and how node changes move them.
+"""
 
 from __future__ import annotations
+
+from collections import Counter
 
 from aiohttp import web
 
@@ -15,6 +22,7 @@ _COUNTERS = (
     ("events_Warning", "events_total", 'type="Warning"'),
     ("errors", "reconcile_errors_total", ""),
     ("node_changes", "node_changes_total", ""),
+    ("plan_cache_hits", "plan_cache_hits_total", ""),
 )
 _PREFIX = "greenmatrix_operator_"
 
@@ -32,11 +40,17 @@ def render(reconciler: Reconciler) -> str:
             f"{name}{{{labels}}} {reconciler.stats[stat]}" if labels else f"{name} {reconciler.stats[stat]}"
         )
     lines += [
+        f"# TYPE {_PREFIX}plan_duration_seconds summary",
+        f"{_PREFIX}plan_duration_seconds_sum {reconciler.plan_seconds:.6f}",
+        f"{_PREFIX}plan_duration_seconds_count {reconciler.stats['plans']}",
         f"# TYPE {_PREFIX}queue_depth gauge",
         f"{_PREFIX}queue_depth {len(reconciler.queue)}",
         f"# TYPE {_PREFIX}queue_in_progress gauge",
         f"{_PREFIX}queue_in_progress {reconciler.queue.processing}",
     ]
+    by_gpu = Counter(gpu or "none" for gpu in reconciler.recommended.values())
+    lines.append("# TYPE greenmatrix_recommendations gauge")
+    lines += [f'greenmatrix_recommendations{{gpu="{gpu}"}} {by_gpu[gpu]}' for gpu in sorted(by_gpu)]
     return "\n".join(lines) + "\n"
 
 

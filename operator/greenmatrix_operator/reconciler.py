@@ -1,29 +1,41 @@
 """The loop: triggers put object keys on one debounced queue; workers bring each status up to date.
 
 Inputs come only from Kopf's in-memory indexes (nodes, WorkloadProfiles, OptimizationPolicies);
-`evaluation` turns them into the desired status; the one write path (`_write`) patches the
+`evaluation` turns them into the desired status (planning runs in a worker thread, so the event
+loop keeps serving watches while a plan is made); the one write path (`_write`) patches the
 status subresource only when it differs from what is there and posts an Event when the Ready
-state changes. API faults are retried with backoff; one bad object never stops the others.
+state or the recommended hardware changes. API faults are retried with backoff; one bad object
+never stops the others.
+
+Plans are memoised on exactly what they depend on (the spec, the GPU and CPU kinds of the
+inventory, the policy's spec, the region): a node change that leaves a profile's options as they
+were costs a dictionary look-up, and the same inputs give the same (byte-identical) status.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from greenmatrix.api.optimizationpolicy import Constraints
-from greenmatrix.api.workloadprofile import HardwareSpec, Inventory
+from greenmatrix.api.optimizationpolicy import Constraints, OptimizationPolicySpec
+from greenmatrix.api.workloadprofile import HardwareSpec, Inventory, WorkloadProfileSpec
 from greenmatrix.inventory import NodeHardware, summarize
+from greenmatrix.planner import Plan
+from greenmatrix.predictors import Predictors
 from greenmatrix_operator.evaluation import (
     PolicyView,
     applied_policy,
+    cluster_region,
     evaluate_policy,
     evaluate_workload,
     parse_policies,
+    planner_for,
     unknown_products,
 )
 from greenmatrix_operator.kube import Gone, KubeError, Rejected
@@ -35,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 # Retry delays after consecutive failures of one key (seconds); the last one repeats.
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+# Plans kept for re-use, without their full option tables (a few kB each).
+PLAN_CACHE_SIZE = 512
+RECOMMENDATION_CHANGED = "RecommendationChanged"
 
 # Kopf's indexes are mappings of key -> store (an iterable of values); plain dicts of lists work too.
 Index = Mapping[Any, Iterable[Any]]
@@ -78,6 +93,7 @@ class Reconciler:
         debounce: float = 0.2,
         workers: int = 2,
         clock: Callable[[], str] = now_rfc3339,
+        predictors: Predictors | None = None,
     ) -> None:
         self.kube = kube
         self.queue: WorkQueue[ObjectKey] = WorkQueue(debounce)
@@ -91,7 +107,14 @@ class Reconciler:
         self._nodes_seen: dict[str, NodeHardware] = {}
         self._labels_seen: dict[ObjectKey, Mapping[str, str]] = {}
         self._nodes_version = 0
-        self._inventory_cache: dict[tuple[int, str, str], Inventory] = {}
+        self._inventory_cache: dict[tuple[int, str, str], tuple[Inventory, str | None]] = {}
+        # Loaded once per process; the operator's startup does it before the workers start.
+        self._planner = planner_for(predictors or Predictors.load())
+        self._plans: OrderedDict[tuple[str, str, str, str], Plan] = OrderedDict()
+        self._plans_lock = threading.Lock()
+        self.plan_seconds = 0.0
+        self.recommended: dict[ObjectKey, str | None] = {}
+        """The recommended GPU type per WorkloadProfile (None: none), for the metrics."""
 
     # --- inputs ------------------------------------------------------------------------------
 
@@ -113,12 +136,20 @@ class Reconciler:
         assert self.indexes is not None
         return sorted(set(self.indexes.workload_names.get(namespace) or ()))
 
-    def _summarize(
-        self, nodes: list[NodeHardware], hardware: HardwareSpec | None, constraints: Constraints | None
-    ) -> Inventory:
-        """`inventory.summarize`, memoised per node-set version: most profiles share their restrictions."""
+    def _hardware(
+        self,
+        version: int,
+        nodes: Sequence[NodeHardware],
+        hardware: HardwareSpec | None,
+        constraints: Constraints | None,
+    ) -> tuple[Inventory, str | None]:
+        """`inventory.summarize` and the cluster region, memoised per node-set version.
+
+        Most profiles share their restrictions. `version` is the one `nodes` were read at (in the
+        event loop), so a worker thread can never file an old node set under a newer version.
+        """
         key = (
-            self._nodes_version,
+            version,
             hardware.model_dump_json() if hardware else "",
             constraints.model_dump_json() if constraints else "",
         )
@@ -126,8 +157,44 @@ class Reconciler:
         if cached is None:
             if len(self._inventory_cache) > 1024:
                 self._inventory_cache.clear()
-            cached = self._inventory_cache[key] = summarize(nodes, hardware, constraints)
+            cached = self._inventory_cache[key] = (
+                summarize(nodes, hardware, constraints),
+                cluster_region(nodes, hardware, constraints),
+            )
         return cached
+
+    def _plan(
+        self,
+        spec: WorkloadProfileSpec,
+        inventory: Inventory,
+        policy: OptimizationPolicySpec | None,
+        region: str | None,
+    ) -> Plan:
+        """The planner, memoised on everything a plan reads (the inventory's node totals are not)."""
+        key = (
+            spec.model_dump_json(),
+            inventory.model_dump_json(include={"gpus", "cpus"}),
+            policy.model_dump_json() if policy else "",
+            region or "",
+        )
+        with self._plans_lock:
+            cached = self._plans.get(key)
+            if cached is not None:
+                self._plans.move_to_end(key)
+                self.stats["plan_cache_hits"] += 1
+                return cached
+        started = time.perf_counter()
+        # The status needs the recommendation, alternatives, advice and error, not every option.
+        result = replace(self._planner(spec, inventory, policy, region), options=(), evaluated=())
+        elapsed = time.perf_counter() - started
+        with self._plans_lock:
+            self._plans[key] = result
+            if len(self._plans) > PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+            self.stats["plans"] += 1
+            self.plan_seconds += elapsed
+        logger.debug("planned in %.1f ms", elapsed * 1000)
+        return result
 
     def _policy_records(self, namespace: str) -> list[ObjectRecord]:
         assert self.indexes is not None
@@ -158,8 +225,7 @@ class Reconciler:
         key = record.key
         labels = None if deleted else dict(record.labels)
         if deleted:
-            self._written.pop(key, None)
-            self._failures.pop(key, None)
+            self._forget(key)
         else:
             written = self._written.get(key)
             echo = written is not None and written.uid == record.uid and written.status == record.status
@@ -228,6 +294,7 @@ class Reconciler:
     def _forget(self, key: ObjectKey) -> None:
         self._written.pop(key, None)
         self._failures.pop(key, None)
+        self.recommended.pop(key, None)
 
     async def reconcile(self, key: ObjectKey) -> None:
         """Bring one object's status up to date with the current inputs."""
@@ -242,9 +309,29 @@ class Reconciler:
         if record is None:
             self._forget(key)
             return
-        nodes = self._nodes()
+        nodes, version = self._nodes(), self._nodes_version
         policy = applied_policy(self._policies(key.namespace), record.labels)
-        evaluation = evaluate_workload(record.spec, nodes, policy, self._summarize)
+
+        def summarizer(
+            nodes: Sequence[NodeHardware], hardware: HardwareSpec | None, constraints: Constraints | None
+        ) -> Inventory:
+            return self._hardware(version, nodes, hardware, constraints)[0]
+
+        def region_of(
+            nodes: Sequence[NodeHardware], hardware: HardwareSpec | None, constraints: Constraints | None
+        ) -> str | None:
+            return self._hardware(version, nodes, hardware, constraints)[1]
+
+        evaluation = await asyncio.to_thread(
+            evaluate_workload,
+            record.spec,
+            nodes,
+            policy,
+            summarizer,
+            planner=self._plan,
+            region_of=region_of,
+        )
+        self.recommended[key] = evaluation.recommended_gpu
         desired: dict[str, Any] = {"observedGeneration": record.generation}
         current = self._known_status(record)
         desired["conditions"] = merge_conditions(
@@ -252,6 +339,7 @@ class Reconciler:
         )
         if evaluation.inventory is not None:
             desired["inventory"] = evaluation.inventory.to_wire()
+        desired.update(evaluation.status_fields())
         if policy is not None:
             desired["appliedPolicy"] = policy.name
         await self._write(record, desired)
@@ -309,3 +397,23 @@ class Reconciler:
             type_ = "Normal" if after["status"] == "True" else "Warning"
             self.stats[f"events_{type_}"] += 1
             await self.kube.post_event(record, type_, after["reason"], after.get("message", ""))
+        elif (moved := _moved(current.get("recommendation"), desired.get("recommendation"))) is not None:
+            self.stats["events_Normal"] += 1
+            await self.kube.post_event(record, "Normal", RECOMMENDATION_CHANGED, moved)
+
+
+def _headline(recommendation: Mapping[str, Any]) -> str:
+    replicas = recommendation.get("replicas", 1)
+    return (
+        f"{recommendation.get('gpu')} x{recommendation.get('gpusPerReplica')},"
+        f" {replicas} replica{'s' * (replicas != 1)}"
+    )
+
+
+def _moved(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> str | None:
+    """The Event message when the recommended hardware or replica count changed, else None."""
+    if not before or not after:
+        return None  # appearing or vanishing recommendations move Ready, which has its own Event
+    if _headline(before) == _headline(after):
+        return None
+    return f"{_headline(before)} -> {_headline(after)}: {after.get('explanation', '')}"

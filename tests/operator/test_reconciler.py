@@ -115,7 +115,7 @@ def test_status_patch_is_none_when_equal_and_nulls_dropped_keys() -> None:
 
 def test_matching_hardware_makes_ready() -> None:
     result = evaluate_workload(CHAT, [H100, L4])
-    assert (result.ready.status, result.ready.reason) == ("True", "HardwareMatched")
+    assert (result.ready.status, result.ready.reason) == ("True", "RecommendationProvided")
     assert result.inventory is not None and result.inventory.matched_nodes == 2
 
 
@@ -233,7 +233,7 @@ def test_reconcile_writes_once_then_nothing_for_unchanged_inputs() -> None:
     status = writer.statuses[record.key]
     assert status["observedGeneration"] == 1
     assert status["inventory"]["gpus"][0]["gpu"] == "H100-SXM-80GB"
-    assert writer.events == [(record.key, "Normal", "HardwareMatched")]
+    assert writer.events == [(record.key, "Normal", "RecommendationProvided")]
     # Before the watch echoes the write, and after it: no second write, no second Event.
     asyncio.run(reconciler.reconcile(record.key))
     echoed = wp("chat", rv="2", status=status)
