@@ -1,0 +1,1 @@
+"""Batch prediction over CSV files (`greenmatrix predict --dataset ...`), one module per dataset."""

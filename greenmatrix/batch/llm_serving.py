@@ -1,0 +1,103 @@
+"""`greenmatrix predict --dataset llm-serving`: predict TTFT/TPOT for every row of a CSV.
+
+Input columns are those of the measured serving CSV (`model_path`, `system`, `backend`,
+`precision`, `mode`, `isl`, `osl`, `batch_size`, `tp_size`, ... see
+`greenmatrix.learned.serving.scenario_from_row`); measured columns may be absent. The output
+repeats every input row in order with all its columns and adds the predictions and a `reason`
+(empty when predicted, a sentence saying why not otherwise).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from greenmatrix.catalog import hardware, llms
+from greenmatrix.errors import GreenMatrixError
+from greenmatrix.learned.serving import (
+    ServingPrediction,
+    ServingPredictor,
+    ServingScenario,
+    scenario_from_row,
+)
+
+PREDICTION_COLUMNS = (
+    "predicted_ttft_ms",
+    "predicted_ttft_ms_p10",
+    "predicted_ttft_ms_p90",
+    "predicted_tpot_ms",
+    "predicted_tpot_ms_p10",
+    "predicted_tpot_ms_p90",
+    "reason",
+)
+
+
+def _scenario(row: dict[str, str]) -> ServingScenario:
+    model_name = (row.get("model_path") or row.get("model") or "").strip()
+    system = (row.get("system") or row.get("gpu") or "").strip()
+    if not model_name:
+        raise GreenMatrixError("model_path", "is empty")
+    if not system:
+        raise GreenMatrixError("system", "is empty")
+    try:
+        model = llms.model_arch(model_name)
+    except GreenMatrixError as exc:
+        raise GreenMatrixError("model_path", f"model {model_name!r} is not in the model catalog") from exc
+    try:
+        gpu = hardware.gpu(system)
+    except (GreenMatrixError, ValueError) as exc:
+        raise GreenMatrixError("system", f"accelerator {system!r} has no specs in the catalog") from exc
+    return scenario_from_row(row, model, gpu)
+
+
+def predict_file(in_path: Path, out_path: Path) -> int:
+    """Write predictions for every row of ``in_path`` to ``out_path``; return how many were predicted."""
+    with Path(in_path).open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        rows = [dict(r) for r in reader]
+    scenarios: list[ServingScenario] = []
+    positions: list[int] = []
+    reasons = [""] * len(rows)
+    for i, row in enumerate(rows):
+        try:
+            scenarios.append(_scenario(row))
+            positions.append(i)
+        except (GreenMatrixError, ValueError) as exc:
+            reasons[i] = f"not predicted: {exc}"
+    predictions: dict[int, list[str]] = {}
+    if scenarios:
+        predictions = _batch(ServingPredictor.load(), positions, scenarios, reasons)
+    out_fields = fields + [c for c in PREDICTION_COLUMNS if c not in fields]
+    with Path(out_path).open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=out_fields, extrasaction="ignore")
+        writer.writeheader()
+        for i, row in enumerate(rows):
+            cells = predictions.get(i, [""] * 6)
+            row.update(dict(zip(PREDICTION_COLUMNS[:6], cells, strict=True)))
+            row["reason"] = reasons[i] if i not in predictions else ""
+            writer.writerow(row)
+    return len(predictions)
+
+
+def _batch(
+    predictor: ServingPredictor, positions: list[int], scenarios: list[ServingScenario], reasons: list[str]
+) -> dict[int, list[str]]:
+    # One vectorised call; if a scenario breaks the physics, fall back to row by row so one bad
+    # row costs only itself.
+    try:
+        preds = predictor.predict(scenarios)
+        return {i: _cells(p) for i, p in zip(positions, preds, strict=True)}
+    except (GreenMatrixError, ValueError):
+        out: dict[int, list[str]] = {}
+        for i, s in zip(positions, scenarios, strict=True):
+            try:
+                out[i] = _cells(predictor.predict([s])[0])
+            except (GreenMatrixError, ValueError) as exc:
+                reasons[i] = f"not predicted: {exc}"
+        return out
+
+
+def _cells(pred: ServingPrediction) -> list[str]:
+    t, p = pred.ttft_ms, pred.tpot_ms
+    return [f"{v:.4g}" for v in (t.p50, t.p10, t.p90, p.p50, p.p10, p.p90)]

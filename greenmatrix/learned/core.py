@@ -1,0 +1,372 @@
+"""Shared learned core: a small XGBoost correction on top of physics, with conformal intervals.
+
+Every learned model in GreenMatrix predicts ``log(measured / roofline)`` from physics features, so
+the physics carries what generalises (FLOPS, bandwidth, bytes moved) and the trees only learn the
+systematic efficiency gap. Intervals come from out-of-group residuals (CV+ style): the model is
+refitted with whole groups (a GPU type, a model) left out, and the spread of the errors on the
+left-out groups calibrates p10/p90. That answers the question a user actually asks, "how wrong
+can this be on hardware the model never saw", rather than the optimistic in-sample spread.
+
+Determinism: fixed seed, fixed thread count, stable group order; training twice writes the same
+bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+# Fixed so retraining gives identical files on any machine.
+TRAIN_THREADS = 2
+DEFAULT_PARAMS: Mapping[str, Any] = {
+    "objective": "reg:squarederror",
+    "tree_method": "hist",
+    "max_depth": 4,
+    "eta": 0.05,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "min_child_weight": 5.0,
+    "lambda": 1.0,
+    "max_bin": 128,
+}
+DEFAULT_ROUNDS = 300
+# CV+ refits: at most this many grouped folds when calibrating intervals.
+MAX_CALIBRATION_FOLDS = 6
+SIDECAR_SUFFIX = ".meta.json"
+MODEL_SUFFIX = ".ubj"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An 80% prediction interval with its median, in the target's own units."""
+
+    p10: float
+    p50: float
+    p90: float
+
+    def scaled(self, factor: float) -> Interval:
+        return Interval(self.p10 * factor, self.p50 * factor, self.p90 * factor)
+
+
+@dataclass
+class BenchRow:
+    """One line of `greenmatrix bench accuracy`: one held-out group, one target.
+
+    ``mape_*`` are percentages (8.0 means 8%); ``coverage80`` is the fraction of held-out
+    measurements inside the predicted p10..p90 interval (0.8 is perfect calibration).
+    """
+
+    dataset: str
+    holdout: str
+    n: int
+    target: str
+    mape_model: float
+    mape_roofline: float
+    coverage80: float
+
+
+def mape(pred: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
+    """Mean absolute percentage error, in percent."""
+    p = np.asarray(pred, dtype=float)
+    a = np.asarray(actual, dtype=float)
+    if p.shape != a.shape or a.size == 0:
+        raise ValueError(f"pred and actual must be non-empty and the same shape, got {p.shape} and {a.shape}")
+    return float(np.mean(np.abs(p - a) / np.abs(a)) * 100.0)
+
+
+def coverage(
+    lo: Sequence[float] | np.ndarray, hi: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray
+) -> float:
+    """Fraction of ``actual`` inside ``[lo, hi]``."""
+    a = np.asarray(actual, dtype=float)
+    if a.size == 0:
+        raise ValueError("coverage needs at least one value")
+    inside = (a >= np.asarray(lo, dtype=float)) & (a <= np.asarray(hi, dtype=float))
+    return float(np.mean(inside))
+
+
+def leave_group_out(groups: Sequence[Any] | np.ndarray) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Yield ``(held_out_group, train_idx, test_idx)`` for each distinct group, in sorted order."""
+    g = np.asarray([str(x) for x in groups])
+    for name in sorted(set(g.tolist())):
+        test = np.flatnonzero(g == name)
+        train = np.flatnonzero(g != name)
+        yield name, train, test
+
+
+def grouped_folds(groups: Sequence[Any] | np.ndarray, max_folds: int) -> list[np.ndarray]:
+    """Deterministic grouped k-fold: whole groups per fold, balanced by row count.
+
+    Returns the test indices of each fold. With fewer groups than ``max_folds`` each group is its
+    own fold (leave-one-group-out).
+    """
+    g = np.asarray([str(x) for x in groups])
+    names, counts = np.unique(g, return_counts=True)
+    k = min(max_folds, len(names))
+    # Largest groups first into the emptiest fold: balanced folds, independent of input order.
+    order = sorted(range(len(names)), key=lambda i: (-counts[i], names[i]))
+    loads = [0] * k
+    members: list[list[str]] = [[] for _ in range(k)]
+    for i in order:
+        f = min(range(k), key=lambda j: (loads[j], j))
+        loads[f] += int(counts[i])
+        members[f].append(str(names[i]))
+    return [np.flatnonzero(np.isin(g, m)) for m in members]
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    w = weights[order]
+    cum = np.cumsum(w) / np.sum(w)
+    idx = int(np.searchsorted(cum, q, side="left"))
+    return float(v[min(idx, len(v) - 1)])
+
+
+def conformal_offsets(
+    residuals: np.ndarray, groups: np.ndarray, lo: float = 0.1, hi: float = 0.9
+) -> tuple[float, float]:
+    """Lower/upper offsets from signed out-of-group residuals (actual - predicted).
+
+    Each group gets equal total weight, so one big group cannot dictate the width for the rest;
+    the levels are widened by the usual finite-sample (n+1)/n correction over groups, so a small
+    number of groups errs on the wide side.
+    """
+    r = np.asarray(residuals, dtype=float)
+    g = np.asarray([str(x) for x in groups])
+    if r.size == 0:
+        return 0.0, 0.0
+    names, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inverse]
+    n_groups = len(names)
+    # Finite-sample widening, counted in groups because groups (not rows) are the exchangeable unit.
+    widen = 1.0 / (n_groups + 1)
+    q_lo = max(0.0, lo - widen * lo)
+    q_hi = min(1.0, hi + widen * (1.0 - hi))
+    return _weighted_quantile(r, w, q_lo), _weighted_quantile(r, w, q_hi)
+
+
+@dataclass
+class CorrectionModel:
+    """XGBoost regression of a log-ratio target on physics features, with conformal offsets.
+
+    ``predict`` returns ``(p10, p50, p90)`` of the target (the log-ratio); callers multiply
+    ``exp(.)`` of each with their roofline estimate.
+    """
+
+    booster: xgb.Booster
+    feature_names: list[str]
+    offset_lo: float
+    offset_hi: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls,
+        X: np.ndarray,
+        y: np.ndarray,
+        groups: np.ndarray,
+        feature_names: list[str],
+        *,
+        seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+        rounds: int = DEFAULT_ROUNDS,
+        sample_weight: np.ndarray | None = None,
+        monotone: Mapping[str, int] | None = None,
+        calibrate: bool = True,
+        extra_groupings: Sequence[np.ndarray] = (),
+    ) -> CorrectionModel:
+        """Fit on all rows; calibrate the interval on grouped out-of-fold residuals (CV+).
+
+        ``groups`` names the unit a new prediction is "new" in (e.g. GPU type); the calibration
+        refits with whole groups left out. With ``extra_groupings`` (e.g. model architecture) the
+        calibration is repeated per grouping and the widest offset on each side is kept, so the
+        interval holds whichever way a prediction is new. ``monotone`` maps feature name to +1/-1.
+        """
+        X = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y, dtype=float)
+        groups = np.asarray([str(g) for g in groups])
+        if X.ndim != 2 or X.shape[1] != len(feature_names):
+            raise ValueError(f"X must be 2-D with {len(feature_names)} columns, got shape {X.shape}")
+        if not (len(y) == len(groups) == X.shape[0]):
+            raise ValueError("X, y and groups must have the same number of rows")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains non-finite values")
+        full_params = _params(params, seed, feature_names, monotone)
+        booster = _train(X, y, sample_weight, feature_names, full_params, rounds)
+        lo = hi = 0.0
+        n_groups = len(set(groups.tolist()))
+        if calibrate:
+            for grouping in (groups, *extra_groupings):
+                g = np.asarray([str(x) for x in grouping])
+                if len(g) != len(y):
+                    raise ValueError("every grouping must have one entry per row")
+                if len(set(g.tolist())) < 2:
+                    continue
+                oof = np.empty_like(y)
+                for test in grouped_folds(g, MAX_CALIBRATION_FOLDS):
+                    train = np.setdiff1d(np.arange(len(y)), test)
+                    sw = None if sample_weight is None else sample_weight[train]
+                    b = _train(X[train], y[train], sw, feature_names, full_params, rounds)
+                    oof[test] = b.inplace_predict(X[test])
+                g_lo, g_hi = conformal_offsets(y - oof, g)
+                lo, hi = min(lo, g_lo), max(hi, g_hi)
+        info = {
+            "n_train": len(y),
+            "n_groups": int(n_groups),
+            "rounds": int(rounds),
+            "seed": int(seed),
+            "params": {k: v for k, v in sorted(full_params.items()) if k != "nthread"},
+        }
+        return cls(booster, list(feature_names), float(lo), float(hi), info)
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != len(self.feature_names):
+            raise ValueError(f"X must be 2-D with {len(self.feature_names)} columns, got shape {X.shape}")
+        if X.shape[0] == 0:
+            empty = np.zeros(0)
+            return empty, empty, empty
+        p50 = np.asarray(self.booster.inplace_predict(X), dtype=float)
+        return p50 + self.offset_lo, p50, p50 + self.offset_hi
+
+    def save(self, directory: Path, name: str) -> list[Path]:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        model_path = directory / f"{name}{MODEL_SUFFIX}"
+        meta_path = directory / f"{name}{SIDECAR_SUFFIX}"
+        raw = self.booster.save_raw(raw_format="ubj")
+        model_path.write_bytes(bytes(raw))
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "name": name,
+            "target": "log(measured / roofline)",
+            "feature_names": self.feature_names,
+            "offset_p10": _round(self.offset_lo),
+            "offset_p90": _round(self.offset_hi),
+            "xgboost_version": xgb.__version__,
+            "info": self.info,
+        }
+        meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        return [model_path, meta_path]
+
+    @classmethod
+    def load(cls, directory: Path, name: str) -> CorrectionModel:
+        directory = Path(directory)
+        model_path = directory / f"{name}{MODEL_SUFFIX}"
+        meta_path = directory / f"{name}{SIDECAR_SUFFIX}"
+        if not model_path.exists() or not meta_path.exists():
+            raise FileNotFoundError(
+                f"model {name!r} not found in {directory} (expected {model_path.name} and {meta_path.name}); "
+                "run `greenmatrix train --data DIR` to create it"
+            )
+        meta = json.loads(meta_path.read_text())
+        booster = xgb.Booster()
+        booster.load_model(bytearray(model_path.read_bytes()))
+        # Prediction batches are small; one thread avoids pool start-up cost per call.
+        booster.set_param({"nthread": 1})
+        return cls(
+            booster,
+            list(meta["feature_names"]),
+            float(meta["offset_p10"]),
+            float(meta["offset_p90"]),
+            dict(meta.get("info", {})),
+        )
+
+
+def _round(x: float) -> float:
+    # Stable text in sidecars across platforms.
+    return float(f"{x:.10g}")
+
+
+def _params(
+    params: Mapping[str, Any] | None, seed: int, feature_names: list[str], monotone: Mapping[str, int] | None
+) -> dict[str, Any]:
+    p = dict(DEFAULT_PARAMS)
+    if params:
+        p.update(params)
+    p["seed"] = int(seed)
+    p["nthread"] = TRAIN_THREADS
+    if monotone:
+        unknown = sorted(set(monotone) - set(feature_names))
+        if unknown:
+            raise ValueError(f"monotone constraints name unknown features {unknown}")
+        p["monotone_constraints"] = "(" + ",".join(str(int(monotone.get(f, 0))) for f in feature_names) + ")"
+    return p
+
+
+def _train(
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray | None,
+    feature_names: list[str],
+    params: Mapping[str, Any],
+    rounds: int,
+) -> xgb.Booster:
+    d = xgb.DMatrix(X, label=y, weight=w, feature_names=feature_names, nthread=TRAIN_THREADS)
+    return xgb.train(dict(params), d, num_boost_round=rounds)
+
+
+def models_dir() -> Path:
+    """Where trained models live: $GREENMATRIX_MODELS, a checkout's models/, or the installed package."""
+    env = os.environ.get("GREENMATRIX_MODELS")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "pyproject.toml").exists() and (repo / "models").is_dir():
+        return repo / "models"
+    return Path(str(resources.files("greenmatrix.trained")))
+
+
+def write_model_card(directory: Path, name: str, card: Mapping[str, Any]) -> Path:
+    """Render a model card as markdown at ``directory/<name>.md``.
+
+    ``card`` keys: ``title`` (str), then any sections in order; a section value may be a string
+    (paragraph), a list of strings (bullets), a list of dicts (a table, columns from the first
+    row) or a dict (``key: value`` bullets).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {card.get('title', name)}", ""]
+    for heading, body in card.items():
+        if heading == "title":
+            continue
+        lines += [f"## {heading}", ""]
+        lines += _render(body)
+        lines.append("")
+    path = directory / f"{name}.md"
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    return path
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "n/a"
+        return f"{v:.3g}" if abs(v) < 1 else f"{v:.1f}"
+    return str(v)
+
+
+def _render(body: Any) -> list[str]:
+    if isinstance(body, str):
+        return [body]
+    if isinstance(body, Mapping):
+        return [f"- **{k}**: {_fmt(v)}" for k, v in body.items()]
+    if isinstance(body, Sequence) and body and all(isinstance(r, Mapping) for r in body):
+        cols = list(body[0].keys())
+        out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+        out += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in body]
+        return out
+    if isinstance(body, Sequence):
+        return [f"- {_fmt(x)}" for x in body]
+    return [_fmt(body)]

@@ -1,0 +1,523 @@
+"""Per-sample work of the MLPerf Inference benchmark models, and their roofline throughput on a GPU.
+
+Each benchmark is reduced to what a roofline needs: FLOPs per sample and bytes moved per sample at
+the large batches the Offline scenario runs (weights amortised over the batch, activations read and
+written once per layer). Figures are order-of-magnitude physics, derived below from the published
+architectures; the learned correction (greenmatrix.learned.mlperf_inference) absorbs the systematic
+gap (kernel efficiency, padding removal, host overheads) as a function of physics features.
+
+Bytes are quoted at 1 byte per element and scaled by the precision actually used, because MLPerf
+NVIDIA submissions run int8/fp8 almost everywhere and fp16 for the strict-accuracy variants.
+
+The large language models (gptj, llama2-70b, mixtral-8x7b) are modelled per sample as prefill plus
+decode: FLOPs = 2 x active params x (input + output x beams) and, for decode, weights read once per
+step and shared by the batch the GPU memory allows, plus each sequence's KV cache read every step.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from greenmatrix.catalog.precision import bytes_per_param, flops_key
+
+
+class GPULike(Protocol):
+    """The part of `greenmatrix.catalog.hardware.GPUSpec` the physics reads."""
+
+    key: str
+    memory_gib: float
+    memory_bandwidth_gbs: float
+    tflops: object  # Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class BenchmarkWork:
+    """What one MLPerf sample costs. LLM fields are zero for non-LLM benchmarks."""
+
+    key: str  # canonical benchmark: "resnet50", "retinanet", "bert", "rnnt", "3d-unet", "dlrm", ...
+    family: str  # task family, a learned-model feature
+    flops_per_sample: float
+    bytes_per_sample: float  # at 1 byte/element, excluding LLM decode traffic (computed per GPU)
+    params: float
+    precisions: tuple[str, ...]  # what the submissions use, most aggressive first
+    note: str  # derivation and source of the figures
+    input_tokens: float = 0.0
+    output_tokens: float = 0.0
+    kv_bytes_per_token: float = 0.0  # at 1 byte/element, all layers, K and V
+    beams: int = 1
+
+    @property
+    def is_llm(self) -> bool:
+        return self.output_tokens > 0
+
+
+FAMILIES: tuple[str, ...] = (
+    "cnn-classification",
+    "cnn-detection",
+    "cnn-segmentation",
+    "transformer-encoder",
+    "rnn",
+    "recommendation",
+    "llm",
+    "diffusion",
+)
+
+_INT8 = ("int8", "fp16")
+# MLPerf DLRM samples aggregate 100-700 user-item pairs (mean ~270, the inference rules' query sizes).
+_DLRM_PAIRS = 270
+_FP8 = ("fp8", "int8", "fp16")
+_FP16 = ("fp16",)
+
+# Figures: see each note. "GMAC" = 1e9 multiply-accumulates = 2e9 FLOPs.
+_BENCHMARKS: dict[str, BenchmarkWork] = {
+    "resnet50": BenchmarkWork(
+        "resnet50",
+        "cnn-classification",
+        8.2e9,
+        23e6,
+        25.6e6,
+        _INT8,
+        "ResNet-50 v1.5 at 224x224: 4.1 GMAC = 8.2 GFLOP per image (benchmark_models.csv, He et al. 2016); "
+        "~11M activation elements written and read once (22 MB at int8) plus the 150 KB input.",
+    ),
+    "retinanet": BenchmarkWork(
+        "retinanet",
+        "cnn-detection",
+        390e9,
+        420e6,
+        37.7e6,
+        _INT8,
+        "RetinaNet ResNeXt50-32x4d FPN at 800x800, OpenImages 264 classes: backbone 4.2 GMAC x (800/224)^2 "
+        "= 54 GMAC, FPN ~5 GMAC, heads (4+4 3x3 256-ch convs plus a 9x264-class output conv on P3-P7) "
+        "~137 GMAC; total ~195 GMAC = 390 GFLOP. ~210M activation elements, read and written.",
+    ),
+    "bert": BenchmarkWork(
+        "bert",
+        "transformer-encoder",
+        246e9,
+        300e6,
+        335e6,
+        _FP8,
+        "BERT-Large on SQuAD at sequence 384: 2 x 302M non-embedding params x 384 tokens = 232 GFLOP "
+        "plus attention 4 x 384^2 x 1024 x 24 layers = 14.5 GFLOP. ~300M activation bytes at 1 B/element "
+        "with fused attention. Submissions remove padding, so the measured/roofline ratio exceeds 1/ideal.",
+    ),
+    "rnnt": BenchmarkWork(
+        "rnnt",
+        "rnn",
+        20e9,
+        10e6,
+        120e6,
+        _FP16,
+        "RNN-T on LibriSpeech dev-clean (~7 s utterances): encoder pre-net (~25M params) over ~233 stacked "
+        "30 ms frames and post-net (~35M) over ~117 frames after time reduction, plus prediction/joint "
+        "per token: ~2 x (25M x 233 + 35M x 117) = 20 GFLOP. ~10 MB of LSTM state traffic at 1 B/element.",
+    ),
+    "3d-unet": BenchmarkWork(
+        "3d-unet",
+        "cnn-segmentation",
+        36e12,
+        63e9,
+        19e6,
+        _INT8,
+        "3D U-Net on KiTS19: ~0.8 TFLOP per 128^3 patch (32..320 channels, 3x3x3 convs, encoder + decoder) "
+        "x ~45 sliding-window patches per volume at 50% overlap = 36 TFLOP per sample; ~1.4 GB of "
+        "activations per patch (32 channels x 2.1M voxels at full resolution).",
+    ),
+    "dlrm": BenchmarkWork(
+        "dlrm",
+        "recommendation",
+        4.6e6 * _DLRM_PAIRS,
+        1.5e4 * _DLRM_PAIRS,
+        2.3e6,
+        _INT8,
+        "DLRM on Criteo Terabyte: an MLPerf sample is ~270 user-item pairs (100-700); per pair bottom MLP "
+        "13-512-256-128 and top MLP 479-1024-1024-512-256-1 = ~2.3M MACs = 4.6 MFLOP, 26 embedding lookups "
+        "x 128 dims (3.3 KB) plus ~10 KB of activations. The tables (~24B params) are not read whole.",
+    ),
+    "dlrm-v2": BenchmarkWork(
+        "dlrm-v2",
+        "recommendation",
+        32e6 * _DLRM_PAIRS,
+        5e4 * _DLRM_PAIRS,
+        10e6,
+        _FP8,
+        "DLRM-DCNv2 on Criteo 4TB multi-hot, ~270 user-item pairs per sample; per pair 3 low-rank (512) "
+        "cross "
+        "layers on a 3456-wide input (21 MFLOP) + top MLP 3456-1024-1024-512-256-1 (10 MFLOP) = ~32 MFLOP; "
+        "214 multi-hot lookups x 128 dims = 27 KB plus ~20 KB activations.",
+    ),
+    "gptj": BenchmarkWork(
+        "gptj",
+        "llm",
+        0.0,
+        0.0,
+        6.05e9,
+        _FP8,
+        "GPT-J 6B on CNN-DailyMail: ~800 input tokens (approximate mean), up to 128 output tokens with "
+        "beam search 4 (MLPerf reference); KV cache 2 x 28 layers x 4096 = 229 KB/token at 1 B/element.",
+        input_tokens=800.0,
+        output_tokens=128.0,
+        kv_bytes_per_token=2 * 28 * 4096,
+        beams=4,
+    ),
+    "llama2-70b": BenchmarkWork(
+        "llama2-70b",
+        "llm",
+        0.0,
+        0.0,
+        69e9,
+        _FP8,
+        "Llama-2-70B on OpenOrca: ~295 input and ~294 output tokens per sample (approximate means of the "
+        "MLPerf subset); GQA KV cache 2 x 80 layers x 8 heads x 128 = 164 KB/token at 1 B/element.",
+        input_tokens=295.0,
+        output_tokens=294.0,
+        kv_bytes_per_token=2 * 80 * 8 * 128,
+    ),
+    "mixtral-8x7b": BenchmarkWork(
+        "mixtral-8x7b",
+        "llm",
+        0.0,
+        0.0,
+        46.7e9,
+        _FP8,
+        "Mixtral-8x7B: 46.7B params stored, 12.9B active per token (benchmark_models.csv); ~145 input and "
+        "~145 output tokens (assumed); GQA KV 2 x 32 layers x 8 heads x 128 = 64 KB/token at 1 B/element. "
+        "FLOPs use the active params, weight traffic the stored ones.",
+        input_tokens=145.0,
+        output_tokens=145.0,
+        kv_bytes_per_token=2 * 32 * 8 * 128,
+    ),
+    "stable-diffusion-xl": BenchmarkWork(
+        "stable-diffusion-xl",
+        "diffusion",
+        245e12,
+        7e10,
+        2.6e9,
+        _FP8,
+        "SDXL at 1024x1024: UNet ~6 TFLOP per forward at a 128x128 latent x 20 steps x 2 (classifier-free "
+        "guidance) = 240 TFLOP, plus VAE decode and text encoders ~5 TFLOP; ~1.5 GB of activations per "
+        "forward at 1 B/element, weights re-read each step across a batch of ~8.",
+    ),
+}
+
+# GPT-J submissions run fp8 on Hopper/Ada and fp16 elsewhere: TensorRT-LLM's int8 (SmoothQuant) path
+# does not meet the 99% accuracy target for GPT-J, so an A100 reads 2-byte weights and KV cache.
+_LLM_PRECISIONS = {"gptj": ("fp8", "fp16")}
+
+# Mixtral routes each token through 2 of 8 experts.
+_ACTIVE_PARAMS = {"mixtral-8x7b": 12.9e9}
+
+# Strict-accuracy variants (-99.9) need more precise arithmetic on some benchmarks.
+_STRICT_PRECISIONS = {"bert": ("fp8", "fp16"), "dlrm": ("fp16",), "gptj": ("fp8", "fp16")}
+
+_SUFFIX = re.compile(r"-(99(?:\.9)?)$")
+
+# Memory left for activations/KV after weights: the runtime, workspace and fragmentation take the rest.
+_USABLE_MEMORY = 0.9
+# Largest decode batch a serving engine schedules, whatever memory allows.
+_MAX_DECODE_BATCH = 1024
+
+
+def benchmark_names() -> tuple[str, ...]:
+    return tuple(_BENCHMARKS)
+
+
+def parse_benchmark(name: str) -> tuple[str, bool] | None:
+    """Canonical benchmark key and whether it is the strict (99.9%) accuracy variant; None if unknown.
+
+    Accepts MLPerf spellings: "resnet50", "resnet", "bert-99.9", "3d-unet-99", "dlrm-v2-99",
+    "gptj-99", "llama2-70b-99.9", "mixtral-8x7b", "stable-diffusion-xl", "sdxl".
+    """
+    text = str(name).strip().lower()
+    strict = text.endswith("-99.9")
+    base = _SUFFIX.sub("", text)
+    aliases = {
+        "resnet": "resnet50",
+        "resnet50": "resnet50",
+        "resnet-50": "resnet50",
+        "bert-large": "bert",
+        "3d-unet": "3d-unet",
+        "3dunet": "3d-unet",
+        "unet3d": "3d-unet",
+        "dlrmv2": "dlrm-v2",
+        "dlrm-dcnv2": "dlrm-v2",
+        "gpt-j": "gptj",
+        "llama2-70b": "llama2-70b",
+        "llama-2-70b": "llama2-70b",
+        "sdxl": "stable-diffusion-xl",
+    }
+    base = aliases.get(base, base)
+    if base not in _BENCHMARKS:
+        return None
+    return base, strict
+
+
+def work(name: str) -> BenchmarkWork:
+    """The per-sample work of a benchmark (any MLPerf spelling). Raises ValueError naming the allowed keys."""
+    parsed = parse_benchmark(name)
+    if parsed is None:
+        raise ValueError(f"benchmark {name!r} is not known; allowed: {', '.join(_BENCHMARKS)}")
+    return _BENCHMARKS[parsed[0]]
+
+
+def precision_for(name: str, gpu: GPULike) -> str | None:
+    """The precision optimised submissions run `name` at on `gpu`: the first it has tensor rates for."""
+    parsed = parse_benchmark(name)
+    if parsed is None:
+        return None
+    base, strict = parsed
+    default = _LLM_PRECISIONS.get(base, _BENCHMARKS[base].precisions)
+    prefs = _STRICT_PRECISIONS.get(base, default) if strict else default
+    available = set(dict(gpu.tflops))
+    for p in prefs:
+        if p in available:
+            return p
+    # No listed native rate: fall back through the catalog's rules (fp8 -> bf16 ...).
+    for p in prefs:
+        if flops_key(p, available) is not None:
+            return p
+    return None
+
+
+# Last-level (L2) cache per GPU in MiB (vendor datasheets and architecture whitepapers). A large L2
+# keeps a layer's activations or hot embedding rows on chip, so memory-bound benchmarks can run past
+# the DRAM roofline: Ada parts (L4: 48 MiB on 300 GB/s) are the extreme case.
+_L2_MIB: dict[str, float] = {
+    "T4": 4,
+    "A2": 2,
+    "A10": 6,
+    "A10G": 6,
+    "A30": 24,
+    "A40": 6,
+    "RTX-A5000": 6,
+    "A100-PCIe-40GB": 40,
+    "A100-PCIe-80GB": 40,
+    "A100-SXM4-40GB": 40,
+    "A100-SXM4-80GB": 40,
+    "V100-SXM2-16GB": 6,
+    "V100-SXM2-32GB": 6,
+    "L4": 48,
+    "L40": 96,
+    "L40S": 96,
+    "RTX-4090": 72,
+    "H100-PCIe-80GB": 50,
+    "H100-SXM-80GB": 50,
+    "H100-NVL-94GB": 50,
+    "H200-SXM-141GB": 50,
+    "GH200-96GB": 50,
+    "GH200-144GB": 50,
+    "B200-SXM-180GB": 126,
+    "GB200": 126,
+    "B300-SXM-288GB": 126,
+    "GB300": 126,
+    "RTX-PRO-6000-Server": 128,
+    "MI300X": 256,  # Infinity Cache, the last level before HBM
+}
+# Unlisted GPUs: a typical part of their architecture.
+_L2_BY_FAMILY = {"volta": 6, "turing": 4, "ampere": 40, "ada-lovelace": 72, "hopper": 50, "blackwell": 126}
+
+
+def l2_cache_mib(gpu: GPULike) -> float:
+    """The GPU's last-level cache in MiB (datasheet), else a typical value for its family (default 40)."""
+    if gpu.key in _L2_MIB:
+        return float(_L2_MIB[gpu.key])
+    return float(_L2_BY_FAMILY.get(str(getattr(gpu, "family", "")).lower(), 40))
+
+
+@dataclass(frozen=True)
+class Roofline:
+    """Roofline throughput of ONE accelerator on a benchmark, in samples/s."""
+
+    samples_per_s: float
+    flops_per_sample: float
+    bytes_per_sample: float
+    peak_flops: float  # FLOP/s at the chosen precision
+    bandwidth: float  # B/s
+    precision: str
+    bound: str  # "compute" | "memory"
+    gpus_per_replica: int  # >1 when the weights need tensor parallelism to fit (LLMs)
+
+    @property
+    def compute_time(self) -> float:
+        """Seconds per sample per GPU if compute were the only limit."""
+        return self.flops_per_sample / (self.peak_flops * self.gpus_per_replica)
+
+    @property
+    def memory_time(self) -> float:
+        """Seconds per sample per GPU if memory bandwidth were the only limit."""
+        return self.bytes_per_sample / (self.bandwidth * self.gpus_per_replica)
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity of the workload, FLOP/byte."""
+        return self.flops_per_sample / max(self.bytes_per_sample, 1.0)
+
+
+class DoesNotFitError(ValueError):
+    """The benchmark's weights do not fit in the memory of the accelerators available."""
+
+
+def peak_flops(gpu: GPULike, precision: str) -> float:
+    """FLOP/s of `gpu` at `precision` with the catalog's fallbacks; 0 if it has no usable rate."""
+    rates = dict(gpu.tflops)
+    key = flops_key(precision, rates)
+    return float(rates[key]) * 1e12 if key else 0.0
+
+
+def roofline(name: str, gpu: GPULike, *, max_gpus: int = 1 << 16, precision: str | None = None) -> Roofline:
+    """Roofline throughput per accelerator of benchmark `name` on `gpu`.
+
+    For LLMs the weights are split over the fewest GPUs (a power of two, at most `max_gpus`) that
+    hold them with room for KV cache; the returned throughput is per GPU of such a replica.
+    Raises DoesNotFitError when even `max_gpus` GPUs cannot hold the weights, ValueError for an
+    unknown benchmark or a GPU without any usable tensor rate.
+    """
+    w = work(name)
+    prec = precision or precision_for(name, gpu)
+    if prec is None:
+        raise ValueError(
+            f"gpu {gpu.key!r} lists no tensor rate usable for {w.key} (has {sorted(dict(gpu.tflops))})"
+        )
+    flops = peak_flops(gpu, prec)
+    if flops <= 0:
+        raise ValueError(f"gpu {gpu.key!r} has no tensor rate for precision {prec!r}")
+    bw = float(gpu.memory_bandwidth_gbs) * 1e9
+    elem = bytes_per_param(prec)
+    if w.is_llm:
+        return _llm_roofline(w, gpu, prec, flops, bw, elem, max_gpus)
+    f = w.flops_per_sample
+    b = w.bytes_per_sample * elem
+    t_compute, t_memory = f / flops, b / bw
+    return Roofline(
+        samples_per_s=1.0 / max(t_compute, t_memory),
+        flops_per_sample=f,
+        bytes_per_sample=b,
+        peak_flops=flops,
+        bandwidth=bw,
+        precision=prec,
+        bound="compute" if t_compute >= t_memory else "memory",
+        gpus_per_replica=1,
+    )
+
+
+def _llm_roofline(
+    w: BenchmarkWork, gpu: GPULike, prec: str, flops: float, bw: float, elem: float, max_gpus: int
+) -> Roofline:
+    weight_bytes = w.params * elem
+    mem = float(gpu.memory_gib) * 2**30 * _USABLE_MEMORY
+    kv_token = w.kv_bytes_per_token * elem
+    # Longest context a sequence reaches, which bounds the KV each sequence holds.
+    kv_seq_max = kv_token * (w.input_tokens + w.output_tokens)
+    g = 1
+    # Need room for the weights and at least a handful of sequences of KV.
+    while weight_bytes / g + 8 * kv_seq_max * w.beams / g > mem:
+        g *= 2
+        if g > max_gpus:
+            raise DoesNotFitError(
+                f"{w.key} weights ({weight_bytes / 1e9:.0f} GB at {prec}) do not fit in {max_gpus} x "
+                f"{gpu.memory_gib:g} GiB"
+            )
+    free = g * mem - weight_bytes
+    batch = min(_MAX_DECODE_BATCH, max(1.0, free / (kv_seq_max * w.beams))) / w.beams  # samples in flight
+    active = _ACTIVE_PARAMS.get(w.key, w.params)
+    sequences = w.beams
+    f = 2.0 * active * (w.input_tokens + w.output_tokens * sequences)
+    # Mean context during decode is the prompt plus half the output.
+    mean_ctx = w.input_tokens + w.output_tokens / 2.0
+    decode_bytes = w.output_tokens * (weight_bytes / batch + sequences * kv_token * mean_ctx)
+    prefill_bytes = weight_bytes / batch + kv_token * w.input_tokens
+    b = decode_bytes + prefill_bytes
+    t_compute, t_memory = f / (g * flops), b / (g * bw)
+    return Roofline(
+        samples_per_s=1.0 / max(t_compute, t_memory) / g,
+        flops_per_sample=f,
+        bytes_per_sample=b,
+        peak_flops=flops,
+        bandwidth=bw,
+        precision=prec,
+        bound="compute" if t_compute >= t_memory else "memory",
+        gpus_per_replica=g,
+    )
+
+
+# MLPerf MultiStream queries carry 8 samples (resnet50, retinanet); SingleStream queries one.
+MULTISTREAM_SAMPLES = 8
+
+
+def latency_roofline(
+    name: str, gpu: GPULike, *, samples_per_query: int = 1, max_gpus: int = 1, precision: str | None = None
+) -> Roofline:
+    """Roofline of one query at batch `samples_per_query` on one accelerator (or the fewest that hold it).
+
+    Unlike Offline throughput, nothing amortises the weights: every query reads them all, and an LLM
+    reads them once per generated token. `samples_per_s` is queries per second of ONE replica
+    (1 / latency); flops/bytes are per query.
+    """
+    w = work(name)
+    prec = precision or precision_for(name, gpu)
+    if prec is None:
+        raise ValueError(f"gpu {gpu.key!r} lists no tensor rate usable for {w.key}")
+    flops = peak_flops(gpu, prec)
+    if flops <= 0:
+        raise ValueError(f"gpu {gpu.key!r} has no tensor rate for precision {prec!r}")
+    bw = float(gpu.memory_bandwidth_gbs) * 1e9
+    elem = bytes_per_param(prec)
+    weight_bytes = w.params * elem
+    mem = float(gpu.memory_gib) * 2**30 * _USABLE_MEMORY
+    g = 1
+    while weight_bytes / g > mem:
+        g *= 2
+        if g > max_gpus:
+            raise DoesNotFitError(
+                f"{w.key} weights ({weight_bytes / 1e9:.0f} GB at {prec}) do not fit in {max_gpus} x "
+                f"{gpu.memory_gib:g} GiB"
+            )
+    q = max(1, int(samples_per_query))
+    if w.is_llm:
+        active = _ACTIVE_PARAMS.get(w.key, w.params)
+        f = q * 2.0 * active * (w.input_tokens + w.output_tokens * w.beams)
+        kv_token = w.kv_bytes_per_token * elem
+        mean_ctx = w.input_tokens + w.output_tokens / 2.0
+        # Prefill reads the weights once; each generated token reads them again plus the KV cache.
+        b = (w.output_tokens + 1) * weight_bytes + q * w.output_tokens * w.beams * kv_token * mean_ctx
+    else:
+        f = q * w.flops_per_sample
+        b = weight_bytes + q * w.bytes_per_sample * elem
+    t_compute, t_memory = f / (g * flops), b / (g * bw)
+    return Roofline(
+        samples_per_s=1.0 / max(t_compute, t_memory),
+        flops_per_sample=f,
+        bytes_per_sample=b,
+        peak_flops=flops,
+        bandwidth=bw,
+        precision=prec,
+        bound="compute" if t_compute >= t_memory else "memory",
+        gpus_per_replica=g,
+    )
+
+
+def results_per_sample(name: str, scenario: str, units: str = "") -> float:
+    """How many result units one sample counts as: output tokens for LLM token-rate results, else 1.
+
+    MLPerf v4.0 reports llama2-70b (and later mixtral) Offline in tokens/s; the reference data labels
+    those rows "Samples/s", but 8x H100 at ~21,800 "samples/s" vs ~70 queries/s in Server only
+    makes sense as tokens (~294 output tokens per sample).
+    """
+    w = work(name)
+    u = units.lower()
+    if "token" in u:
+        return w.output_tokens or 1.0
+    if w.key in ("llama2-70b", "mixtral-8x7b") and scenario.strip().lower() == "offline":
+        return w.output_tokens
+    return 1.0
+
+
+def system_throughput(per_gpu_samples_per_s: float, accelerators: float) -> float:
+    """Roofline of a whole system: accelerators are independent replicas in Offline/Server throughput."""
+    if accelerators <= 0 or not math.isfinite(accelerators):
+        raise ValueError(f"accelerators must be a positive number, got {accelerators!r}")
+    return per_gpu_samples_per_s * accelerators

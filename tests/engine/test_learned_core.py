@@ -1,0 +1,99 @@
+"""Learned core: metrics, grouped splits, conformal coverage on data with known noise, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from greenmatrix.learned.core import (
+    CorrectionModel,
+    coverage,
+    grouped_folds,
+    leave_group_out,
+    mape,
+    write_model_card,
+)
+
+
+def test_mape_is_percent_of_actual() -> None:
+    # 10% over on one, 10% under on the other: mean 10%.
+    assert mape([110.0, 90.0], [100.0, 100.0]) == pytest.approx(10.0)
+
+
+def test_coverage_counts_inclusive_bounds() -> None:
+    assert coverage([0, 0, 0, 0], [1, 1, 1, 1], [0.5, 1.0, 2.0, -1.0]) == pytest.approx(0.5)
+
+
+def test_leave_group_out_holds_out_whole_groups() -> None:
+    groups = np.array(["b", "a", "b", "c", "a"])
+    seen = []
+    for name, train, test in leave_group_out(groups):
+        seen.append(name)
+        assert set(groups[test]) == {name}
+        assert name not in set(groups[train])
+        assert len(train) + len(test) == len(groups)
+    assert seen == ["a", "b", "c"]
+
+
+def test_grouped_folds_never_split_a_group() -> None:
+    groups = np.repeat([f"g{i}" for i in range(9)], [5, 1, 7, 3, 3, 2, 8, 1, 4])
+    folds = grouped_folds(groups, max_folds=4)
+    assert len(folds) == 4
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(groups)))
+    owner = {}
+    for k, idx in enumerate(folds):
+        for g in set(groups[idx]):
+            assert owner.setdefault(g, k) == k
+
+
+def _synthetic(rng: np.random.Generator, n_groups: int, per_group: int, noise: float):
+    X = rng.uniform(-1, 1, size=(n_groups * per_group, 3))
+    groups = np.repeat([f"g{i}" for i in range(n_groups)], per_group)
+    y = 0.8 * X[:, 0] - 0.3 * X[:, 1] ** 2 + rng.normal(scale=noise, size=len(X))
+    return X, y, groups
+
+
+def test_conformal_interval_covers_about_80_percent_of_new_groups() -> None:
+    rng = np.random.default_rng(7)
+    noise = 0.2
+    X, y, groups = _synthetic(rng, n_groups=8, per_group=150, noise=noise)
+    model = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=0, rounds=150)
+    Xt, yt, _ = _synthetic(np.random.default_rng(8), n_groups=4, per_group=500, noise=noise)
+    lo, mid, hi = model.predict(Xt)
+    assert 0.74 <= coverage(lo, hi, yt) <= 0.88
+    # Gaussian noise: the 80% half-width is 1.28 sigma; the fitted offsets must be near it.
+    assert model.offset_hi - model.offset_lo == pytest.approx(2 * 1.2816 * noise, rel=0.25)
+    assert np.all(lo <= mid) and np.all(mid <= hi)
+
+
+def test_save_load_roundtrip_and_deterministic_bytes(tmp_path) -> None:
+    X, y, groups = _synthetic(np.random.default_rng(1), n_groups=4, per_group=60, noise=0.1)
+    first = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=3, rounds=50)
+    second = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=3, rounds=50)
+    paths_a = first.save(tmp_path / "a", "m")
+    paths_b = second.save(tmp_path / "b", "m")
+    for pa, pb in zip(paths_a, paths_b, strict=True):
+        assert pa.read_bytes() == pb.read_bytes()
+    loaded = CorrectionModel.load(tmp_path / "a", "m")
+    np.testing.assert_allclose(loaded.predict(X)[1], first.predict(X)[1], rtol=1e-6)
+    assert loaded.offset_lo == pytest.approx(first.offset_lo)
+
+
+def test_load_missing_model_names_the_file(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="nothere"):
+        CorrectionModel.load(tmp_path, "nothere")
+
+
+def test_fit_rejects_wrong_feature_count() -> None:
+    with pytest.raises(ValueError, match="2 columns"):
+        CorrectionModel.fit(np.zeros((4, 3)), np.zeros(4), np.array(list("abab")), ["a", "b"])
+
+
+def test_model_card_renders_table(tmp_path) -> None:
+    path = write_model_card(
+        tmp_path, "demo", {"title": "Demo", "Held-out": [{"holdout": "gpu=x", "mape": 7.26}]}
+    )
+    text = path.read_text()
+    assert text.startswith("# Demo")
+    assert "| holdout | mape |" in text
+    assert "| gpu=x | 7.3 |" in text

@@ -1,0 +1,122 @@
+"""`predict_file` for llm-serving: the batch-prediction contract (columns, order, reasons, no crash)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from greenmatrix.batch.llm_serving import PREDICTION_COLUMNS, predict_file
+from greenmatrix.learned.core import models_dir
+
+pytestmark = pytest.mark.skipif(
+    not (models_dir() / "serving_ttft.ubj").exists(), reason="serving models not trained (greenmatrix train)"
+)
+
+FIELDS = [
+    "id",
+    "backend",
+    "model_path",
+    "system",
+    "precision",
+    "mode",
+    "isl",
+    "osl",
+    "gemm_quant_mode",
+    "moe_quant_mode",
+    "batch_size",
+    "tp_size",
+    "pp_size",
+    "attention_dp_size",
+    "moe_tp_size",
+    "moe_ep_size",
+]
+
+
+def _row(**over: str) -> dict[str, str]:
+    base = {
+        "id": "r",
+        "backend": "vllm",
+        "model_path": "meta-llama/Llama-3.1-70B",
+        "system": "h100_sxm",
+        "precision": "fp8",
+        "mode": "agg",
+        "isl": "1024",
+        "osl": "256",
+        "gemm_quant_mode": "fp8",
+        "moe_quant_mode": "fp8",
+        "batch_size": "16",
+        "tp_size": "4",
+        "pp_size": "1",
+        "attention_dp_size": "1",
+        "moe_tp_size": "4",
+        "moe_ep_size": "1",
+    }
+    base.update(over)
+    return base
+
+
+def _write(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_every_row_is_repeated_in_order_with_predictions_or_a_reason(tmp_path: Path) -> None:
+    rows = [
+        _row(id="ok"),
+        _row(id="bad-gpu", system="tpu_v9"),
+        _row(id="bad-model", model_path="acme/NotAModel-3B"),
+        _row(id="bad-backend", backend="ollama"),
+        _row(
+            id="ok-moe",
+            model_path="deepseek-ai/DeepSeek-R1",
+            system="b200_sxm",
+            tp_size="8",
+            moe_tp_size="1",
+            moe_ep_size="8",
+        ),
+    ]
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    _write(src, rows)
+    assert predict_file(src, out) == 2
+    with out.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        got = list(reader)
+        assert reader.fieldnames == FIELDS + list(PREDICTION_COLUMNS)
+    assert [r["id"] for r in got] == [r["id"] for r in rows]
+    for r, original in zip(got, rows, strict=True):
+        assert all(r[k] == v for k, v in original.items())  # inputs untouched
+    by_id = {r["id"]: r for r in got}
+    for ok in ("ok", "ok-moe"):
+        r = by_id[ok]
+        assert r["reason"] == ""
+        assert (
+            0
+            < float(r["predicted_tpot_ms_p10"])
+            <= float(r["predicted_tpot_ms"])
+            <= float(r["predicted_tpot_ms_p90"])
+        )
+        assert (
+            0
+            < float(r["predicted_ttft_ms_p10"])
+            <= float(r["predicted_ttft_ms"])
+            <= float(r["predicted_ttft_ms_p90"])
+        )
+    assert "tpu_v9" in by_id["bad-gpu"]["reason"] and "no specs" in by_id["bad-gpu"]["reason"]
+    assert "NotAModel" in by_id["bad-model"]["reason"]
+    assert "backend" in by_id["bad-backend"]["reason"]
+    for bad in ("bad-gpu", "bad-model", "bad-backend"):
+        assert by_id[bad]["predicted_ttft_ms"] == "" and by_id[bad]["predicted_tpot_ms"] == ""
+
+
+def test_rows_missing_required_numbers_get_a_reason(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    _write(src, [_row(id="no-isl", isl=""), _row(id="no-batch", batch_size="")])
+    assert predict_file(src, out) == 0
+    with out.open(newline="") as fh:
+        got = list(csv.DictReader(fh))
+    assert "isl" in got[0]["reason"]
+    assert "batch" in got[1]["reason"]

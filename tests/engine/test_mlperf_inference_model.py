@@ -1,0 +1,213 @@
+"""The MLPerf Inference throughput model: determinism, held-out accuracy as carded, batch contract."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from greenmatrix.batch import mlperf_inference as batch
+from greenmatrix.learned import mlperf_inference as model
+from greenmatrix.learned.core import models_dir
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("GREENMATRIX_DATA", REPO.parent / "shared" / "data"))
+SOURCE = DATA / "mlperf" / "inference_closed.csv"
+needs_data = pytest.mark.skipif(not SOURCE.exists(), reason=f"reference data not found at {SOURCE}")
+
+
+def _subset(tmp: Path, every: int) -> Path:
+    """A data folder holding every `every`-th row of the inference CSV (keeps the test quick)."""
+    with SOURCE.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    target = tmp / "mlperf" / "inference_closed.csv"
+    target.parent.mkdir(parents=True)
+    with target.open("w", newline="") as fh:
+        csv.writer(fh).writerows([rows[0], *rows[1::every]])
+    return tmp
+
+
+@needs_data
+def test_train_is_deterministic(tmp_path: Path) -> None:
+    data = _subset(tmp_path / "data", every=4)
+    first = model.train(data, tmp_path / "a")
+    second = model.train(data, tmp_path / "b")
+    assert first == second
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == [
+        "mlperf_inference.md",
+        "mlperf_inference.meta.json",
+        "mlperf_inference.ubj",
+        "mlperf_latency.md",
+        "mlperf_latency.meta.json",
+        "mlperf_latency.ubj",
+    ]
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+@pytest.fixture(scope="module")
+def recomputed() -> list[dict]:
+    if not SOURCE.exists():
+        pytest.skip(f"reference data not found at {SOURCE}")
+    return model.holdout_results(DATA)
+
+
+@pytest.fixture(scope="module")
+def recomputed_latency() -> list[dict]:
+    if not SOURCE.exists():
+        pytest.skip(f"reference data not found at {SOURCE}")
+    return model.holdout_results(DATA, "latency")
+
+
+def _carded(name: str) -> dict[str, dict]:
+    meta = json.loads((models_dir() / f"{name}.meta.json").read_text())
+    return {r["holdout"]: r for r in meta["info"]["holdout"]}
+
+
+def _check_against_card(recomputed: list[dict], name: str) -> None:
+    carded = _carded(name)
+    assert {r["holdout"] for r in recomputed} == set(carded)
+    for r in recomputed:
+        card = carded[r["holdout"]]
+        assert r["n"] == card["n"], r["holdout"]
+        assert r["mape_model"] <= card["mape_model"] + 0.5, r["holdout"]
+        assert abs(r["coverage80"] - card["coverage80"]) <= 0.02, r["holdout"]
+    # The card in markdown states the same numbers.
+    text = (models_dir() / f"{name}.md").read_text()
+    assert f"{carded['round=v4.0']['mape_model']:.1f}" in text
+
+
+def test_shipped_model_reaches_its_carded_held_out_accuracy(recomputed: list[dict]) -> None:
+    _check_against_card(recomputed, "mlperf_inference")
+
+
+def test_shipped_latency_model_reaches_its_carded_held_out_accuracy(recomputed_latency: list[dict]) -> None:
+    _check_against_card(recomputed_latency, "mlperf_latency")
+    by = {r["holdout"]: r for r in recomputed_latency}
+    for key in ("gpu=each (pooled)", "round=v4.0"):
+        assert by[key]["mape_model"] < by[key]["mape_roofline"], key
+
+
+def test_learned_correction_beats_plain_roofline_on_every_held_out_group(recomputed: list[dict]) -> None:
+    for r in recomputed:
+        assert r["mape_model"] < r["mape_roofline"], r["holdout"]
+
+
+def test_held_out_gpu_types_and_later_round_have_useful_accuracy(recomputed: list[dict]) -> None:
+    by = {r["holdout"]: r for r in recomputed}
+    # Mainstream datacenter GPUs never seen in training: within 25%; the later round within 25%.
+    for gpu in ("H100-SXM-80GB", "H100-PCIe-80GB", "A100-PCIe-80GB", "A30"):
+        assert by[f"gpu={gpu}"]["mape_model"] < 25.0, gpu
+    assert by["round=v4.0"]["mape_model"] < 25.0
+    # Intervals are roughly calibrated when pooled over held-out types.
+    assert 0.7 <= by["gpu=each (pooled)"]["coverage80"] <= 0.95
+
+
+def _rows(n_per_benchmark: int = 2) -> tuple[list[str], list[dict[str, str]]]:
+    with SOURCE.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        seen: dict[tuple[str, str], int] = {}
+        picked = []
+        for r in reader:
+            key = (r["Model"], r["Scenario"])
+            if seen.get(key, 0) < n_per_benchmark:
+                seen[key] = seen.get(key, 0) + 1
+                picked.append(r)
+    return fields, picked
+
+
+@needs_data
+def test_predict_file_keeps_rows_order_and_columns(tmp_path: Path) -> None:
+    fields, rows = _rows()
+    unknown = dict(
+        rows[0], accelerator_model_name="Foo X1 Accelerator", Scenario="Offline", Units="Samples/s"
+    )
+    rows.insert(3, unknown)
+    src = tmp_path / "in.csv"
+    with src.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    out = tmp_path / "out.csv"
+    count = batch.predict_file(src, out)
+    with out.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        out_fields = list(reader.fieldnames or [])
+        got = list(reader)
+    assert out_fields[: len(fields)] == fields
+    assert out_fields[len(fields) :] == [*batch.COLUMNS, "reason"]
+    assert len(got) == len(rows)
+    assert [g["url"] for g in got] == [r["url"] for r in rows]
+    assert [g["Result"] for g in got] == [r["Result"] for r in rows]
+    assert "Foo X1 Accelerator" in got[3]["reason"] and got[3]["predicted_result"] == ""
+    predicted = [g for g in got if g["predicted_result"]]
+    assert count == len(predicted) > 0
+    for g in predicted:
+        assert g["reason"] == ""
+        p10, p50, p90 = (
+            float(g[c]) for c in ("predicted_result_p10", "predicted_result", "predicted_result_p90")
+        )
+        assert 0 < p10 <= p50 <= p90
+    latency = [g for g in predicted if g["Scenario"] in ("SingleStream", "MultiStream")]
+    assert latency, "latency rows on catalogued GPUs are predicted (in ms)"
+    for g in got:
+        assert bool(g["predicted_result"]) != bool(g["reason"])
+
+
+@needs_data
+def test_predict_file_without_measured_columns(tmp_path: Path) -> None:
+    fields, rows = _rows(1)
+    keep = [f for f in fields if f not in ("Result", "Accuracy", "Result_Power", "Inference_per_Joule")]
+    src = tmp_path / "in.csv"
+    with src.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keep, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    out = tmp_path / "out.csv"
+    count = batch.predict_file(src, out)
+    with out.open(newline="") as fh:
+        got = list(csv.DictReader(fh))
+    assert len(got) == len(rows) and count > 0
+    assert "Result" not in got[0]
+
+
+def test_predict_file_survives_garbage_rows(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "Model,Scenario,Units,accelerator_model_name,accelerators_per_node,number_of_nodes\n"
+        "resnet50,Offline,Samples/s,NVIDIA H100-SXM-80GB,8,1\n"
+        "resnet50,Offline,Samples/s,NVIDIA H100-SXM-80GB,-3,1\n"
+        ",,,,,\n"
+        "bert-99,Server,Queries/s,NVIDIA L4,x,y\n"
+    )
+    out = tmp_path / "out.csv"
+    assert batch.predict_file(src, out) == 1
+    got = list(csv.DictReader(out.open(newline="")))
+    assert len(got) == 4
+    assert float(got[0]["predicted_result"]) > 0
+    assert all(g["reason"] for g in got[1:])
+
+
+def test_predictions_scale_with_accelerator_count() -> None:
+    base = {
+        "Model": "bert-99",
+        "Scenario": "Offline",
+        "Units": "Samples/s",
+        "accelerator_model_name": "NVIDIA H100-SXM-80GB",
+        "number_of_nodes": "1",
+        "framework": "TensorRT 9.3.0",
+        "version": "v4.0",
+    }
+    one, eight = model.predict_rows(
+        [dict(base, accelerators_per_node="1"), dict(base, accelerators_per_node="8")]
+    )
+    assert one.result is not None and eight.result is not None
+    # More accelerators never predict less throughput; scaling is between 4x and 10x for 8 GPUs.
+    assert 4.0 < eight.result.p50 / one.result.p50 < 10.0
+    assert np.isclose(eight.roofline, 8 * one.roofline)

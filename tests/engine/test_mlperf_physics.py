@@ -1,0 +1,178 @@
+"""Physics of the MLPerf Inference benchmarks: per-sample work, rooflines, system scaling."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from greenmatrix.catalog import hardware
+from greenmatrix.learned.mlperf_inference import prepare, resolve_accelerator
+from greenmatrix.physics import benchmarks as bench
+
+H100 = hardware.gpu("H100-SXM-80GB")
+L4 = hardware.gpu("L4")
+
+
+def _row(**over: str) -> dict[str, str]:
+    row = {
+        "version": "v4.0",
+        "Model": "resnet50",
+        "Scenario": "Offline",
+        "Units": "Samples/s",
+        "accelerator_model_name": "NVIDIA H100-SXM-80GB",
+        "accelerators_per_node": "1",
+        "number_of_nodes": "1",
+        "framework": "TensorRT 9.3.0, CUDA 12.2",
+        "has_power": "False",
+        "SystemName": "test",
+    }
+    row.update(over)
+    return row
+
+
+def test_resnet50_work_is_4_1_gmac_per_image() -> None:
+    # 4.1 GMAC per 224x224 image (benchmark_models.csv) is 8.2 GFLOP: one multiply and one add.
+    assert bench.work("resnet50").flops_per_sample == pytest.approx(2 * 4.1e9)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("resnet50", ("resnet50", False)),
+        ("bert-99.9", ("bert", True)),
+        ("3d-unet-99", ("3d-unet", False)),
+        ("dlrm-v2-99.9", ("dlrm-v2", True)),
+        ("llama2-70b-99", ("llama2-70b", False)),
+        ("mixtral-8x7b", ("mixtral-8x7b", False)),
+        ("stable-diffusion-xl", ("stable-diffusion-xl", False)),
+        ("gpt3-175b", None),
+    ],
+)
+def test_parse_benchmark(name: str, expected: tuple[str, bool] | None) -> None:
+    assert bench.parse_benchmark(name) == expected
+
+
+def test_int8_benchmarks_run_at_int8_and_strict_bert_at_higher_precision() -> None:
+    assert bench.precision_for("resnet50", H100) == "int8"
+    assert bench.precision_for("bert-99", H100) == "fp8"
+    # A100 has no fp8 tensor cores: bert-99 falls back to int8, the 99.9% variant to fp16.
+    a100 = hardware.gpu("A100-SXM4-80GB")
+    assert bench.precision_for("bert-99", a100) == "int8"
+    assert bench.precision_for("bert-99.9", a100) == "fp16"
+
+
+def test_compute_bound_roofline_scales_with_flops_not_bandwidth() -> None:
+    base = bench.roofline("stable-diffusion-xl", H100)
+    assert base.bound == "compute"
+    faster = dataclasses.replace(H100, tflops={k: 2 * v for k, v in H100.tflops.items()})
+    wider = dataclasses.replace(H100, memory_bandwidth_gbs=2 * H100.memory_bandwidth_gbs)
+    assert bench.roofline("stable-diffusion-xl", faster).samples_per_s == pytest.approx(
+        2 * base.samples_per_s
+    )
+    assert bench.roofline("stable-diffusion-xl", wider).samples_per_s == pytest.approx(base.samples_per_s)
+
+
+def test_llm_decode_is_memory_bound_and_scales_with_bandwidth() -> None:
+    base = bench.roofline("gptj-99", H100)
+    assert base.bound == "memory"
+    wider = dataclasses.replace(H100, memory_bandwidth_gbs=2 * H100.memory_bandwidth_gbs)
+    assert bench.roofline("gptj-99", wider).samples_per_s > 1.5 * base.samples_per_s
+
+
+def test_llama2_70b_needs_several_small_gpus() -> None:
+    # 69 GB of fp8 weights cannot sit in one 24 GiB L4.
+    with pytest.raises(bench.DoesNotFitError):
+        bench.roofline("llama2-70b-99", L4, max_gpus=1)
+    roof = bench.roofline("llama2-70b-99", L4, max_gpus=8)
+    assert roof.gpus_per_replica >= 4
+
+
+def test_llama2_offline_results_count_tokens_server_counts_queries() -> None:
+    assert bench.results_per_sample("llama2-70b-99", "Offline", "Samples/s") == pytest.approx(294.0)
+    assert bench.results_per_sample("llama2-70b-99", "Server", "Queries/s") == 1.0
+    assert bench.results_per_sample("resnet50", "Offline", "Samples/s") == 1.0
+
+
+def test_system_roofline_is_linear_in_accelerator_count() -> None:
+    one, _ = prepare(_row())
+    eight, _ = prepare(_row(accelerators_per_node="4", number_of_nodes="2"))
+    assert one is not None and eight is not None
+    assert eight.roofline == pytest.approx(8 * one.roofline)
+
+
+def test_mig_slice_gets_its_share_of_the_gpu() -> None:
+    acc, _ = resolve_accelerator("NVIDIA A100-SXM-80GB (1x1g.10gb MIG)")
+    assert acc is not None and acc.mig_fraction == pytest.approx(1 / 7)
+    full, _ = prepare(_row(accelerator_model_name="NVIDIA A100-SXM-80GB"))
+    mig, _ = prepare(_row(accelerator_model_name="NVIDIA A100-SXM-80GB (1x1g.10gb MIG)"))
+    assert full is not None and mig is not None
+    assert mig.roofline == pytest.approx(full.roofline / 7)
+
+
+def test_single_mig_slice_results_count_one_slice_whatever_the_gpu_count() -> None:
+    # HPE's "8x A100-SXM-80GB-MIG-1x1g.10gb" reports the same bert result as NVIDIA's 1x: one slice.
+    one, _ = prepare(_row(accelerator_model_name="NVIDIA A100-SXM-80GB (1x1g.10gb MIG)"))
+    eight, _ = prepare(
+        _row(accelerator_model_name="NVIDIA A100-SXM-80GB (1x1g.10gb MIG)", accelerators_per_node="8")
+    )
+    full, _ = prepare(
+        _row(accelerator_model_name="NVIDIA A100-SXM-80GB (7x1g.10gb MIG)", accelerators_per_node="8")
+    )
+    assert one is not None and eight is not None and full is not None
+    assert eight.roofline == pytest.approx(one.roofline)
+    assert full.roofline == pytest.approx(8 * 7 * one.roofline)
+
+
+def test_power_limit_in_the_name_overrides_tdp() -> None:
+    acc, _ = resolve_accelerator("NVIDIA A100-SXM4-80GB (400W)")
+    assert acc is not None and acc.tdp_watts == 400.0
+
+
+@pytest.mark.parametrize(
+    ("over", "needle"),
+    [
+        ({"accelerator_model_name": "QUALCOMM Cloud AI 100 Pro"}, "no specs in the catalog"),
+        ({"accelerator_model_name": "N/A", "accelerators_per_node": "0"}, "CPU"),
+        ({"Scenario": "Burst"}, "scenario"),
+        ({"Scenario": "SingleStream", "Units": "Watts"}, "power"),
+        ({"Units": "Watts"}, "power"),
+        ({"Model": "gpt3-175b"}, "not modelled"),
+        ({"accelerators_per_node": "N/A"}, "accelerators_per_node"),
+    ],
+)
+def test_unpredictable_rows_say_why(over: dict[str, str], needle: str) -> None:
+    prepared, reason = prepare(_row(**over))
+    assert prepared is None
+    assert needle.lower() in reason.lower()
+
+
+def test_batch_one_latency_pays_for_the_weights_every_query() -> None:
+    # Offline amortises weights over a batch; a SingleStream query reads them all.
+    offline = bench.roofline("bert-99", H100)
+    single = bench.latency_roofline("bert-99", H100)
+    assert 1.0 / single.samples_per_s > 1.0 / offline.samples_per_s
+    # Eight samples per MultiStream query take longer than one, but less than 8x (weights read once).
+    one = 1.0 / bench.latency_roofline("resnet50", H100).samples_per_s
+    eight = 1.0 / bench.latency_roofline("resnet50", H100, samples_per_query=8).samples_per_s
+    assert one < eight < 8 * one
+    # GPT-J generates 128 tokens one after another, each re-reading ~6 GB of fp8 weights.
+    gptj_s = 1.0 / bench.latency_roofline("gptj-99", H100).samples_per_s
+    assert gptj_s > 128 * 6.05e9 / (H100.memory_bandwidth_gbs * 1e9)
+
+
+def test_latency_rows_are_predicted_in_milliseconds_per_query() -> None:
+    single, _ = prepare(_row(Scenario="SingleStream", Units="Latency (ms)"))
+    multi, _ = prepare(_row(Scenario="MultiStream", Units="Latency (ms)"))
+    assert single is not None and multi is not None
+    assert single.kind == multi.kind == "latency"
+    assert 0 < single.roofline < multi.roofline < 8 * single.roofline
+
+
+def test_features_are_finite() -> None:
+    for model in ("resnet50", "bert-99", "gptj-99", "llama2-70b-99.9", "stable-diffusion-xl", "dlrm-v2-99"):
+        prepared, reason = prepare(_row(Model=model, accelerators_per_node="8"))
+        assert prepared is not None, reason
+        assert all(math.isfinite(v) for v in prepared.features)
+        assert prepared.roofline > 0
