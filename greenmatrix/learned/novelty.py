@@ -79,10 +79,16 @@ class NoveltyIntervals:
     def scale(self, vector: Sequence[float]) -> float:
         return max(self.min_scale, self.novelty(vector))
 
-    def offsets(self, vector: Sequence[float]) -> tuple[float, float]:
-        """(p10, p90) offsets of the log-ratio target for a GPU described by `vector`."""
+    def offsets(self, vector: Sequence[float], *, later: bool = True) -> tuple[float, float]:
+        """(p10, p90) offsets of the log-ratio target for a GPU described by `vector`.
+
+        `later`: the prediction is for software newer than the training data (any real request),
+        so the interval is at least the later-round floor; False only when scoring a hold-out whose
+        rows come from the training rounds.
+        """
         s = self.scale(vector)
-        return min(self.offset_lo * s, self.floor_lo), max(self.offset_hi * s, self.floor_hi)
+        lo, hi = self.offset_lo * s, self.offset_hi * s
+        return (min(lo, self.floor_lo), max(hi, self.floor_hi)) if later else (lo, hi)
 
     def with_floor(self, residuals: np.ndarray, groups: np.ndarray) -> NoveltyIntervals:
         """These intervals, at least as wide as plain conformal offsets of `residuals` grouped by `groups`.
@@ -118,7 +124,10 @@ class NoveltyIntervals:
 
 
 def calibrate(
-    residuals: np.ndarray, groups: np.ndarray, vectors: Mapping[str, Sequence[float]]
+    residuals: np.ndarray,
+    groups: np.ndarray,
+    vectors: Mapping[str, Sequence[float]],
+    min_scale: float = MIN_SCALE,
 ) -> NoveltyIntervals:
     """Offsets from out-of-group residuals (actual - predicted log-ratio) of the GPU types in `vectors`.
 
@@ -134,10 +143,10 @@ def calibrate(
     for k in keys:
         others = {j: list(vectors[j]) for j in keys if j != k}
         if others:
-            ref = NoveltyIntervals(others, sd.tolist(), 0.0, 0.0)
+            ref = NoveltyIntervals(others, sd.tolist(), 0.0, 0.0, min_scale)
             scale[g == k] = ref.scale(vectors[k])
     lo, hi = conformal_offsets(r / scale, g)
-    return NoveltyIntervals({k: list(vectors[k]) for k in keys}, sd.tolist(), lo, hi)
+    return NoveltyIntervals({k: list(vectors[k]) for k in keys}, sd.tolist(), lo, hi, min_scale)
 
 
 def _r(x: float) -> float:

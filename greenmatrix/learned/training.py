@@ -351,9 +351,10 @@ def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]]) ->
         ],
         "Features": FEATURES,
         "Target": (
-            f"log(measured / roofline); XGBoost (core.CorrectionModel, depth {PARAMS['max_depth']}, {ROUNDS} "
-            f"rounds, eta {PARAMS['eta']}, seed 0, 2 threads), rows weighted 1/sqrt(rows of their GPU type) x "
-            "1/sqrt(rows of their benchmark) so neither A100-SXM4-80GB nor the CNNs dictate the splits."
+            f"log(measured / roofline); XGBoost (core.CorrectionModel, depth {PARAMS['max_depth']}, "
+            f"{ROUNDS} rounds, eta {PARAMS['eta']}, seed 0, 2 threads), rows weighted 1/sqrt(rows of "
+            "their GPU type) x 1/sqrt(rows of their benchmark) so neither A100-SXM4-80GB nor the CNNs "
+            "dictate the splits."
         ),
         "Intervals": (
             f"80% conformal offsets from out-of-GPU-type residuals: p10 {model.offset_lo:+.3f}, p90 "
