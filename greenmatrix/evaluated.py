@@ -1,0 +1,71 @@
+"""One hardware option after prediction, sizing and pricing, and the context every evaluation reads.
+
+Serving and training options are both judged as `Evaluated` values on the same criteria, so the
+ranking, the explanation and the operator see one shape whatever the task.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from greenmatrix.api.optimizationpolicy import Constraints, OptimizationPolicySpec, Scaling
+from greenmatrix.api.workloadprofile import OptionPrediction, WorkloadProfileSpec
+from greenmatrix.catalog.llms import ModelArch
+from greenmatrix.options import HardwareOption, Restrictions
+from greenmatrix.predictors import Predictors
+
+CRITERIA = ("latency", "throughput", "cost", "energy", "carbon")
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """One option after prediction, sizing and pricing; `failures` lists (field, why) pairs."""
+
+    option: HardwareOption
+    prediction: OptionPrediction
+    failures: tuple[tuple[str, str], ...]
+    values: tuple[float, ...]  # latency, throughput, cost, energy, carbon (NaN when unknown)
+    severity: float  # how far from feasible (worst ratio of predicted to allowed), for ordering
+    headline: str  # e.g. "TPOT 31 ms [27-36]"
+    weights_gib: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def feasible(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class PlanContext:
+    """What every option's evaluation reads: the spec, its model, the policy and the predictors."""
+
+    spec: WorkloadProfileSpec
+    arch: ModelArch
+    policy: OptimizationPolicySpec | None
+    scaling: Scaling
+    constraints: Constraints
+    restrictions: Restrictions
+    region: str | None
+    predictors: Predictors
+
+
+def unpredictable(o: HardwareOption, why: str) -> Evaluated:
+    """An option the predictors could not judge: infeasible, ranked last, `why` as its reason."""
+    nan = float("nan")
+    return Evaluated(
+        option=o,
+        prediction=OptionPrediction(
+            gpu=o.name,
+            gpus_per_replica=o.gpus_per_replica,
+            replicas=o.pods,
+            in_cluster=o.in_cluster,
+            feasible=False,
+            reason=why,
+        ),
+        failures=(("hardware", why),),
+        values=(nan,) * len(CRITERIA),
+        severity=math.inf,
+        headline="not predicted",
+        weights_gib=0.0,
+    )
