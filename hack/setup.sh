@@ -13,7 +13,10 @@ fi
 stamp="$VENV/.greenmatrix-deps"
 want="$(sha1sum "$ROOT/pyproject.toml" | cut -c1-40)"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  "$VENV/bin/pip" install --quiet -e "$ROOT[test]"
+  echo "setup: installing GreenMatrix and its test tools into $VENV" >&2
+  log="$VENV/pip-install.log"
+  # The build backend's deprecation chatter is noise here; the log keeps it for a failure.
+  "$VENV/bin/pip" install --quiet -e "$ROOT[test]" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
 
