@@ -25,6 +25,7 @@ from greenmatrix.catalog.llms import ModelArch
 from greenmatrix.catalog.precision import bytes_per_param
 from greenmatrix.learned.core import Interval
 from greenmatrix.learned.serving import ServingPrediction, ServingScenario
+from greenmatrix.learned.serving import roofline as serving_roofline
 from greenmatrix.physics import llm as llm_physics
 from greenmatrix.physics import training as training_physics
 
@@ -128,15 +129,7 @@ def roofline_prediction(
     label: str,
 ) -> ServingPrediction:
     """The physics with efficiency knobs: compute parts / compute_efficiency, memory / memory_efficiency."""
-    r = llm_physics.serving_roofline(
-        s.model,
-        s.gpu,
-        precision=s.precisions,
-        input_tokens=s.input_tokens,
-        output_tokens=s.output_tokens,
-        concurrency=s.concurrency,
-        parallelism=s.parallelism,
-    )
+    r = serving_roofline(s)
 
     def step_ms(step: llm_physics.Step) -> float:
         return (
