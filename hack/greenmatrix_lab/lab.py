@@ -167,6 +167,11 @@ class Lab:
 
     def _up(self, borrowed: bool) -> None:
         state = LabState.load(self.layout.state_file)
+        if state is not None and self.is_stale(state):
+            # The processes of a lab die with the session or machine that started them (CI runs
+            # right after a session stops): their leftover state is no reason to refuse a new lab.
+            self._say(f"clearing a stale lab in {self.layout.run_dir}: none of its processes is running")
+            state = None
         if state is not None:
             problems = self._problems(state)
             if state.ready and not problems:
@@ -281,6 +286,11 @@ class Lab:
                 f"no lab is running (no ready state in {self.layout.run_dir}); run `greenmatrix lab up`"
             )
         return state
+
+    @staticmethod
+    def is_stale(state: LabState) -> bool:
+        """True when no process of the saved lab is alive (the run dir is a leftover)."""
+        return not any(processes.is_running(c.pid, c.exe) for c in state.components.values())
 
     def _problems(self, state: LabState) -> list[str]:
         problems = []
