@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The quick start: a local cluster with fake GPU nodes, GreenMatrix's CRDs and operator, the
 # examples applied, ending in `kubectl get wp -A`. The lab stays up for you to explore;
-# `greenmatrix lab down` stops it. Runs on a fresh machine (it installs what it needs).
+# `.venv/bin/greenmatrix lab down` stops it. Runs on a fresh machine (it installs what it needs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/setup.sh
@@ -25,4 +25,4 @@ kubectl get wp -A
 echo
 kubectl get op -A
 echo
-echo "The lab is still up: eval \"\$(greenmatrix lab env)\" to use it, greenmatrix lab down to stop it." >&2
+echo "The lab is still up: eval \"\$(.venv/bin/greenmatrix lab env)\" to use it, .venv/bin/greenmatrix lab down to stop it." >&2
