@@ -9,9 +9,9 @@ repeats every input row in order with all its columns and adds the predictions a
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
+from greenmatrix.batch.table import read_csv, write_predictions
 from greenmatrix.catalog import hardware, llms
 from greenmatrix.errors import GreenMatrixError
 from greenmatrix.learned.serving import (
@@ -28,7 +28,6 @@ PREDICTION_COLUMNS = (
     "predicted_tpot_ms",
     "predicted_tpot_ms_p10",
     "predicted_tpot_ms_p90",
-    "reason",
 )
 
 
@@ -52,10 +51,7 @@ def _scenario(row: dict[str, str]) -> ServingScenario:
 
 def predict_file(in_path: Path, out_path: Path) -> int:
     """Write predictions for every row of ``in_path`` to ``out_path``; return how many were predicted."""
-    with Path(in_path).open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        fields = list(reader.fieldnames or [])
-        rows = [dict(r) for r in reader]
+    fields, rows = read_csv(in_path)
     scenarios: list[ServingScenario] = []
     positions: list[int] = []
     reasons = [""] * len(rows)
@@ -68,16 +64,8 @@ def predict_file(in_path: Path, out_path: Path) -> int:
     predictions: dict[int, list[str]] = {}
     if scenarios:
         predictions = _batch(ServingPredictor.load(), positions, scenarios, reasons)
-    out_fields = fields + [c for c in PREDICTION_COLUMNS if c not in fields]
-    with Path(out_path).open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=out_fields, extrasaction="ignore")
-        writer.writeheader()
-        for i, row in enumerate(rows):
-            cells = predictions.get(i, [""] * 6)
-            row.update(dict(zip(PREDICTION_COLUMNS[:6], cells, strict=True)))
-            row["reason"] = reasons[i] if i not in predictions else ""
-            writer.writerow(row)
-    return len(predictions)
+    cells = [predictions.get(i) for i in range(len(rows))]
+    return write_predictions(out_path, fields, rows, PREDICTION_COLUMNS, cells, reasons)
 
 
 def _batch(

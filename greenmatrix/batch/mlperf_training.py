@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from greenmatrix.batch.mlperf_inference import load_or_explain, read_csv, write_predictions
+from greenmatrix.batch.table import load_or_explain, read_csv, write_predictions
 
 COLUMNS = ("predicted_minutes", "predicted_minutes_p10", "predicted_minutes_p90")
 

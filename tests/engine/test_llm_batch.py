@@ -85,7 +85,7 @@ def test_every_row_is_repeated_in_order_with_predictions_or_a_reason(tmp_path: P
     with out.open(newline="") as fh:
         reader = csv.DictReader(fh)
         got = list(reader)
-        assert reader.fieldnames == FIELDS + list(PREDICTION_COLUMNS)
+        assert reader.fieldnames == [*FIELDS, *PREDICTION_COLUMNS, "reason"]
     assert [r["id"] for r in got] == [r["id"] for r in rows]
     for r, original in zip(got, rows, strict=True):
         assert all(r[k] == v for k, v in original.items())  # inputs untouched
