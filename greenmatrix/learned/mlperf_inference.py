@@ -116,7 +116,7 @@ FEATURES_BY_KIND: dict[str, list[str]] = {
 }
 _COLUMNS = {kind: [FEATURES.index(f) for f in names] for kind, names in FEATURES_BY_KIND.items()}
 _KIND_PARAMS = {"throughput": {"eta": 0.1}, "latency": {"eta": 0.1, "max_depth": 3}}
-_KIND_ROUNDS = {"throughput": 150, "latency": 100}
+_KIND_ROUNDS = {"throughput": 300, "latency": 100}
 # Novelty-scaled intervals (greenmatrix.learned.novelty) for throughput. Latency keeps the core's
 # constant offsets: its held-out coverage was no better with novelty scaling (the later round fell
 # from 0.88 to 0.57 without the round floor, and its round floor made every interval uninformative).
@@ -180,12 +180,24 @@ def framework_is_tensorrt(framework: str) -> bool:
     return "tensorrt" in f or "trt" in f or "nvidia inference implementation" in f or "ngc mlperf" in f
 
 
+_REFERENCE_MARKERS = (
+    "reference",
+    "onnxruntime",
+    "onnx runtime",
+    "pytorch",
+    "tensorflow",
+    "tflite",
+    "c++",
+    "mil)",
+)
+
+
 def framework_is_reference(framework: str) -> bool:
     """MLCommons reference code or a general framework without TensorRT: typically several times slower."""
     f = (framework or "").lower()
     if framework_is_tensorrt(f):
         return False
-    return any(k in f for k in ("reference", "onnxruntime", "pytorch", "tensorflow", "tflite", "c++", "mil)"))
+    return any(k in f for k in _REFERENCE_MARKERS)
 
 
 def round_number(version: str | None) -> float:
@@ -218,6 +230,7 @@ class Prepared:
     gpu_key: str
     bound: str
     kind: str = "throughput"  # or "latency"
+    cell: str = ""  # benchmark variant and scenario, e.g. "bert-99|Offline": what a row is comparable with
 
 
 def prepare(row: Mapping[str, Any]) -> tuple[Prepared | None, str]:
@@ -300,7 +313,7 @@ def prepare(row: Mapping[str, Any]) -> tuple[Prepared | None, str]:
         # MiB of L2 per TB/s of DRAM bandwidth: how much traffic a large cache can keep off DRAM.
         math.log10(bench.l2_cache_mib(acc.gpu) / (roof.bandwidth / 1e12)),
     ]
-    return Prepared(feats, system, acc.gpu.key, roof.bound, kind), ""
+    return Prepared(feats, system, acc.gpu.key, roof.bound, kind, f"{model}|{scenario}"), ""
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -322,12 +335,13 @@ class Dataset:
     benchmark: np.ndarray
     dropped: int = 0
     kind: str = "throughput"
+    cell: np.ndarray | None = None  # Prepared.cell per row
 
 
 def load_dataset(data_dir: Path, kind: str = "throughput") -> Dataset:
     """Rows of `kind` ("throughput"/"latency") with a measured result on a catalogued GPU, in file order."""
     rows = read_rows(Path(data_dir) / DATA_FILE)
-    X, meas, roof, gpu, rnd, bm = [], [], [], [], [], []
+    X, meas, roof, gpu, rnd, bm, cells = [], [], [], [], [], [], []
     for r in rows:
         try:
             value = float(r.get("Result") or "nan")
@@ -344,6 +358,7 @@ def load_dataset(data_dir: Path, kind: str = "throughput") -> Dataset:
         gpu.append(prep.gpu_key)
         rnd.append(str(r.get("version", "")).strip())
         bm.append(bench.work(r["Model"]).key)
+        cells.append(prep.cell)
     measured = np.asarray(meas, dtype=float)
     roofline = np.asarray(roof, dtype=float)
     y = np.log(measured / roofline) if len(measured) else np.zeros(0)
@@ -364,6 +379,7 @@ def load_dataset(data_dir: Path, kind: str = "throughput") -> Dataset:
         benchmark=bm_arr[keep],
         dropped=int((~keep).sum()),
         kind=kind,
+        cell=np.asarray(cells)[keep],
     )
 
 
@@ -374,10 +390,52 @@ def group_weights(groups: np.ndarray) -> np.ndarray:
     return w / w.mean()
 
 
+def reference_penalty(ds: Dataset, idx: np.ndarray) -> float:
+    """Log-ratio a reference (non-TensorRT) implementation loses, from the rows `idx` (<= 0).
+
+    The median, over reference rows, of the row's target minus the median target of TensorRT-class
+    rows on the same GPU type, benchmark variant and scenario; 0 when no reference row has such a
+    sibling. Only two GPU types carry reference rows, so trees alone (one leaf from a handful of
+    rows) could not carry the penalty to the other one: it is an explicit offset the trees refine.
+    """
+    ref = _reference_mask(ds.X[idx], ds.kind)
+    if not ref.any() or ds.cell is None:
+        return 0.0
+    y = ds.y[idx]
+    key = np.char.add(np.char.add(ds.gpu[idx].astype(str), "|"), ds.cell[idx].astype(str))
+    gaps = []
+    for i in np.flatnonzero(ref):
+        siblings = ~ref & (key == key[i])
+        if siblings.any():
+            gaps.append(y[i] - float(np.median(y[siblings])))
+    return min(0.0, float(np.median(gaps))) if gaps else 0.0
+
+
+def _reference_mask(X: np.ndarray, kind: str) -> np.ndarray:
+    return np.asarray(X)[:, FEATURES_BY_KIND[kind].index("reference_impl")] > 0.5
+
+
+def _margin(model: CorrectionModel, X: np.ndarray, kind: str) -> np.ndarray:
+    """The explicit offsets the trees were fitted around (the reference-implementation penalty)."""
+    return float(model.info.get("reference_penalty", 0.0)) * _reference_mask(X, kind)
+
+
+def predict_log_ratio(
+    model: CorrectionModel, X: np.ndarray, kind: str = "throughput"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p10, p50, p90) of log(result / roofline) for feature rows X (columns of `kind`)."""
+    lo, mid, hi = model.predict(X)
+    if len(mid) == 0:
+        return lo, mid, hi
+    m = _margin(model, X, kind)
+    return lo + m, mid + m, hi + m
+
+
 def _fit(ds: Dataset, idx: np.ndarray, *, calibrate: bool = True) -> CorrectionModel:
-    return CorrectionModel.fit(
+    penalty = round(reference_penalty(ds, idx), 6)
+    model = CorrectionModel.fit(
         ds.X[idx],
-        ds.y[idx],
+        ds.y[idx] - penalty * _reference_mask(ds.X[idx], ds.kind),
         ds.gpu[idx],
         FEATURES_BY_KIND[ds.kind],
         seed=SEED,
@@ -386,6 +444,8 @@ def _fit(ds: Dataset, idx: np.ndarray, *, calibrate: bool = True) -> CorrectionM
         calibrate=calibrate,
         sample_weight=group_weights(ds.gpu[idx]),
     )
+    model.info["reference_penalty"] = penalty
+    return model
 
 
 def _metrics(
@@ -410,7 +470,7 @@ def _out_of_gpu_predictions(ds: Dataset, rows: np.ndarray) -> np.ndarray:
     oof = np.zeros(len(rows))
     for name in sorted(set(ds.gpu[rows].tolist())):
         test = ds.gpu[rows] == name
-        oof[test] = _fit(ds, rows[~test], calibrate=False).predict(ds.X[rows[test]])[1]
+        oof[test] = predict_log_ratio(_fit(ds, rows[~test], calibrate=False), ds.X[rows[test]], ds.kind)[1]
     return oof
 
 
@@ -426,7 +486,7 @@ def _out_of_round_predictions(ds: Dataset, rows: np.ndarray) -> tuple[np.ndarray
         past = rows[np.isin(ds.round[rows], rounds[:i])]
         test = rows[ds.round[rows] == name]
         picked.append(test)
-        preds.append(_fit(ds, past, calibrate=False).predict(ds.X[test])[1])
+        preds.append(predict_log_ratio(_fit(ds, past, calibrate=False), ds.X[test], ds.kind)[1])
     if not picked:
         return np.zeros(0, dtype=int), np.zeros(0)
     return np.concatenate(picked), np.concatenate(preds)
@@ -495,7 +555,7 @@ def _holdout(ds: Dataset) -> tuple[list[dict[str, Any]], novelty.NoveltyInterval
     if later.size:
         earlier = np.flatnonzero(ds.round != HOLDOUT_ROUND)
         model = _fit(ds, earlier, calibrate=not use_novelty)
-        lo, mid, hi = model.predict(ds.X[later])
+        lo, mid, hi = predict_log_ratio(model, ds.X[later], ds.kind)
         if use_novelty:
             iv = _interval_offsets(
                 ds,
@@ -564,6 +624,7 @@ def train(data_dir: Path, out_dir: Path) -> dict[str, Any]:
 
 
 def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    penalty = float(model.info.get("reference_penalty", 0.0))
     rows = [
         {
             "held out": r["holdout"],
@@ -600,9 +661,20 @@ def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]], ki
         ),
         "Physics": [f"{w.key}: {w.note}" for w in (bench.work(k) for k in bench.benchmark_names())]
         + [
-            "Roofline per accelerator = 1 / max(FLOPs / peak at the submission precision, bytes / "
-            "bandwidth); "
+            "Roofline per accelerator = 1 / max(FLOPs / sustained peak at the submission precision, "
+            "bytes / bandwidth); "
             "system roofline = per-accelerator x accelerators_per_node x number_of_nodes (x MIG share).",
+            "Sustained peak (physics.benchmarks.sustained_fraction): a part whose datasheet FLOP/s per "
+            "watt exceeds the best full-power (>= 250 W) part of its architecture cannot hold its boost "
+            "clock inside its TDP, so its tensor rate is capped at TDP x that reference FLOP/s per watt "
+            "(Turing has no full-power part in the catalog and borrows Volta's V100, the same TSMC 12 nm "
+            "node). No fitted constant: "
+            + ", ".join(
+                f"{k} keeps {bench.sustained_fraction(g):.0%}"
+                for k, g in sorted(_catalog_gpus(set(ds.gpu.tolist())).items())
+                if bench.sustained_fraction(g) < 1.0
+            )
+            + " of its datasheet rate, every other GPU in these rows 100%.",
             "Precision: int8 for CNNs/DLRM, fp8 where the GPU has it for BERT/LLMs/SDXL (else int8/fp16; "
             "GPT-J falls back to fp16, as its submissions without fp8 do), fp16 for RNN-T and the "
             "strict-accuracy DLRM.",
@@ -623,7 +695,12 @@ def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]], ki
         "Target": (
             "log(measured / roofline); XGBoost (core.CorrectionModel: depth "
             f"{_KIND_PARAMS[kind].get('max_depth', 4)}, {_KIND_ROUNDS[kind]} rounds, eta 0.1, seed 0, "
-            "2 threads), rows weighted 1/sqrt(rows of their GPU type) so H100/A100 do not dominate."
+            "2 threads), rows weighted 1/sqrt(rows of their GPU type) so H100/A100 do not dominate. "
+            "Rows from reference (non-TensorRT) implementations carry an explicit offset the trees refine: "
+            "the median gap between a reference row and TensorRT rows of the same GPU type, benchmark and "
+            "scenario in the training rows"
+            + (f" ({penalty:+.2f} in log, x{math.exp(penalty):.2f})" if penalty else " (none in these rows)")
+            + "; only two GPU types have such rows, too few for the trees alone to carry it to the other."
         ),
         "Intervals": _intervals_text(model),
         "Validation": (
@@ -636,11 +713,26 @@ def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]], ki
         ),
         "Held-out metrics": rows,
         "Limits": [
-            "Targets were 15% MAPE per held-out GPU type and on the later round: met by some types only "
-            "(see table). T4 (the only Turing part: every benchmark ~1.7x slower than the model expects, "
-            "consistent with a 70 W card not sustaining its boost clock), A2 and the RTX 4090 (mostly "
-            "third-party submissions) are the worst; no datasheet feature tried (TDP per FLOP, ridge, "
-            "capacity, L2) explains T4 without tuning on it.",
+            "Targets were 15% MAPE per held-out GPU type and on the later round: not met by "
+            + ", ".join(
+                f"{r['holdout'].split('=', 1)[1]} ({r['mape_model']:.0f}%)"
+                for r in sorted(results, key=lambda r: -r["mape_model"])
+                if r["mape_model"] > 15.0
+            )
+            + ". "
+            + (
+                "Before the sustained peak, the reference offset, 'ONNX Runtime' counted as reference "
+                "code and 300 rounds, the pooled GPU hold-out was 18.9% (T4 79%, RTX 4090 52%, A2 32%, L4"
+                " 24%) and v4.0 21.3%. T4 and A2 are now within 15%; the RTX 4090 (third-party and "
+                "reference-code submissions) improved; L4 got worse: it now runs 1.3-1.6x faster than "
+                "predicted on all its benchmarks but DLRM-v2, so the linear cap (clock proportional to "
+                "power) overstates its limit. A milder cap (clock ~ power^(2/3)) suits L4 but undoes most"
+                " of the T4 gain and was not adopted: picking its exponent would be tuning on the held-"
+                "out types. Training seeds 1-3 move the pooled and v4.0 figures by about a point either "
+                "way."
+                if kind == "throughput"
+                else "The sustained-peak physics (see the mlperf_inference card) applies here too."
+            ),
             "Software gains between rounds (GPT-J x2.3 from v3.1 to v4.0 with TensorRT-LLM) are not "
             "physics; the round feature can only carry the latest seen round forward.",
             "llama2-70b and stable-diffusion-xl appear only in v4.0, so the round hold-out predicts them "
@@ -659,6 +751,12 @@ def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]], ki
             else []
         ),
     }
+
+
+def _catalog_gpus(keys: Iterable[str]) -> dict[str, Any]:
+    from greenmatrix.catalog import hardware
+
+    return {k: hardware.gpu(k) for k in sorted(keys)}
 
 
 def _intervals_text(model: CorrectionModel) -> str:
@@ -737,7 +835,7 @@ class MLPerfInferencePredictor:
                 continue
             preps = [prepared[i][0] for i in ok]
             X = np.asarray([p.features for p in preps if p is not None], dtype=np.float32)[:, _COLUMNS[kind]]
-            lo, mid, hi = model.predict(X)
+            lo, mid, hi = predict_log_ratio(model, X, kind)
             intervals = model.info.get("novelty_intervals")
             if intervals:
                 iv = novelty.NoveltyIntervals.from_dict(intervals)

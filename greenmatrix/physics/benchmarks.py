@@ -12,6 +12,12 @@ NVIDIA submissions run int8/fp8 almost everywhere and fp16 for the strict-accura
 The large language models (gptj, llama2-70b, mixtral-8x7b) are modelled per sample as prefill plus
 decode: FLOPs = 2 x active params x (input + output x beams) and, for decode, weights read once per
 step and shared by the batch the GPU memory allows, plus each sequence's KV cache read every step.
+
+Low-power parts quote tensor rates at boost clocks they cannot hold inside their TDP under a
+sustained tensor load (a 70 W T4 runs its 130 TOPS int8 at well under half that). The compute
+side of every roofline therefore uses a *sustained* peak: the datasheet rate, capped at TDP x the
+best datasheet FLOP/s per watt of a full-power part (>= 250 W, which does run near its rated
+clocks) of the same architecture, or of the same process node when the architecture has none.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from greenmatrix.catalog.precision import bytes_per_param, flops_key
@@ -335,7 +342,7 @@ class Roofline:
     samples_per_s: float
     flops_per_sample: float
     bytes_per_sample: float
-    peak_flops: float  # FLOP/s at the chosen precision
+    peak_flops: float  # sustained FLOP/s at the chosen precision (see sustained_fraction)
     bandwidth: float  # B/s
     precision: str
     bound: str  # "compute" | "memory"
@@ -357,15 +364,73 @@ class Roofline:
         return self.flops_per_sample / max(self.bytes_per_sample, 1.0)
 
 
+# Architectures without a full-power part in the catalog borrow one built on the same process node:
+# Turing (T4) and Volta (V100) are both TSMC 12 nm FFN with the same tensor-core design lineage.
+_PROCESS_NODE = {
+    "volta": "tsmc-12nm",
+    "turing": "tsmc-12nm",
+    "ampere": "ampere",
+    "ada-lovelace": "tsmc-4n-ada",
+    "ada": "tsmc-4n-ada",
+    "hopper": "tsmc-4n-hopper",
+    "blackwell": "tsmc-4np",
+    "blackwell-ultra": "tsmc-4np",
+}
+# A part with at least this TDP runs its tensor cores near the rated clock: its datasheet FLOP/s per
+# watt is what the architecture sustains.
+FULL_POWER_WATTS = 250.0
+
+
+def _fp16_per_watt(gpu: GPULike) -> float:
+    rate = peak_flops(gpu, "fp16") or peak_flops(gpu, "bf16")
+    tdp = float(getattr(gpu, "tdp_watts", 0.0) or 0.0)
+    return rate / tdp if tdp > 0 else 0.0
+
+
+@lru_cache(maxsize=64)
+def _reference_per_watt(vendor: str, family: str) -> float:
+    from greenmatrix.catalog import hardware
+
+    full = [
+        g for g in hardware.all_gpus() if g.tdp_watts >= FULL_POWER_WATTS and str(g.vendor).lower() == vendor
+    ]
+    same = [_fp16_per_watt(g) for g in full if str(g.family).lower() == family]
+    node = _PROCESS_NODE.get(family)
+    if not same and node:
+        same = [_fp16_per_watt(g) for g in full if _PROCESS_NODE.get(str(g.family).lower()) == node]
+    return max(same, default=0.0)
+
+
+def sustained_fraction(gpu: GPULike) -> float:
+    """Share of the datasheet tensor rate `gpu` sustains inside its TDP (1.0 when not power-limited).
+
+    min(1, reference FLOP/s per W / the part's own FLOP/s per W), the reference being the best
+    full-power part of its architecture (or process node). 1.0 when the part's TDP, architecture or a
+    reference part is unknown: nothing then says it is power-limited.
+    """
+    own = _fp16_per_watt(gpu)
+    if own <= 0:
+        return 1.0
+    vendor = str(getattr(gpu, "vendor", "") or "").lower()
+    family = str(getattr(gpu, "family", "") or "").lower()
+    ref = _reference_per_watt(vendor, family)
+    return min(1.0, ref / own) if ref > 0 else 1.0
+
+
 class DoesNotFitError(ValueError):
     """The benchmark's weights do not fit in the memory of the accelerators available."""
 
 
 def peak_flops(gpu: GPULike, precision: str) -> float:
-    """FLOP/s of `gpu` at `precision` with the catalog's fallbacks; 0 if it has no usable rate."""
+    """Datasheet FLOP/s of `gpu` at `precision` with the catalog's fallbacks; 0 if it has no usable rate."""
     rates = dict(gpu.tflops)
     key = flops_key(precision, rates)
     return float(rates[key]) * 1e12 if key else 0.0
+
+
+def sustained_flops(gpu: GPULike, precision: str) -> float:
+    """FLOP/s `gpu` sustains at `precision` inside its TDP: peak_flops x sustained_fraction."""
+    return peak_flops(gpu, precision) * sustained_fraction(gpu)
 
 
 def roofline(name: str, gpu: GPULike, *, max_gpus: int = 1 << 16, precision: str | None = None) -> Roofline:
@@ -382,7 +447,7 @@ def roofline(name: str, gpu: GPULike, *, max_gpus: int = 1 << 16, precision: str
         raise ValueError(
             f"gpu {gpu.key!r} lists no tensor rate usable for {w.key} (has {sorted(dict(gpu.tflops))})"
         )
-    flops = peak_flops(gpu, prec)
+    flops = sustained_flops(gpu, prec)
     if flops <= 0:
         raise ValueError(f"gpu {gpu.key!r} has no tensor rate for precision {prec!r}")
     bw = float(gpu.memory_bandwidth_gbs) * 1e9
@@ -461,7 +526,7 @@ def latency_roofline(
     prec = precision or precision_for(name, gpu)
     if prec is None:
         raise ValueError(f"gpu {gpu.key!r} lists no tensor rate usable for {w.key}")
-    flops = peak_flops(gpu, prec)
+    flops = sustained_flops(gpu, prec)
     if flops <= 0:
         raise ValueError(f"gpu {gpu.key!r} has no tensor rate for precision {prec!r}")
     bw = float(gpu.memory_bandwidth_gbs) * 1e9

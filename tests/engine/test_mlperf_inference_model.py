@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from pathlib import Path
 
@@ -211,3 +212,73 @@ def test_predictions_scale_with_accelerator_count() -> None:
     # More accelerators never predict less throughput; scaling is between 4x and 10x for 8 GPUs.
     assert 4.0 < eight.result.p50 / one.result.p50 < 10.0
     assert np.isclose(eight.roofline, 8 * one.roofline)
+
+
+@pytest.mark.parametrize(
+    ("framework", "reference"),
+    [
+        ("KRAI Inference Library Technology (KILT) with ONNX Runtime GPU support", True),
+        ("MLCommons python reference implementation with CM API, Pytorch v2.1.0", True),
+        ("KRAI Inference Library Technology (KILT) with TensorRT support", False),
+        ("TensorRT 9.3.0, CUDA 12.2", False),
+    ],
+)
+def test_reference_frameworks_are_recognised(framework: str, reference: bool) -> None:
+    assert model.framework_is_reference(framework) is reference
+
+
+def _toy_dataset(y: list[float], gpus: list[str], cells: list[str], reference: list[bool]) -> model.Dataset:
+    n = len(y)
+    X = np.zeros((n, len(model.FEATURES)), dtype=np.float32)
+    X[:, model.FEATURES.index("reference_impl")] = np.asarray(reference, dtype=np.float32)
+    return model.Dataset(
+        X=X,
+        y=np.asarray(y, dtype=float),
+        measured=np.ones(n),
+        roofline=np.ones(n),
+        gpu=np.asarray(gpus),
+        round=np.asarray(["v3.1"] * n),
+        benchmark=np.asarray(["resnet50"] * n),
+        cell=np.asarray(cells),
+    )
+
+
+def test_reference_penalty_is_the_median_gap_to_tensorrt_siblings() -> None:
+    ds = _toy_dataset(
+        y=[0.0, 0.2, -2.0, -3.0, -1.5, 0.5, -9.0],
+        gpus=["A", "A", "A", "A", "B", "B", "C"],
+        cells=["r|Offline"] * 4 + ["r|Offline", "r|Offline", "r|Offline"],
+        reference=[False, False, True, True, True, False, True],
+    )
+    # Gaps to the TensorRT median of the same GPU and cell: A: -2.1 and -3.1, B: -2.0. C's reference
+    # row has no TensorRT sibling and says nothing about the penalty.
+    assert model.reference_penalty(ds, np.arange(7)) == pytest.approx(-2.1)
+    # No reference rows, or none with a sibling: no offset.
+    assert model.reference_penalty(ds, np.array([0, 1, 5])) == 0.0
+    assert model.reference_penalty(ds, np.array([0, 6])) == 0.0
+
+
+def test_shipped_model_predicts_reference_code_several_times_slower() -> None:
+    info = model.predictor().model.info
+    # Reference implementations (ONNX Runtime, PyTorch, TensorFlow) run several times slower than
+    # TensorRT on the same GPU in the data; the offset must say so, not vanish.
+    assert info["reference_penalty"] < math.log(0.5)
+    row = {
+        "Model": "resnet50",
+        "Scenario": "Offline",
+        "Units": "Samples/s",
+        "accelerator_model_name": "NVIDIA L40",
+        "accelerators_per_node": "1",
+        "number_of_nodes": "1",
+        "version": "v4.0",
+    }
+    trt, ref = model.predict_rows(
+        [
+            dict(row, framework="TensorRT 9.3.0, CUDA 12.2"),
+            dict(row, framework="MLCommons python reference implementation, Onnxruntime v1.16.3"),
+        ]
+    )
+    assert trt.result is not None and ref.result is not None
+    assert trt.roofline == ref.roofline
+    assert ref.result.p50 < 0.5 * trt.result.p50
+    assert ref.result.p10 <= ref.result.p50 <= ref.result.p90

@@ -66,7 +66,10 @@ def test_int8_benchmarks_run_at_int8_and_strict_bert_at_higher_precision() -> No
 def test_compute_bound_roofline_scales_with_flops_not_bandwidth() -> None:
     base = bench.roofline("stable-diffusion-xl", H100)
     assert base.bound == "compute"
-    faster = dataclasses.replace(H100, tflops={k: 2 * v for k, v in H100.tflops.items()})
+    # Twice the tensor rate at twice the power: the same FLOP/s per watt, so no power limit applies.
+    faster = dataclasses.replace(
+        H100, tflops={k: 2 * v for k, v in H100.tflops.items()}, tdp_watts=2 * H100.tdp_watts
+    )
     wider = dataclasses.replace(H100, memory_bandwidth_gbs=2 * H100.memory_bandwidth_gbs)
     assert bench.roofline("stable-diffusion-xl", faster).samples_per_s == pytest.approx(
         2 * base.samples_per_s
@@ -176,3 +179,48 @@ def test_features_are_finite() -> None:
         assert prepared is not None, reason
         assert all(math.isfinite(v) for v in prepared.features)
         assert prepared.roofline > 0
+
+
+def test_full_power_parts_sustain_their_datasheet_rate() -> None:
+    # Parts drawing >= 250 W run near their rated clocks; so do small parts below their
+    # architecture's FLOP/s per watt (A2: 18 TFLOPS fp16 on 60 W, a third of A100 PCIe's 1.25/W).
+    for key in ("H100-SXM-80GB", "H100-PCIe-80GB", "A100-SXM4-80GB", "L40", "RTX-4090", "A2", "A10"):
+        assert bench.sustained_fraction(hardware.gpu(key)) == 1.0, key
+
+
+def test_low_power_parts_are_capped_at_their_architectures_flops_per_watt() -> None:
+    t4 = hardware.gpu("T4")
+    v100 = hardware.gpu("V100-SXM2-32GB")
+    l40s = hardware.gpu("L40S")
+    # T4 (Turing) borrows the V100's 125 TFLOPS / 300 W: the same TSMC 12 nm node.
+    assert bench.sustained_fraction(t4) == pytest.approx((125.0 / 300.0) / (65.0 / 70.0))
+    # L4 (72 W) against L40S, the best full-power Ada part (362 TFLOPS / 350 W).
+    l4_share = (bench.peak_flops(l40s, "fp16") / l40s.tdp_watts) / (
+        bench.peak_flops(L4, "fp16") / L4.tdp_watts
+    )
+    assert bench.sustained_fraction(L4) == pytest.approx(l4_share)
+    assert 0.4 < bench.sustained_fraction(t4) < bench.sustained_fraction(L4) < 1.0
+    assert bench.sustained_fraction(v100) == 1.0
+
+
+def test_sustained_fraction_scales_the_compute_roof_only() -> None:
+    t4 = hardware.gpu("T4")
+    share = bench.sustained_fraction(t4)
+    sdxl = bench.roofline("stable-diffusion-xl", t4)
+    assert sdxl.bound == "compute"
+    assert sdxl.peak_flops == pytest.approx(bench.peak_flops(t4, sdxl.precision) * share)
+    assert sdxl.samples_per_s == pytest.approx(sdxl.peak_flops / sdxl.flops_per_sample)
+    # GPT-J decode stays bandwidth-bound: the power cap leaves its roofline alone.
+    gptj = bench.roofline("gptj-99", t4, max_gpus=4)
+    uncapped = dataclasses.replace(t4, tdp_watts=1000.0)
+    assert bench.sustained_fraction(uncapped) == 1.0
+    assert gptj.bound == "memory"
+    assert gptj.samples_per_s == pytest.approx(bench.roofline("gptj-99", uncapped, max_gpus=4).samples_per_s)
+
+
+def test_parts_without_a_reference_are_not_capped() -> None:
+    # An architecture with no full-power sibling and no process-node sibling: nothing says it is limited.
+    odd = dataclasses.replace(L4, key="X1", family="unknown-arch")
+    assert bench.sustained_fraction(odd) == 1.0
+    no_tdp = dataclasses.replace(L4, key="X2", tdp_watts=0.0)
+    assert bench.sustained_fraction(no_tdp) == 1.0
