@@ -134,20 +134,25 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> flo
 
 
 def conformal_offsets(
-    residuals: np.ndarray, groups: np.ndarray, lo: float = 0.1, hi: float = 0.9
+    residuals: np.ndarray,
+    groups: np.ndarray,
+    lo: float = 0.1,
+    hi: float = 0.9,
+    group_weights: Mapping[str, float] | None = None,
 ) -> tuple[float, float]:
     """Lower/upper offsets from signed out-of-group residuals (actual - predicted).
 
-    Each group gets equal total weight, so one big group cannot dictate the width for the rest;
-    the levels are widened by the usual finite-sample (n+1)/n correction over groups, so a small
-    number of groups errs on the wide side.
+    Each group gets equal total weight (or ``group_weights[name]``), so one big group cannot
+    dictate the width for the rest; the levels are widened by the usual finite-sample (n+1)/n
+    correction over groups, so a small number of groups errs on the wide side.
     """
     r = np.asarray(residuals, dtype=float)
     g = np.asarray([str(x) for x in groups])
     if r.size == 0:
         return 0.0, 0.0
     names, inverse, counts = np.unique(g, return_inverse=True, return_counts=True)
-    w = 1.0 / counts[inverse]
+    per_group = np.array([1.0 if group_weights is None else group_weights[n] for n in names])
+    w = per_group[inverse] / counts[inverse]
     n_groups = len(names)
     # Finite-sample widening, counted in groups because groups (not rows) are the exchangeable unit.
     widen = 1.0 / (n_groups + 1)
@@ -185,13 +190,17 @@ class CorrectionModel:
         monotone: Mapping[str, int] | None = None,
         calibrate: bool = True,
         extra_groupings: Sequence[np.ndarray] = (),
+        pool_groupings: bool = False,
     ) -> CorrectionModel:
         """Fit on all rows; calibrate the interval on grouped out-of-fold residuals (CV+).
 
         ``groups`` names the unit a new prediction is "new" in (e.g. GPU type); the calibration
         refits with whole groups left out. With ``extra_groupings`` (e.g. model architecture) the
         calibration is repeated per grouping and the widest offset on each side is kept, so the
-        interval holds whichever way a prediction is new. ``monotone`` maps feature name to +1/-1.
+        interval holds whichever way a prediction is new; with ``pool_groupings`` the residuals of
+        all groupings are pooled instead (each grouping weighing the same), for an interval that
+        is right on average over the kinds of novelty rather than wide enough for the worst one.
+        ``monotone`` maps feature name to +1/-1.
         """
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=float)
@@ -206,8 +215,9 @@ class CorrectionModel:
         booster = _train(X, y, sample_weight, feature_names, full_params, rounds)
         lo = hi = 0.0
         n_groups = len(set(groups.tolist()))
+        pooled: list[tuple[np.ndarray, np.ndarray]] = []
         if calibrate:
-            for grouping in (groups, *extra_groupings):
+            for kind, grouping in enumerate((groups, *extra_groupings)):
                 g = np.asarray([str(x) for x in grouping])
                 if len(g) != len(y):
                     raise ValueError("every grouping must have one entry per row")
@@ -219,8 +229,19 @@ class CorrectionModel:
                     sw = None if sample_weight is None else sample_weight[train]
                     b = _train(X[train], y[train], sw, feature_names, full_params, rounds)
                     oof[test] = b.inplace_predict(X[test])
+                if pool_groupings:
+                    pooled.append((y - oof, np.char.add(f"{kind}:", g)))
+                    continue
                 g_lo, g_hi = conformal_offsets(y - oof, g)
                 lo, hi = min(lo, g_lo), max(hi, g_hi)
+        if pooled:
+            residuals = np.concatenate([r for r, _ in pooled])
+            names = np.concatenate([g for _, g in pooled])
+            # Each grouping weighs 1 in total, shared equally by its groups.
+            per_kind = {k: len(set(g.tolist())) for k, (_, g) in enumerate(pooled)}
+            weights = {n: 1.0 / per_kind[k] for k, (_, g) in enumerate(pooled) for n in set(g.tolist())}
+            lo, hi = conformal_offsets(residuals, names, group_weights=weights)
+            lo, hi = min(lo, 0.0), max(hi, 0.0)
         info = {
             "n_train": len(y),
             "n_groups": int(n_groups),

@@ -97,3 +97,25 @@ def test_model_card_renders_table(tmp_path) -> None:
     assert text.startswith("# Demo")
     assert "| holdout | mape |" in text
     assert "| gpu=x | 7.3 |" in text
+
+
+def test_pooled_calibration_sits_between_the_groupings_it_pools() -> None:
+    # Rows are new either in "a" (harmless groups: noise only) or in "b" (each b-group shifts y, which
+    # no feature explains). Widest-of keeps b's wide interval; pooling weighs both groupings the same.
+    rng = np.random.default_rng(3)
+    X, y, groups_a = _synthetic(rng, n_groups=6, per_group=100, noise=0.1)
+    groups_b = np.array([f"b{i % 5}" for i in range(len(y))])
+    y = y + np.array([0.5 * (i % 5 - 2) for i in range(len(y))])
+    names = ["a", "b", "c"]
+    only_a = CorrectionModel.fit(X, y, groups_a, names, seed=0, rounds=80)
+    widest = CorrectionModel.fit(X, y, groups_a, names, seed=0, rounds=80, extra_groupings=(groups_b,))
+    pooled = CorrectionModel.fit(
+        X, y, groups_a, names, seed=0, rounds=80, extra_groupings=(groups_b,), pool_groupings=True
+    )
+
+    def width(m: CorrectionModel) -> float:
+        return m.offset_hi - m.offset_lo
+
+    assert width(widest) > width(only_a)
+    assert width(only_a) < width(pooled) < width(widest)
+    assert pooled.offset_lo <= 0.0 <= pooled.offset_hi
