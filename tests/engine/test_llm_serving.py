@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -173,3 +174,75 @@ def test_shipped_models_reach_the_held_out_metrics_in_their_card() -> None:
     # Held out by GPU type, the correction must beat the plain roofline on every GPU and target.
     for row in fresh:
         assert row.mape_model < row.mape_roofline, row
+
+
+def _export_row(**cols: str) -> dict[str, str]:
+    row = {
+        "backend": "sglang",
+        "isl": "1024",
+        "osl": "1024",
+        "precision": "fp8",
+        "gemm_quant_mode": "fp8",
+        "moe_quant_mode": "fp8_block",
+    }
+    row.update(cols)
+    return row
+
+
+def test_moe_decode_stated_only_as_tp_is_read_as_the_faster_layout() -> None:
+    # An export row: 32 GPUs per decode worker, no worker counts, no attention-DP column. At 2048
+    # concurrent requests DeepSeek's MLA cache is replicated on every TP rank, so 32-way attention
+    # data parallelism (64 sequences per rank) is far faster and is the reading taken.
+    row = _export_row(
+        mode="disagg",
+        silicon_data_source="silicon_concurrency=2048",
+        prefill_tp_size="4",
+        prefill_moe_ep_size="4",
+        decode_tp_size="32",
+        decode_moe_tp_size="8",
+        decode_moe_ep_size="4",
+    )
+    dsv3 = model_arch("deepseek-ai/DeepSeek-R1")
+    s = serving.scenario_from_row(row, dsv3, hardware.gpu("gb300"))
+    assert (s.tp, s.attention_dp, s.ep) == (1, 32, 32)
+    plain_tp = dataclasses.replace(s, tp=32, attention_dp=1, ep=4, moe_tp=8)
+    assert serving.roofline(s).decode.time_s < serving.roofline(plain_tp).decode.time_s
+    # One request at a time: TP splits the attention weights, attention-DP does not; TP stays.
+    single = serving.scenario_from_row(
+        {**row, "silicon_data_source": "silicon_concurrency=1", "decode_tp_size": "8"},
+        dsv3,
+        hardware.gpu("gb300"),
+    )
+    assert (single.tp, single.attention_dp) == (8, 1)
+
+
+def test_dense_model_tp_row_keeps_its_layout() -> None:
+    row = _export_row(mode="agg", batch_size="256", tp_size="8", moe_tp_size="1", moe_ep_size="1")
+    s = serving.scenario_from_row(row, model_arch("meta-llama/Llama-3.1-70B"), hardware.gpu("h100_sxm"))
+    assert (s.tp, s.attention_dp) == (8, 1)
+
+
+def test_tp_multiplied_by_the_expert_grid_is_read_back_as_tp() -> None:
+    # Some records say tp 64 = moe_tp 8 x ep 8 on an 8-GPU system; the same run elsewhere says tp 8.
+    row = _export_row(mode="agg", batch_size="8", tp_size="64", moe_tp_size="8", moe_ep_size="8")
+    s = serving.scenario_from_row(row, model_arch("deepseek-ai/DeepSeek-R1"), hardware.gpu("b200_sxm"))
+    assert (s.tp, s.ep, s.moe_tp) == (8, 8, 1)
+    assert s.parallelism.gpus == 8
+
+
+def test_explanation_names_a_large_prefill_stall() -> None:
+    # 64 requests of 8k-token prompts and 128 output tokens: every output token waits behind about
+    # half a prefill, more than the decode step itself.
+    s = serving.ServingScenario(
+        model=model_arch("meta-llama/Llama-3.1-8B-Instruct"),
+        gpu=hardware.gpu("h100_sxm"),
+        precision="bf16",
+        input_tokens=8192,
+        output_tokens=128,
+        concurrency=64,
+    )
+    r = serving.roofline(s)
+    assert r.prefill_stall_ms > r.decode_step_ms
+    assert "prefills add" in serving.explain(s, r)
+    quiet = dataclasses.replace(s, input_tokens=128, output_tokens=1024, concurrency=1)
+    assert "prefills add" not in serving.explain(quiet, serving.roofline(quiet))
