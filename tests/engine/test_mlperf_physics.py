@@ -92,6 +92,22 @@ def test_llama2_70b_needs_several_small_gpus() -> None:
     assert roof.gpus_per_replica >= 4
 
 
+def test_llm_replica_widens_only_when_the_weights_crowd_out_the_kv_cache() -> None:
+    # 69 GB of fp8 Llama-2-70B weights fill ~90% of an H100's usable 77 GB: one GPU has room for a
+    # decode batch of ~80 sequences, two GPUs for ~900, so 8x H100 run two GPUs per replica, and
+    # their roofline per GPU is higher than a single-GPU replica's.
+    alone = bench.roofline("llama2-70b-99", H100, max_gpus=1)
+    eight = bench.roofline("llama2-70b-99", H100, max_gpus=8)
+    assert alone.gpus_per_replica == 1
+    assert eight.gpus_per_replica == 2
+    assert eight.samples_per_s > alone.samples_per_s
+    # An H200 (141 GB) holds the weights with a large batch: widening buys no roofline throughput.
+    h200 = hardware.gpu("H200-SXM-141GB")
+    assert bench.roofline("llama2-70b-99", h200, max_gpus=8).gpus_per_replica == 1
+    # GPT-J (6 GB at fp8) leaves most of the GPU to the KV cache: never split.
+    assert bench.roofline("gptj-99", H100, max_gpus=8).gpus_per_replica == 1
+
+
 def test_llama2_offline_results_count_tokens_server_counts_queries() -> None:
     assert bench.results_per_sample("llama2-70b-99", "Offline", "Samples/s") == pytest.approx(294.0)
     assert bench.results_per_sample("llama2-70b-99", "Server", "Queries/s") == 1.0
