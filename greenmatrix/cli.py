@@ -166,7 +166,7 @@ def accuracy(data_dir: Path) -> None:
                 f"{row.mape_roofline:.1f}%",
                 f"{row.coverage80:.0%}",
             )
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 @main.command()
