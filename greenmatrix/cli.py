@@ -7,6 +7,7 @@ group, so this engine package never imports Kubernetes clients.
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -32,8 +33,18 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="greenmatrix")
-def main() -> None:
+@click.option(
+    "--models",
+    "models_path",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="GREENMATRIX_MODELS",
+    help="Trained models to predict with (what `greenmatrix train --out` wrote); default: the shipped ones.",
+)
+def main(models_path: Path | None) -> None:
     """GreenMatrix: which hardware should this model run on, how many replicas, at what cost and energy."""
+    if models_path is not None:
+        # Every loader resolves the directory through greenmatrix.learned.core.models_dir().
+        os.environ["GREENMATRIX_MODELS"] = str(models_path)
 
 
 @main.command()
@@ -84,11 +95,43 @@ _DATASETS = {
     "mlperf-inference": "greenmatrix.batch.mlperf_inference",
     "mlperf-training": "greenmatrix.batch.mlperf_training",
 }
-_LEARNED = (
-    "greenmatrix.learned.serving",
-    "greenmatrix.learned.mlperf_inference",
-    "greenmatrix.learned.training",
-)
+_LEARNED = {
+    "llm-serving": "greenmatrix.learned.serving",
+    "mlperf-inference": "greenmatrix.learned.mlperf_inference",
+    "mlperf-training": "greenmatrix.learned.training",
+}
+
+
+def _dataset_option(func):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--dataset",
+        "datasets",
+        type=click.Choice(sorted(_LEARNED)),
+        multiple=True,
+        help="Only these datasets (repeatable); default: every one whose file is in --data.",
+    )(func)
+
+
+def _learned_modules(data_dir: Path, datasets: tuple[str, ...]) -> list:  # type: ignore[type-arg]
+    """The learned modules to run: the named datasets (their files must exist) or every present one."""
+    import importlib
+
+    modules = {name: importlib.import_module(path) for name, path in _LEARNED.items()}
+    missing = {
+        name: data_dir / m.DATA_FILE for name, m in modules.items() if not (data_dir / m.DATA_FILE).is_file()
+    }
+    for name in datasets:
+        if name in missing:
+            raise click.UsageError(f"--dataset {name}: {missing[name]} does not exist")
+    chosen = list(datasets) or [name for name in _LEARNED if name not in missing]
+    if not chosen:
+        expected = ", ".join(str(m.DATA_FILE) for m in modules.values())
+        raise click.UsageError(
+            f"--data {data_dir}: none of the reference files is there (expected {expected})"
+        )
+    for name in sorted(missing) if not datasets else ():
+        click.echo(f"skipping {name}: {missing[name]} does not exist", err=True)
+    return [modules[name] for name in _LEARNED if name in chosen]
 
 
 @main.command()
@@ -124,14 +167,13 @@ def predict(dataset: str, in_path: Path, out_path: Path) -> None:
     show_default=True,
     help="Where the model files and model cards go.",
 )
-def train(data_dir: Path, out_dir: Path) -> None:
+@_dataset_option
+def train(data_dir: Path, out_dir: Path, datasets: tuple[str, ...]) -> None:
     """Retrain every model deterministically from the reference data."""
-    import importlib
-
+    modules = _learned_modules(data_dir, datasets)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in _LEARNED:
-        module = importlib.import_module(name)
-        click.echo(f"training {name.rsplit('.', 1)[-1]} ...", err=True)
+    for module in modules:
+        click.echo(f"training {module.DATASET} ...", err=True)
         summary = module.train(data_dir, out_dir)
         click.echo(f"  {summary}", err=True)
 
@@ -143,10 +185,9 @@ def bench() -> None:
 
 @bench.command()
 @_data_option
-def accuracy(data_dir: Path) -> None:
+@_dataset_option
+def accuracy(data_dir: Path, datasets: tuple[str, ...]) -> None:
     """MAPE and 80%-interval coverage per held-out group, beside a plain roofline."""
-    import importlib
-
     from rich.console import Console
     from rich.table import Table
 
@@ -155,8 +196,8 @@ def accuracy(data_dir: Path) -> None:
         table.add_column(
             column, justify="right" if column not in ("dataset", "target", "held out") else "left"
         )
-    for name in _LEARNED:
-        for row in importlib.import_module(name).benchmark(data_dir):
+    for module in _learned_modules(data_dir, datasets):
+        for row in module.benchmark(data_dir):
             table.add_row(
                 row.dataset,
                 row.target,

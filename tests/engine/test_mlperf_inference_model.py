@@ -282,3 +282,57 @@ def test_shipped_model_predicts_reference_code_several_times_slower() -> None:
     assert trt.roofline == ref.roofline
     assert ref.result.p50 < 0.5 * trt.result.p50
     assert ref.result.p10 <= ref.result.p50 <= ref.result.p90
+
+
+def test_cli_train_without_a_gpu_then_predict_it_reproduces_the_held_out_figure(
+    tmp_path: Path, recomputed: list[dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a user checking us would do: retrain without L40 via the CLI, predict L40 with --models."""
+    from click.testing import CliRunner
+
+    from greenmatrix.cli import main
+
+    monkeypatch.delenv("GREENMATRIX_MODELS", raising=False)
+    with SOURCE.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    gpu_col = rows[0].index("accelerator_model_name")
+    held = [r for r in rows[1:] if "L40" in r[gpu_col] and "L40S" not in r[gpu_col]]
+    kept = [r for r in rows[1:] if r not in held]
+    data = tmp_path / "data"
+    (data / "mlperf").mkdir(parents=True)
+    with (data / "mlperf" / "inference_closed.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows([rows[0], *kept])
+    with (tmp_path / "l40.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows([rows[0], *held])
+
+    runner = CliRunner()
+    trained = runner.invoke(main, ["train", "--data", str(data), "--out", str(tmp_path / "models")])
+    assert trained.exit_code == 0, trained.output
+    # Only the inference file is there: the other datasets are skipped, and say so.
+    assert "skipping llm-serving" in trained.output and "skipping mlperf-training" in trained.output
+    out = tmp_path / "out.csv"
+    args = ["--models", str(tmp_path / "models"), "predict", "--dataset", "mlperf-inference"]
+    predicted = runner.invoke(main, [*args, "--data", str(tmp_path / "l40.csv"), "--out", str(out)])
+    assert predicted.exit_code == 0, predicted.output
+
+    with out.open(newline="") as fh:
+        scored = [
+            abs(float(r["predicted_result"]) / float(r["Result"]) - 1)
+            for r in csv.DictReader(fh)
+            if r["Scenario"] in ("Offline", "Server") and r["predicted_result"] and r["Result"]
+        ]
+    by = {r["holdout"]: r for r in recomputed}
+    assert len(scored) == by["gpu=L40"]["n"]
+    assert 100 * sum(scored) / len(scored) == pytest.approx(by["gpu=L40"]["mape_model"], abs=0.2)
+
+
+def test_cli_train_names_a_missing_dataset_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from greenmatrix.cli import main
+
+    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path), "--dataset", "llm-serving"])
+    assert result.exit_code == 2
+    assert "--dataset llm-serving" in result.output and "measured_ttft_tpot.csv does not exist" in result.output
+    result = CliRunner().invoke(main, ["bench", "accuracy", "--data", str(tmp_path)])
+    assert result.exit_code == 2 and "none of the reference files" in result.output
