@@ -406,9 +406,10 @@ def serving_roofline(
     # Mean wait behind the other requests' prefills when they arrive together: half of them.
     queue_ms = max(queue_share - 1.0, 0.0) / 2.0 * pre.compute_s * 1e3
     # In steady state every slot of an aggregated replica turns over once per request lifetime, so
-    # each request's output tokens share the GPUs with one prefill per concurrent request on its
-    # attention rank: measured TPOT at 128 output tokens is 2x the one at 512 for the same step.
-    stall_ms = 0.0 if disagg else queue_share * pre.time_s * 1e3 / output_tokens
+    # each request's output tokens share the GPUs with one prefill per OTHER request on its attention
+    # rank (its own prefill is in its TTFT): measured TPOT at 128 output tokens is 2x the one at 512
+    # for the same step. Alone on a rank (one request in flight) nothing interrupts its decode.
+    stall_ms = 0.0 if disagg else max(queue_share - 1.0, 0.0) * pre.time_s * 1e3 / output_tokens
     return ServingRoofline(
         ttft_ms=pre.time_s * 1e3,
         tpot_ms=dec.time_s * 1e3 + stall_ms,

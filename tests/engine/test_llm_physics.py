@@ -155,16 +155,26 @@ def test_invalid_layout_names_the_field() -> None:
 
 def test_aggregated_tpot_carries_the_prefill_stall() -> None:
     # 32 concurrent requests turn over once per request lifetime: each request's output tokens share
-    # the GPU with ~32 prefills, so per output token the stall is 32 x prefill / output length.
+    # the GPU with the 31 other requests' prefills, so per output token the stall is 31 x prefill /
+    # output length (its own prefill is in its TTFT).
     kw = dict(precision="bf16", input_tokens=4096, concurrency=32)
     short = serving_roofline(LLAMA8, H100, output_tokens=128, **kw)
     long = serving_roofline(LLAMA8, H100, output_tokens=512, **kw)
-    assert short.prefill_stall_ms == pytest.approx(32 * short.ttft_ms / 128)
+    assert short.prefill_stall_ms == pytest.approx(31 * short.ttft_ms / 128)
     assert short.prefill_stall_ms == pytest.approx(4 * long.prefill_stall_ms)
     assert short.tpot_ms == pytest.approx(short.decode_step_ms + short.prefill_stall_ms)
     # With attention data parallelism each rank only stalls for its own requests' prefills.
     dp = serving_roofline(LLAMA8, H100, output_tokens=128, parallelism=Parallelism(attention_dp=4), **kw)
-    assert dp.prefill_stall_ms == pytest.approx(8 * dp.ttft_ms / 128)
+    assert dp.prefill_stall_ms == pytest.approx(7 * dp.ttft_ms / 128)
+
+
+def test_a_lone_request_is_not_stalled_by_its_own_prefill() -> None:
+    # One request in flight with a long prompt and a short answer: nothing else prefills during its
+    # decode, so TPOT is the decode step (it once carried the whole 100k-token prefill / 10 tokens).
+    r = serving_roofline(LLAMA8, H100, precision="bf16", input_tokens=100_000, output_tokens=10, concurrency=1)
+    assert r.prefill_stall_ms == 0.0
+    assert r.tpot_ms == pytest.approx(r.decode_step_ms)
+    assert r.ttft_ms > 100 * r.tpot_ms
 
 
 def test_disaggregated_decode_has_no_prefill_stall() -> None:
