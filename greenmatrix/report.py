@@ -28,6 +28,10 @@ def _documents(path: Path) -> list[Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise GreenMatrixError("-f", f"cannot read {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise GreenMatrixError(
+            "-f", f"{path} is not UTF-8 text (byte {err.start}); expected a YAML manifest"
+        ) from None
     try:
         return [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as err:

@@ -136,6 +136,9 @@ def test_not_a_workload_profile(tmp_path: Path) -> None:
     expect_error(run("simulate", "-f", str(EXAMPLES / "policy-chat-cost.yaml")), "kind")
     expect_error(run("simulate", "-f", write(tmp_path, "a: [1, 2\n")), "-f")
     expect_error(run("simulate", "-f", str(tmp_path / "missing.yaml")), "-f")
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(b"\x00\xff\xfe weights")
+    assert "not UTF-8 text" in expect_error(run("simulate", "-f", str(binary)), "-f")
 
 
 def test_schema_violation_names_the_camel_case_field(tmp_path: Path) -> None:

@@ -171,7 +171,9 @@ def test_aggregated_tpot_carries_the_prefill_stall() -> None:
 def test_a_lone_request_is_not_stalled_by_its_own_prefill() -> None:
     # One request in flight with a long prompt and a short answer: nothing else prefills during its
     # decode, so TPOT is the decode step (it once carried the whole 100k-token prefill / 10 tokens).
-    r = serving_roofline(LLAMA8, H100, precision="bf16", input_tokens=100_000, output_tokens=10, concurrency=1)
+    r = serving_roofline(
+        LLAMA8, H100, precision="bf16", input_tokens=100_000, output_tokens=10, concurrency=1
+    )
     assert r.prefill_stall_ms == 0.0
     assert r.tpot_ms == pytest.approx(r.decode_step_ms)
     assert r.ttft_ms > 100 * r.tpot_ms

@@ -333,6 +333,8 @@ def test_cli_train_names_a_missing_dataset_file(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(main, ["train", "--data", str(tmp_path), "--dataset", "llm-serving"])
     assert result.exit_code == 2
-    assert "--dataset llm-serving" in result.output and "measured_ttft_tpot.csv does not exist" in result.output
+    assert (
+        "--dataset llm-serving" in result.output and "measured_ttft_tpot.csv does not exist" in result.output
+    )
     result = CliRunner().invoke(main, ["bench", "accuracy", "--data", str(tmp_path)])
     assert result.exit_code == 2 and "none of the reference files" in result.output
