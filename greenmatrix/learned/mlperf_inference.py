@@ -212,7 +212,7 @@ def round_number(version: str | None) -> float:
 def _int(text: Any, default: int) -> int:
     try:
         v = int(float(str(text).strip()))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: "inf"
         return default
     return v
 

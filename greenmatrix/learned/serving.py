@@ -265,7 +265,7 @@ def _int(row: Mapping[str, str], key: str, default: int | None = None) -> int | 
         return default
     try:
         return int(float(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", or "inf"/"nan" (OverflowError for inf)
         return default
 
 

@@ -144,7 +144,7 @@ def prepare(row: Mapping[str, Any]) -> tuple[Prepared | None, str]:
         return None, reason
     try:
         n = int(float(str(row.get("accelerators_count", "")).strip()))
-    except ValueError:
+    except (ValueError, OverflowError):
         n = 0
     if n <= 0:
         return None, f"accelerators_count {row.get('accelerators_count')!r} is not a positive count"
