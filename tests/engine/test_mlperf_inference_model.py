@@ -292,7 +292,8 @@ def test_cli_train_without_a_gpu_then_predict_it_reproduces_the_held_out_figure(
 
     from greenmatrix.cli import main
 
-    monkeypatch.delenv("GREENMATRIX_MODELS", raising=False)
+    # --models sets GREENMATRIX_MODELS for the process; setting it here first makes teardown undo it.
+    monkeypatch.setenv("GREENMATRIX_MODELS", str(models_dir()))
     with SOURCE.open(newline="") as fh:
         rows = list(csv.reader(fh))
     gpu_col = rows[0].index("accelerator_model_name")
