@@ -346,4 +346,26 @@ DATASHEET_GPUS: tuple[dict[str, Any], ...] = (
         "source": "vendor datasheet: AMD Instinct MI300X (OAM module, counted as sxm); 7 Infinity Fabric "
         "links x 64 GB/s per direction",
     },
+    {
+        "key": "MI325X",
+        "vendor": "amd",
+        "family": "cdna3",
+        "form_factor": "sxm",
+        "memory_gib": 256.0,
+        "memory_bandwidth_gbs": 6000.0,
+        "tdp_watts": 1000.0,
+        "tflops": {
+            "fp32": 163.4,
+            "tf32": 653.7,
+            "bf16": 1307.4,
+            "fp16": 1307.4,
+            "fp8": 2614.9,
+            "int8": 2614.9,
+        },
+        "intra_node_bandwidth_gbs": 448.0,
+        "inter_node_bandwidth_gbs": 50.0,
+        "gpus_per_node": 8,
+        "source": "vendor datasheet: AMD Instinct MI325X (OAM module, counted as sxm; the MI300X compute die "
+        "with 256 GB HBM3E); 7 Infinity Fabric links x 64 GB/s per direction",
+    },
 )

@@ -69,6 +69,7 @@ _FAMILIES: dict[str, tuple[_Variant, ...]] = {
     "RTXPRO6000": (_Variant("RTX-PRO-6000-Server", "pcie", 96),),
     "B60": (_Variant("Arc-Pro-B60", "pcie", 24),),
     "MI300X": (_Variant("MI300X", "sxm", 192),),
+    "MI325X": (_Variant("MI325X", "sxm", 256),),
 }
 
 # Names of parts that look like a family token but are other products.

@@ -97,6 +97,8 @@ def test_mlperf_names_cover_the_common_datacenter_gpus() -> None:
         ("NVIDIA RTX A5000 GPU", "RTX-A5000"),
         ("NVIDIA H100 NVL", "H100-NVL-94GB"),
         ("NVIDIA GH200-GraceHopper-Superchip", "GH200-96GB"),
+        ("AMD Instinct MI300X-NPS1-SPX-192GB-750W", "MI300X"),
+        ("AMD Instinct MI325X", "MI325X"),
         ("NVIDIA A10-24Q", "A10"),
         ("Tesla T4", "T4"),
         ("h100_sxm", "H100-SXM-80GB"),
