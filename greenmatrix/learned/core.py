@@ -75,6 +75,15 @@ class BenchRow:
     coverage80: float
 
 
+def as_int(text: Any) -> int | None:
+    """A CSV cell as an integer ("8", "8.0", "1e3"); None for empty, non-numeric, nan or infinite."""
+    try:
+        value = float(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+    return int(value) if math.isfinite(value) else None
+
+
 def mape(pred: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
     """Mean absolute percentage error, in percent."""
     p = np.asarray(pred, dtype=float)

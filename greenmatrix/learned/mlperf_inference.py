@@ -30,6 +30,7 @@ from greenmatrix.learned.core import (
     BenchRow,
     CorrectionModel,
     Interval,
+    as_int,
     conformal_offsets,
     coverage,
     mape,
@@ -210,11 +211,8 @@ def round_number(version: str | None) -> float:
 
 
 def _int(text: Any, default: int) -> int:
-    try:
-        v = int(float(str(text).strip()))
-    except (TypeError, ValueError, OverflowError):  # OverflowError: "inf"
-        return default
-    return v
+    value = as_int(text)
+    return default if value is None else value
 
 
 def _truthy(text: Any) -> bool:

@@ -30,6 +30,7 @@ from greenmatrix.learned.core import (
     BenchRow,
     CorrectionModel,
     Interval,
+    as_int,
     coverage,
     leave_group_out,
     mape,
@@ -263,10 +264,8 @@ def _int(row: Mapping[str, str], key: str, default: int | None = None) -> int | 
     text = (row.get(key) or "").strip()
     if not text:
         return default
-    try:
-        return int(float(text))
-    except (ValueError, OverflowError):  # "abc", or "inf"/"nan" (OverflowError for inf)
-        return default
+    value = as_int(text)
+    return default if value is None else value
 
 
 def _precision_text(row: Mapping[str, str]) -> tuple[str, str | None]:

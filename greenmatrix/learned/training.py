@@ -27,6 +27,7 @@ from greenmatrix.learned.core import (
     BenchRow,
     CorrectionModel,
     Interval,
+    as_int,
     conformal_offsets,
     coverage,
     mape,
@@ -142,10 +143,7 @@ def prepare(row: Mapping[str, Any]) -> tuple[Prepared | None, str]:
     acc, reason = resolve_accelerator(str(row.get("accelerator_model_name", "") or ""))
     if acc is None:
         return None, reason
-    try:
-        n = int(float(str(row.get("accelerators_count", "")).strip()))
-    except (ValueError, OverflowError):
-        n = 0
+    n = as_int(row.get("accelerators_count", "")) or 0
     if n <= 0:
         return None, f"accelerators_count {row.get('accelerators_count')!r} is not a positive count"
     try:
