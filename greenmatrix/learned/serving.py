@@ -261,10 +261,7 @@ _CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
 
 
 def _int(row: Mapping[str, str], key: str, default: int | None = None) -> int | None:
-    text = (row.get(key) or "").strip()
-    if not text:
-        return default
-    value = as_int(text)
+    value = as_int(row.get(key))
     return default if value is None else value
 
 
