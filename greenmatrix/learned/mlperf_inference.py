@@ -35,6 +35,7 @@ from greenmatrix.learned.core import (
     coverage,
     mape,
     models_dir,
+    profiled_folds,
     write_model_card,
 )
 from greenmatrix.physics import benchmarks as bench
@@ -457,6 +458,23 @@ def _metrics(
     }
 
 
+def _profiled_predictions(ds: Dataset) -> np.ndarray:
+    """p50 of every row from a model that saw its GPU type: rows split at random (core.profiled_folds)."""
+    oof = np.zeros(len(ds.y))
+    for test in profiled_folds(ds.X, seed=SEED):
+        train = np.setdiff1d(np.arange(len(ds.y)), test)
+        oof[test] = predict_log_ratio(_fit(ds, train, calibrate=False), ds.X[test], ds.kind)[1]
+    return oof
+
+
+def _first_rounds(ds: Dataset) -> dict[str, float]:
+    """The round each benchmark first appears in."""
+    first: dict[str, float] = {}
+    for name, version in zip(ds.benchmark.tolist(), ds.round.tolist(), strict=True):
+        first[name] = min(first.get(name, math.inf), round_number(version))
+    return first
+
+
 def _gpu_vectors(keys: Iterable[str]) -> dict[str, list[float]]:
     from greenmatrix.catalog import hardware
 
@@ -520,6 +538,7 @@ def _holdout(ds: Dataset) -> tuple[list[dict[str, Any]], novelty.NoveltyInterval
     use_novelty = _NOVELTY[ds.kind]
     vectors = _gpu_vectors(ds.gpu.tolist())
     oof = _out_of_gpu_predictions(ds, everything)
+    profiled = _profiled_predictions(ds)
     # Forward-chained round predictions, shared by the GPU hold-outs' interval floors (each held-out
     # type's own rows are excluded from its calibration below).
     forward = _out_of_round_predictions(ds, everything) if use_novelty else (np.zeros(0, dtype=int), oof[:0])
@@ -544,10 +563,15 @@ def _holdout(ds: Dataset) -> tuple[list[dict[str, Any]], novelty.NoveltyInterval
                     **_metrics(
                         ds.roofline[test], ds.measured[test], lo_all[test], mid_all[test], hi_all[test]
                     ),
+                    "rows": test,
                 }
             )
     out.append(
-        {"holdout": "gpu=each (pooled)", **_metrics(ds.roofline, ds.measured, lo_all, mid_all, hi_all)}
+        {
+            "holdout": "gpu=each (pooled)",
+            **_metrics(ds.roofline, ds.measured, lo_all, mid_all, hi_all),
+            "rows": everything,
+        }
     )
     later = np.flatnonzero(ds.round == HOLDOUT_ROUND)
     if later.size:
@@ -568,8 +592,25 @@ def _holdout(ds: Dataset) -> tuple[list[dict[str, Any]], novelty.NoveltyInterval
             {
                 "holdout": f"round={HOLDOUT_ROUND}",
                 **_metrics(ds.roofline[later], ds.measured[later], lo, mid, hi),
+                "rows": later,
             }
         )
+        # A benchmark's first round holds no earlier software to learn its efficiency from.
+        first = _first_rounds(ds)
+        new = np.array([first[b] >= round_number(HOLDOUT_ROUND) for b in ds.benchmark[later]])
+        for label, sel in (("earlier", ~new), ("new", new)):
+            if sel.sum() >= MIN_GROUP_ROWS:
+                t = later[sel]
+                out.append(
+                    {
+                        "holdout": f"round={HOLDOUT_ROUND},benchmarks={label}",
+                        **_metrics(ds.roofline[t], ds.measured[t], lo[sel], mid[sel], hi[sel]),
+                        "rows": t,
+                    }
+                )
+    for r in out:
+        rows = r.pop("rows")
+        r["mape_profiled"] = mape(ds.roofline[rows] * np.exp(profiled[rows]), ds.measured[rows])
     return out, (_interval_offsets(ds, everything, oof, forward, vectors) if use_novelty else None)
 
 
@@ -587,7 +628,16 @@ def holdout_results(data_dir: Path, kind: str = "throughput") -> list[dict[str, 
 def benchmark(data_dir: Path) -> list[BenchRow]:
     """Held-out accuracy rows for `greenmatrix bench accuracy` (MAPE in percent), throughput then latency."""
     return [
-        BenchRow(DATASET, r["holdout"], r["n"], kind, r["mape_model"], r["mape_roofline"], r["coverage80"])
+        BenchRow(
+            DATASET,
+            r["holdout"],
+            r["n"],
+            kind,
+            r["mape_model"],
+            r["mape_roofline"],
+            r["coverage80"],
+            r["mape_profiled"],
+        )
         for kind in KINDS
         for r in holdout_results(data_dir, kind)
     ]
@@ -629,6 +679,7 @@ def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]], ki
             "n": r["n"],
             "MAPE model %": round(r["mape_model"], 1),
             "MAPE roofline %": round(r["mape_roofline"], 1),
+            "MAPE profiled %": round(r["mape_profiled"], 1),
             "80% coverage": round(r["coverage80"], 2),
         }
         for r in results
@@ -717,7 +768,11 @@ def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]], ki
             f"later round: trained on v2.0-v3.1, tested on {HOLDOUT_ROUND}. Never random rows. 'MAPE "
             "roofline' is the plain roofline (an upper bound, no efficiency) on the same rows. "
             f"{ds.dropped} rows more than {OUTLIER_FACTOR:g}x below their benchmark's median efficiency "
-            "are treated as data errors and left out of training and scoring."
+            "are treated as data errors and left out of training and scoring. The later round is also "
+            "split into benchmarks that ran in an earlier round and benchmarks new in it (no earlier "
+            "submission to learn their software efficiency from). 'MAPE profiled' is the reference for "
+            "hardware that was profiled: the same model with rows split at random (5 folds, identical "
+            "configurations kept together), so every GPU type and round is in training."
         ),
         "Held-out metrics": rows,
         "Limits": [

@@ -11,6 +11,7 @@ from greenmatrix.learned.core import (
     grouped_folds,
     leave_group_out,
     mape,
+    profiled_folds,
     write_model_card,
 )
 
@@ -51,6 +52,27 @@ def _synthetic(rng: np.random.Generator, n_groups: int, per_group: int, noise: f
     groups = np.repeat([f"g{i}" for i in range(n_groups)], per_group)
     y = 0.8 * X[:, 0] - 0.3 * X[:, 1] ** 2 + rng.normal(scale=noise, size=len(X))
     return X, y, groups
+
+
+def test_profiled_folds_keep_repeated_configurations_together() -> None:
+    rng = np.random.default_rng(3)
+    configs = rng.normal(size=(40, 3)).astype(np.float32)
+    # Every configuration measured 1-3 times (identical feature rows), shuffled.
+    X = np.repeat(configs, rng.integers(1, 4, size=40), axis=0)
+    X = X[rng.permutation(len(X))]
+    folds = profiled_folds(X, k=5, seed=0)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(X)))
+    assert 3 <= len(folds) <= 5
+    fold_of = {}
+    for f, rows in enumerate(folds):
+        for i in rows:
+            key = X[i].tobytes()
+            assert fold_of.setdefault(key, f) == f, "a repeated configuration was split across folds"
+    # Deterministic for a seed, different for another.
+    again = profiled_folds(X, k=5, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(folds, again, strict=True))
+    other = profiled_folds(X, k=5, seed=1)
+    assert not all(np.array_equal(a, b) for a, b in zip(folds, other, strict=False))
 
 
 def test_conformal_interval_covers_about_80_percent_of_new_groups() -> None:

@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from greenmatrix.catalog import hardware
@@ -170,10 +171,45 @@ def test_shipped_models_reach_the_held_out_metrics_in_their_card() -> None:
         assert row.n == rec["n"]
         assert row.mape_model <= rec["mape_model"] + 0.5, row
         assert abs(row.coverage80 - rec["coverage80"]) <= 0.02, row
+        assert row.mape_profiled == pytest.approx(rec["mape_profiled"], abs=0.5), row
         assert f"| {row.holdout} | {row.target} | {row.n} |" in card
     # Held out by GPU type, the correction must beat the plain roofline on every GPU and target.
     for row in fresh:
         assert row.mape_model < row.mape_roofline, row
+
+
+def _sweep(tpot_of_concurrency) -> serving.Dataset:
+    """One configuration swept over concurrency on H100, plus one unrelated point."""
+    model = model_arch("meta-llama/Llama-3.1-8B-Instruct")
+    gpu = hardware.gpu("h100_sxm")
+    concs = [1, 2, 4, 8, 16, 32]
+    scenarios = [serving.ServingScenario(model=model, gpu=gpu, concurrency=c) for c in concs]
+    # A different configuration (other input length) at a concurrency between two of the sweep's:
+    # it must not be read off the sweep.
+    scenarios.append(serving.ServingScenario(model=model, gpu=gpu, concurrency=3, input_tokens=4096))
+    tpot = [tpot_of_concurrency(c) for c in concs] + [1000.0]
+    n = len(scenarios)
+    return serving.Dataset(
+        scenarios=scenarios,
+        ttft_ms=np.full(n, 100.0),
+        tpot_ms=np.asarray(tpot, dtype=float),
+        system=np.asarray(["h100_sxm"] * n),
+        model_name=np.asarray(["llama"] * n),
+        skipped={},
+    )
+
+
+def test_neighbour_consistency_reads_rows_off_their_own_concurrency_sweep() -> None:
+    # A power law in concurrency is a straight line in log-log: interpolation is exact.
+    smooth = serving.neighbour_consistency(_sweep(lambda c: 5.0 * c**0.3))
+    assert smooth["tpot"][0] == 4  # interior points only; the odd configuration has no neighbours
+    assert smooth["tpot"][1] == pytest.approx(0.0, abs=1e-9)
+    assert smooth["ttft"][1] == pytest.approx(0.0, abs=1e-9)
+    # One point twice as slow as the line: read off its neighbours it is predicted at half its
+    # value (50% off); concurrency 4 and 16, halfway in log between it and a point on the line,
+    # are predicted sqrt(2) too slow (41% off); concurrency 2 is untouched.
+    bumped = serving.neighbour_consistency(_sweep(lambda c: 5.0 * c**0.3 * (2.0 if c == 8 else 1.0)))
+    assert bumped["tpot"][1] == pytest.approx((0.0 + 0.5 + 2 * (2**0.5 - 1)) / 4 * 100)
 
 
 def _export_row(**cols: str) -> dict[str, str]:

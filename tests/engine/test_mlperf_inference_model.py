@@ -109,6 +109,30 @@ def test_held_out_gpu_types_and_later_round_have_useful_accuracy(recomputed: lis
     assert 0.7 <= by["gpu=each (pooled)"]["coverage80"] <= 0.95
 
 
+def test_later_round_splits_into_benchmarks_seen_before_and_new(recomputed: list[dict]) -> None:
+    by = {r["holdout"]: r for r in recomputed}
+    whole, earlier, new = (
+        by["round=v4.0"],
+        by["round=v4.0,benchmarks=earlier"],
+        by["round=v4.0,benchmarks=new"],
+    )
+    assert earlier["n"] + new["n"] == whole["n"]
+    # The split is of the same predictions: the row-weighted mean of the parts is the whole.
+    weighted = earlier["mape_model"] * earlier["n"] + new["mape_model"] * new["n"]
+    assert weighted / whole["n"] == pytest.approx(whole["mape_model"])
+    # A benchmark in its first round has no earlier software to learn from: it is the harder part.
+    assert new["mape_model"] > earlier["mape_model"]
+
+
+def test_profiled_reference_is_reported_and_beats_the_gpu_hold_out(recomputed: list[dict]) -> None:
+    by = {r["holdout"]: r for r in recomputed}
+    carded = _carded("mlperf_inference")
+    for r in recomputed:
+        assert r["mape_profiled"] == pytest.approx(carded[r["holdout"]]["mape_profiled"], abs=0.5)
+    # Seeing the GPU type in training is worth something: pooled, the random split is more accurate.
+    assert by["gpu=each (pooled)"]["mape_profiled"] < by["gpu=each (pooled)"]["mape_model"]
+
+
 def _rows(n_per_benchmark: int = 2) -> tuple[list[str], list[dict[str, str]]]:
     with SOURCE.open(newline="") as fh:
         reader = csv.DictReader(fh)

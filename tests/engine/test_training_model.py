@@ -64,6 +64,29 @@ def test_learned_correction_beats_roofline_on_every_held_out_group(recomputed: l
         assert r["mape_model"] < r["mape_roofline"], r["holdout"]
 
 
+@needs_data
+def test_bench_accuracy_prints_the_profiled_reference_beside_each_hold_out() -> None:
+    from click.testing import CliRunner
+
+    from greenmatrix.cli import main
+
+    result = CliRunner().invoke(
+        main, ["bench", "accuracy", "--data", str(DATA), "--dataset", "mlperf-training"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "MAPE profiled" in result.output
+    carded = {
+        r["holdout"]: r
+        for r in json.loads((models_dir() / "training_time.meta.json").read_text())["info"]["holdout"]
+    }
+    pooled = carded["gpu=each (pooled)"]
+    line = next(ln for ln in result.output.splitlines() if "gpu=each (pooled)" in ln)
+    cells = [c.strip() for c in line.split("│") if c.strip()]
+    # dataset, target, held out, n, MAPE model, MAPE roofline, MAPE profiled, coverage
+    assert cells[6] == f"{pooled['mape_profiled']:.1f}%"
+    assert cells[4] == f"{pooled['mape_model']:.1f}%"
+
+
 def test_user_job_prediction_is_consistent() -> None:
     predictor = model.TrainingPredictor.load()
     arch = llms.model_arch("Qwen/Qwen3-8B")
