@@ -37,6 +37,12 @@ USABLE_MEMORY_FRACTION = 0.9
 # Per-collective launch + synchronisation latency (s); NCCL all-reduce of a small message.
 COLLECTIVE_LATENCY_S = 8e-6
 ACTIVATION_BYTES = 2.0  # activations travel between GPUs in 16-bit
+# Elementwise kernels between the matmuls (norms, residual adds, activation functions, MoE
+# permutes) stream activations through memory, one kernel after another: 16-bit reads + writes per
+# token per layer of hidden-sized tensors, of FFN-width tensors, and per routed copy of a token.
+ELEMENTWISE_HIDDEN_RW = 12.0
+ELEMENTWISE_FFN_RW = 4.0
+ELEMENTWISE_PERMUTE_RW = 4.0
 # Precisions here are already canonical keys: a table lookup keeps batch prediction fast.
 _BYTES: dict[str, float] = {k: _bytes_per_param(k) for k in PRECISIONS}
 
@@ -158,10 +164,11 @@ class Step:
     bytes_read: float  # per GPU
     weight_bytes: float  # per GPU, part of bytes_read
     kv_bytes: float  # per GPU, part of bytes_read
+    elementwise_s: float = 0.0  # memory-bound kernels between the matmuls, serial with them
 
     @property
     def time_s(self) -> float:
-        return max(self.compute_s, self.memory_s) + self.comm_s
+        return max(self.compute_s, self.memory_s) + self.comm_s + self.elementwise_s
 
     @property
     def arithmetic_intensity(self) -> float:
@@ -264,6 +271,26 @@ def _attention_flops(model: ModelArch, new_tokens: float, context_end: float, ca
     )
 
 
+def _elementwise_s(model: ModelArch, gpu: GPULike, tokens: float, par: Parallelism) -> float:
+    """Activation traffic of the memory-bound kernels between matmuls for ``tokens`` tokens on one
+    attention rank. Hidden-sized tensors are replicated over tensor-parallel ranks, FFN-width ones
+    sharded; MoE layers also permute each token's top-k copies to and from the experts. This runs
+    at memory bandwidth while the matmuls run at tensor rate, so it weighs most where FLOP/s grew
+    faster than bandwidth (fp8/fp4 prefill on Blackwell)."""
+    h = model.hidden_size
+    dense_layers = model.layers - model.moe_layers
+    moe_width = model.expert_params / (3.0 * h) if model.expert_params else 0.0
+    expert_ranks = max(par.expert_shards / par.attention_dp, 1.0)
+    per_token = (
+        model.layers * ELEMENTWISE_HIDDEN_RW * h
+        + dense_layers * ELEMENTWISE_FFN_RW * model.intermediate_size / par.tp
+        + model.moe_layers
+        * model.experts_per_token
+        * (ELEMENTWISE_FFN_RW * moe_width / expert_ranks + ELEMENTWISE_PERMUTE_RW * h)
+    )
+    return tokens * per_token * ACTIVATION_BYTES / (gpu.memory_bandwidth_gbs * 1e9)
+
+
 def _tp_comm_s(model: ModelArch, gpu: GPULike, tokens: float, tp: int) -> float:
     if tp <= 1:
         return 0.0
@@ -320,6 +347,7 @@ def decode_step(
         bytes_read=bytes_read,
         weight_bytes=weights,
         kv_bytes=kv,
+        elementwise_s=_elementwise_s(model, gpu, per_rank, par),
     )
 
 
@@ -350,6 +378,7 @@ def prefill_step(
         bytes_read=weights + kv_written,
         weight_bytes=weights,
         kv_bytes=kv_written,
+        elementwise_s=_elementwise_s(model, gpu, tokens, par),
     )
 
 
@@ -409,7 +438,19 @@ def serving_roofline(
     # each request's output tokens share the GPUs with one prefill per OTHER request on its attention
     # rank (its own prefill is in its TTFT): measured TPOT at 128 output tokens is 2x the one at 512
     # for the same step. Alone on a rank (one request in flight) nothing interrupts its decode.
-    stall_ms = 0.0 if disagg else max(queue_share - 1.0, 0.0) * pre.time_s * 1e3 / output_tokens
+    # The engines batch those prefill chunks with the decode tokens (chunked prefill / mixed
+    # batches): one pass reads the weights once, so the prefill's FLOPs overlap the decode's weight
+    # reads and only what exceeds the memory-bound step (plus communication and elementwise
+    # kernels, which do not overlap) lengthens it.
+    share = 0.0 if disagg else max(queue_share - 1.0, 0.0) / output_tokens
+    kv_write_s = pre.kv_bytes / (gpu.memory_bandwidth_gbs * 1e9)
+    mixed_s = (
+        max(dec.compute_s + share * pre.compute_s, dec.memory_s + share * kv_write_s)
+        + dec.comm_s
+        + dec.elementwise_s
+        + share * (pre.comm_s + pre.elementwise_s)
+    )
+    stall_ms = (mixed_s - dec.time_s) * 1e3
     return ServingRoofline(
         ttft_ms=pre.time_s * 1e3,
         tpot_ms=dec.time_s * 1e3 + stall_ms,
