@@ -717,7 +717,9 @@ def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]], ki
             "watt exceeds the best full-power (>= 250 W) part of its architecture cannot hold its boost "
             "clock inside its TDP, so its tensor rate is capped at TDP x that reference FLOP/s per watt "
             "(Turing has no full-power part in the catalog and borrows Volta's V100, the same TSMC 12 nm "
-            "node). No fitted constant: "
+            "node). Energy per operation is compared at the part's own rated clock: it goes as V^2 and "
+            "voltage rises with clock, so the reference's FLOP/s per watt is scaled by (f_ref / f)^2 "
+            "with datasheet boost clocks (physics.benchmarks.boost_mhz). No fitted constant: "
             + ", ".join(
                 f"{k} keeps {bench.sustained_fraction(g):.0%}"
                 for k, g in sorted(_catalog_gpus(set(ds.gpu.tolist())).items())

@@ -20,6 +20,9 @@ sustained tensor load (a 70 W T4 runs its 130 TOPS int8 at well under half that)
 side of every roofline therefore uses a *sustained* peak: the datasheet rate, capped at TDP x the
 best datasheet FLOP/s per watt of a full-power part (>= 250 W, which does run near its rated
 clocks) of the same architecture, or of the same process node when the architecture has none.
+That energy per operation is taken at the part's own rated clock: energy per operation goes as V^2
+and voltage rises with clock, so the reference's FLOP/s per watt is scaled by (f_ref / f)^2 (an L4
+rated at 2040 MHz spends 0.66 of the energy per operation of an L40S at 2520 MHz).
 """
 
 from __future__ import annotations
@@ -387,6 +390,44 @@ _PROCESS_NODE = {
 FULL_POWER_WATTS = 250.0
 
 
+# Datasheet boost clock (MHz) at which each part's tensor rates are quoted. Dynamic energy per
+# operation goes as V^2, and along a DVFS curve the voltage rises about linearly with the clock, so a
+# part rated at a lower clock than its reference spends about (f / f_ref)^2 of the reference's energy
+# per operation (L4 at 2040 MHz against L40S at 2520 MHz: 0.66).
+_BOOST_MHZ: dict[str, float] = {
+    "T4": 1590,
+    "A2": 1770,
+    "A10": 1695,
+    "A10G": 1710,
+    "A30": 1440,
+    "A40": 1740,
+    "RTX-A5000": 1695,
+    "A100-PCIe-40GB": 1410,
+    "A100-PCIe-80GB": 1410,
+    "A100-SXM4-40GB": 1410,
+    "A100-SXM4-80GB": 1410,
+    "V100-SXM2-16GB": 1530,
+    "V100-SXM2-32GB": 1530,
+    "L4": 2040,
+    "L40": 2490,
+    "L40S": 2520,
+    "RTX-4090": 2520,
+    "H100-PCIe-80GB": 1755,
+    "H100-SXM-80GB": 1980,
+    "H100-NVL-94GB": 1785,
+    "H200-SXM-141GB": 1980,
+    "GH200-96GB": 1980,
+    "GH200-144GB": 1980,
+}
+# Energy per operation ~ clock^CLOCK_ENERGY_EXPONENT (V^2 with V proportional to f).
+CLOCK_ENERGY_EXPONENT = 2.0
+
+
+def boost_mhz(gpu: GPULike) -> float:
+    """Datasheet boost clock in MHz; 0.0 when the catalog does not know it."""
+    return float(_BOOST_MHZ.get(gpu.key, 0.0))
+
+
 def _fp16_per_watt(gpu: GPULike) -> float:
     rate = peak_flops(gpu, "fp16") or peak_flops(gpu, "bf16")
     tdp = float(getattr(gpu, "tdp_watts", 0.0) or 0.0)
@@ -394,32 +435,45 @@ def _fp16_per_watt(gpu: GPULike) -> float:
 
 
 @lru_cache(maxsize=64)
-def _reference_per_watt(vendor: str, family: str) -> float:
+def _reference_parts(vendor: str, family: str) -> tuple[str, ...]:
+    """Full-power parts of the architecture (or, when it has none, of its process node)."""
     from greenmatrix.catalog import hardware
 
     full = [
         g for g in hardware.all_gpus() if g.tdp_watts >= FULL_POWER_WATTS and str(g.vendor).lower() == vendor
     ]
-    same = [_fp16_per_watt(g) for g in full if str(g.family).lower() == family]
+    same = [g.key for g in full if str(g.family).lower() == family]
     node = _PROCESS_NODE.get(family)
     if not same and node:
-        same = [_fp16_per_watt(g) for g in full if _PROCESS_NODE.get(str(g.family).lower()) == node]
-    return max(same, default=0.0)
+        same = [g.key for g in full if _PROCESS_NODE.get(str(g.family).lower()) == node]
+    return tuple(same)
 
 
 def sustained_fraction(gpu: GPULike) -> float:
     """Share of the datasheet tensor rate `gpu` sustains inside its TDP (1.0 when not power-limited).
 
-    min(1, reference FLOP/s per W / the part's own FLOP/s per W), the reference being the best
-    full-power part of its architecture (or process node). 1.0 when the part's TDP, architecture or a
-    reference part is unknown: nothing then says it is power-limited.
+    The reference is the full-power part of its architecture (or process node) that spends the least
+    energy per operation; the part can afford TDP / (its rate x that energy). Energy per operation is
+    compared at the same clock: the reference's FLOP/s per W is scaled by (f_ref / f)^2 when both boost
+    clocks are known (a part rated at a lower clock runs at a lower voltage), else compared as is.
+    min(1, reference FLOP/s per W x clock factor / the part's own FLOP/s per W). 1.0 when the part's
+    TDP, architecture or a reference part is unknown: nothing then says it is power-limited.
     """
+    from greenmatrix.catalog import hardware
+
     own = _fp16_per_watt(gpu)
     if own <= 0:
         return 1.0
     vendor = str(getattr(gpu, "vendor", "") or "").lower()
     family = str(getattr(gpu, "family", "") or "").lower()
-    ref = _reference_per_watt(vendor, family)
+    refs = [hardware.gpu(k) for k in _reference_parts(vendor, family)]
+    if not refs:
+        return 1.0
+    f = boost_mhz(gpu)
+    if f > 0 and all(boost_mhz(r) > 0 for r in refs):
+        ref = max(_fp16_per_watt(r) * (boost_mhz(r) / f) ** CLOCK_ENERGY_EXPONENT for r in refs)
+    else:
+        ref = max(_fp16_per_watt(r) for r in refs)
     return min(1.0, ref / own) if ref > 0 else 1.0
 
 

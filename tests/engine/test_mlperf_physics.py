@@ -208,15 +208,24 @@ def test_low_power_parts_are_capped_at_their_architectures_flops_per_watt() -> N
     t4 = hardware.gpu("T4")
     v100 = hardware.gpu("V100-SXM2-32GB")
     l40s = hardware.gpu("L40S")
-    # T4 (Turing) borrows the V100's 125 TFLOPS / 300 W: the same TSMC 12 nm node.
-    assert bench.sustained_fraction(t4) == pytest.approx((125.0 / 300.0) / (65.0 / 70.0))
-    # L4 (72 W) against L40S, the best full-power Ada part (362 TFLOPS / 350 W).
+    # T4 (Turing, 1590 MHz) borrows the V100's 125 TFLOPS / 300 W (1530 MHz): the same TSMC 12 nm
+    # node; energy per operation is compared at the T4's clock, (1530 / 1590)^2.
+    assert bench.sustained_fraction(t4) == pytest.approx((125.0 / 300.0) / (65.0 / 70.0) * (1530 / 1590) ** 2)
+    # L4 (72 W, 2040 MHz) against L40S, the best full-power Ada part (362 TFLOPS / 350 W, 2520 MHz):
+    # at its lower rated clock (lower voltage) the L4 spends (2040 / 2520)^2 of the energy per operation.
     l4_share = (bench.peak_flops(l40s, "fp16") / l40s.tdp_watts) / (
         bench.peak_flops(L4, "fp16") / L4.tdp_watts
-    )
+    ) * (2520 / 2040) ** 2
     assert bench.sustained_fraction(L4) == pytest.approx(l4_share)
     assert 0.4 < bench.sustained_fraction(t4) < bench.sustained_fraction(L4) < 1.0
     assert bench.sustained_fraction(v100) == 1.0
+
+
+def test_clock_scaling_needs_both_clocks() -> None:
+    # A part whose boost clock the catalog lacks is compared on plain FLOP/s per watt.
+    l40s = hardware.gpu("L40S")
+    plain = (bench.peak_flops(l40s, "fp16") / l40s.tdp_watts) / (bench.peak_flops(L4, "fp16") / L4.tdp_watts)
+    assert bench.sustained_fraction(dataclasses.replace(L4, key="L4-unknown-clock")) == pytest.approx(plain)
 
 
 def test_sustained_fraction_scales_the_compute_roof_only() -> None:
