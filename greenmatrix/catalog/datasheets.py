@@ -1,12 +1,14 @@
 """Accelerator facts GreenMatrix states itself, from vendor datasheets, for what the shared data lacks.
 
-Two kinds of entries, both read only by `greenmatrix.catalog.build`:
+Two kinds of entries read by `greenmatrix.catalog.build`, and one read by the physics:
 
 - `SYSTEM_IDENTITY`: for each shared `hardware/systems/<id>.yaml`, the canonical key, vendor,
   architecture family and form factor (the YAML files carry numbers, not names), plus the fp32
   (non-tensor) rate from the datasheet, which the YAMLs omit.
 - `DATASHEET_GPUS`: accelerators named by MLPerf, the price list or node labels that have no YAML.
   Only parts whose datasheets we know well are listed; anything else has no spec and callers say so.
+- `BOOST_CLOCK_MHZ`: the boost clock each part's datasheet tensor rates are quoted at, which
+  `greenmatrix.physics.benchmarks` uses to compare energy per operation across clocks.
 
 All TFLOPS are DENSE (vendor "with sparsity" figures halved). Bandwidth in GB/s (1e9 B/s).
 Interconnect figures are per GPU, one direction. `inter_node_bandwidth_gbs` for cards without a
@@ -369,3 +371,32 @@ DATASHEET_GPUS: tuple[dict[str, Any], ...] = (
         "with 256 GB HBM3E); 7 Infinity Fabric links x 64 GB/s per direction",
     },
 )
+
+
+# Vendor datasheet boost clock (MHz) at which each part's tensor rates are quoted, by catalog key.
+# Parts not listed fall back to comparing FLOP/s per watt without the clock (see physics.benchmarks).
+BOOST_CLOCK_MHZ: dict[str, float] = {
+    "T4": 1590,
+    "A2": 1770,
+    "A10": 1695,
+    "A10G": 1710,
+    "A30": 1440,
+    "A40": 1740,
+    "RTX-A5000": 1695,
+    "A100-PCIe-40GB": 1410,
+    "A100-PCIe-80GB": 1410,
+    "A100-SXM4-40GB": 1410,
+    "A100-SXM4-80GB": 1410,
+    "V100-SXM2-16GB": 1530,
+    "V100-SXM2-32GB": 1530,
+    "L4": 2040,
+    "L40": 2490,
+    "L40S": 2520,
+    "RTX-4090": 2520,
+    "H100-PCIe-80GB": 1755,
+    "H100-SXM-80GB": 1980,
+    "H100-NVL-94GB": 1785,
+    "H200-SXM-141GB": 1980,
+    "GH200-96GB": 1980,
+    "GH200-144GB": 1980,
+}

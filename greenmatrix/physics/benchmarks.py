@@ -390,42 +390,15 @@ _PROCESS_NODE = {
 FULL_POWER_WATTS = 250.0
 
 
-# Datasheet boost clock (MHz) at which each part's tensor rates are quoted. Dynamic energy per
-# operation goes as V^2, and along a DVFS curve the voltage rises about linearly with the clock, so a
-# part rated at a lower clock than its reference spends about (f / f_ref)^2 of the reference's energy
-# per operation (L4 at 2040 MHz against L40S at 2520 MHz: 0.66).
-_BOOST_MHZ: dict[str, float] = {
-    "T4": 1590,
-    "A2": 1770,
-    "A10": 1695,
-    "A10G": 1710,
-    "A30": 1440,
-    "A40": 1740,
-    "RTX-A5000": 1695,
-    "A100-PCIe-40GB": 1410,
-    "A100-PCIe-80GB": 1410,
-    "A100-SXM4-40GB": 1410,
-    "A100-SXM4-80GB": 1410,
-    "V100-SXM2-16GB": 1530,
-    "V100-SXM2-32GB": 1530,
-    "L4": 2040,
-    "L40": 2490,
-    "L40S": 2520,
-    "RTX-4090": 2520,
-    "H100-PCIe-80GB": 1755,
-    "H100-SXM-80GB": 1980,
-    "H100-NVL-94GB": 1785,
-    "H200-SXM-141GB": 1980,
-    "GH200-96GB": 1980,
-    "GH200-144GB": 1980,
-}
 # Energy per operation ~ clock^CLOCK_ENERGY_EXPONENT (V^2 with V proportional to f).
 CLOCK_ENERGY_EXPONENT = 2.0
 
 
 def boost_mhz(gpu: GPULike) -> float:
-    """Datasheet boost clock in MHz; 0.0 when the catalog does not know it."""
-    return float(_BOOST_MHZ.get(gpu.key, 0.0))
+    """Datasheet boost clock in MHz (catalog.datasheets.BOOST_CLOCK_MHZ); 0.0 when not known."""
+    from greenmatrix.catalog.datasheets import BOOST_CLOCK_MHZ
+
+    return float(BOOST_CLOCK_MHZ.get(gpu.key, 0.0))
 
 
 def _fp16_per_watt(gpu: GPULike) -> float:
@@ -459,22 +432,24 @@ def sustained_fraction(gpu: GPULike) -> float:
     min(1, reference FLOP/s per W x clock factor / the part's own FLOP/s per W). 1.0 when the part's
     TDP, architecture or a reference part is unknown: nothing then says it is power-limited.
     """
-    from greenmatrix.catalog import hardware
-
     own = _fp16_per_watt(gpu)
     if own <= 0:
         return 1.0
     vendor = str(getattr(gpu, "vendor", "") or "").lower()
     family = str(getattr(gpu, "family", "") or "").lower()
-    refs = [hardware.gpu(k) for k in _reference_parts(vendor, family)]
-    if not refs:
-        return 1.0
-    f = boost_mhz(gpu)
-    if f > 0 and all(boost_mhz(r) > 0 for r in refs):
-        ref = max(_fp16_per_watt(r) * (boost_mhz(r) / f) ** CLOCK_ENERGY_EXPONENT for r in refs)
-    else:
-        ref = max(_fp16_per_watt(r) for r in refs)
+    ref = _reference_per_watt(vendor, family, boost_mhz(gpu))
     return min(1.0, ref / own) if ref > 0 else 1.0
+
+
+@lru_cache(maxsize=256)
+def _reference_per_watt(vendor: str, family: str, clock_mhz: float) -> float:
+    """Best reference FLOP/s per W, scaled to a part rated at `clock_mhz` (0: unknown, unscaled)."""
+    from greenmatrix.catalog import hardware
+
+    refs = [hardware.gpu(k) for k in _reference_parts(vendor, family)]
+    if clock_mhz > 0 and refs and all(boost_mhz(r) > 0 for r in refs):
+        return max(_fp16_per_watt(r) * (boost_mhz(r) / clock_mhz) ** CLOCK_ENERGY_EXPONENT for r in refs)
+    return max((_fp16_per_watt(r) for r in refs), default=0.0)
 
 
 class DoesNotFitError(ValueError):

@@ -213,9 +213,11 @@ def test_low_power_parts_are_capped_at_their_architectures_flops_per_watt() -> N
     assert bench.sustained_fraction(t4) == pytest.approx((125.0 / 300.0) / (65.0 / 70.0) * (1530 / 1590) ** 2)
     # L4 (72 W, 2040 MHz) against L40S, the best full-power Ada part (362 TFLOPS / 350 W, 2520 MHz):
     # at its lower rated clock (lower voltage) the L4 spends (2040 / 2520)^2 of the energy per operation.
-    l4_share = (bench.peak_flops(l40s, "fp16") / l40s.tdp_watts) / (
-        bench.peak_flops(L4, "fp16") / L4.tdp_watts
-    ) * (2520 / 2040) ** 2
+    l4_share = (
+        (bench.peak_flops(l40s, "fp16") / l40s.tdp_watts)
+        / (bench.peak_flops(L4, "fp16") / L4.tdp_watts)
+        * (2520 / 2040) ** 2
+    )
     assert bench.sustained_fraction(L4) == pytest.approx(l4_share)
     assert 0.4 < bench.sustained_fraction(t4) < bench.sustained_fraction(L4) < 1.0
     assert bench.sustained_fraction(v100) == 1.0
