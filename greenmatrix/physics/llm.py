@@ -9,6 +9,10 @@ correction is measured against:
 - **Decode** (time per output token) is memory-bound at small batch: every step reads the weights
   it needs (for MoE, only the experts the batch's tokens are routed to) and every sequence's KV
   cache; at large batch the FLOPs take over.
+- **Elementwise kernels** (norms, residual adds, activations, MoE permutes) stream activations
+  through memory between the matmuls, serially, in prefill and decode alike.
+- **Mixed batches**: in aggregated serving the other requests' prefill chunks ride in the decode
+  passes, so their FLOPs overlap the decode's weight reads (the prefill stall).
 - **Communication**: tensor parallelism all-reduces activations twice per layer over NVLink/PCIe;
   expert parallelism moves each token to its experts and back.
 - **Memory fit**: weights + KV cache for every concurrent sequence + runtime overhead must fit in
