@@ -61,6 +61,13 @@ def test_int8_benchmarks_run_at_int8_and_strict_bert_at_higher_precision() -> No
     a100 = hardware.gpu("A100-SXM4-80GB")
     assert bench.precision_for("bert-99", a100) == "int8"
     assert bench.precision_for("bert-99.9", a100) == "fp16"
+    # Ada has fp8 tensor cores, but only Hopper/Blackwell's FP8 path holds 99.9% BERT accuracy.
+    l40 = hardware.gpu("L40")
+    assert "fp8" in dict(l40.tflops)
+    assert bench.precision_for("bert-99", l40) == "fp8"
+    assert bench.precision_for("bert-99.9", l40) == "fp16"
+    assert bench.precision_for("bert-99.9", H100) == "fp8"
+    assert bench.precision_for("bert-99.9", hardware.gpu("B200")) == "fp8"
 
 
 def test_compute_bound_roofline_scales_with_flops_not_bandwidth() -> None:
