@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -149,6 +149,16 @@ def profiled_folds(X: np.ndarray, k: int = 5, seed: int = 0) -> list[np.ndarray]
     fold_of_config = np.random.default_rng(seed).integers(0, k, config.max() + 1 if config.size else 0)
     fold = fold_of_config[config]
     return [np.flatnonzero(fold == f) for f in range(k) if np.any(fold == f)]
+
+
+def profiled_predictions(
+    X: np.ndarray, predict: Callable[[np.ndarray, np.ndarray], np.ndarray], seed: int = 0
+) -> np.ndarray:
+    """Out-of-fold predictions over `profiled_folds`: ``predict(train_idx, test_idx)`` per fold."""
+    out = np.zeros(len(X))
+    for test in profiled_folds(X, seed=seed):
+        out[test] = predict(np.setdiff1d(np.arange(len(X)), test), test)
+    return out
 
 
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:

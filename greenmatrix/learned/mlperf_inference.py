@@ -35,7 +35,7 @@ from greenmatrix.learned.core import (
     coverage,
     mape,
     models_dir,
-    profiled_folds,
+    profiled_predictions,
     write_model_card,
 )
 from greenmatrix.physics import benchmarks as bench
@@ -460,11 +460,11 @@ def _metrics(
 
 def _profiled_predictions(ds: Dataset) -> np.ndarray:
     """p50 of every row from a model that saw its GPU type: rows split at random (core.profiled_folds)."""
-    oof = np.zeros(len(ds.y))
-    for test in profiled_folds(ds.X, seed=SEED):
-        train = np.setdiff1d(np.arange(len(ds.y)), test)
-        oof[test] = predict_log_ratio(_fit(ds, train, calibrate=False), ds.X[test], ds.kind)[1]
-    return oof
+    return profiled_predictions(
+        ds.X,
+        lambda train, test: predict_log_ratio(_fit(ds, train, calibrate=False), ds.X[test], ds.kind)[1],
+        seed=SEED,
+    )
 
 
 def _first_rounds(ds: Dataset) -> dict[str, float]:

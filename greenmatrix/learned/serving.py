@@ -34,7 +34,7 @@ from greenmatrix.learned.core import (
     coverage,
     leave_group_out,
     mape,
-    profiled_folds,
+    profiled_predictions,
     write_model_card,
 )
 from greenmatrix.learned.core import models_dir as _models_dir
@@ -505,14 +505,12 @@ def _fit(
 
 def _profiled_predictions(target: str, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Out-of-fold p50 (log-ratio) of every row, rows split at random (`core.profiled_folds`)."""
-    oof = np.zeros(len(y))
-    for test in profiled_folds(X, seed=SEED):
-        train = np.setdiff1d(np.arange(len(y)), test)
-        groups = np.zeros(len(train), dtype=int)
+
+    def predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
         model = CorrectionModel.fit(
             X[train],
             y[train],
-            groups,
+            np.zeros(len(train), dtype=int),
             list(FEATURES),
             seed=SEED,
             params=TARGET_PARAMS[target],
@@ -520,8 +518,9 @@ def _profiled_predictions(target: str, X: np.ndarray, y: np.ndarray, w: np.ndarr
             sample_weight=w[train],
             calibrate=False,
         )
-        oof[test] = model.predict(X[test])[1]
-    return oof
+        return model.predict(X[test])[1]
+
+    return profiled_predictions(X, predict, seed=SEED)
 
 
 def neighbour_consistency(ds: Dataset) -> dict[str, tuple[int, float]]:

@@ -32,7 +32,7 @@ from greenmatrix.learned.core import (
     coverage,
     mape,
     models_dir,
-    profiled_folds,
+    profiled_predictions,
     write_model_card,
 )
 from greenmatrix.learned.mlperf_inference import (
@@ -249,11 +249,9 @@ def _metrics(
 
 def _profiled_predictions(ds: Dataset) -> np.ndarray:
     """p50 of every row from a model that saw its GPU type: rows split at random (core.profiled_folds)."""
-    oof = np.zeros(len(ds.y))
-    for test in profiled_folds(ds.X, seed=SEED):
-        train = np.setdiff1d(np.arange(len(ds.y)), test)
-        oof[test] = _fit(ds, train, calibrate=False).predict(ds.X[test])[1]
-    return oof
+    return profiled_predictions(
+        ds.X, lambda train, test: _fit(ds, train, calibrate=False).predict(ds.X[test])[1], seed=SEED
+    )
 
 
 def holdout_results(data_dir: Path) -> list[dict[str, Any]]:
