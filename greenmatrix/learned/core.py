@@ -43,19 +43,33 @@ DEFAULT_ROUNDS = 300
 MAX_CALIBRATION_FOLDS = 6
 SIDECAR_SUFFIX = ".meta.json"
 MODEL_SUFFIX = ".ubj"
+POINT_SUFFIX = ".point.ubj"
+# The point booster's weights are refreshed from its own residuals this many times (see _train_point).
+POINT_REWEIGHTS = 3
 FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
 class Interval:
-    """An 80% prediction interval with its median, in the target's own units."""
+    """An 80% prediction interval with its median, in the target's own units.
+
+    ``point`` is the single value with the least expected relative (percentage) error, where the
+    model has one (`CorrectionModel.predict_point`): decisions use the median, a one-number answer
+    judged by its relative error (the batch prediction contract) uses ``estimate``.
+    """
 
     p10: float
     p50: float
     p90: float
+    point: float | None = None
+
+    @property
+    def estimate(self) -> float:
+        return self.p50 if self.point is None else self.point
 
     def scaled(self, factor: float) -> Interval:
-        return Interval(self.p10 * factor, self.p50 * factor, self.p90 * factor)
+        point = None if self.point is None else self.point * factor
+        return Interval(self.p10 * factor, self.p50 * factor, self.p90 * factor, point)
 
 
 @dataclass
@@ -211,6 +225,8 @@ class CorrectionModel:
     offset_lo: float
     offset_hi: float
     info: dict[str, Any] = field(default_factory=dict)
+    # Fitted to the relative error itself (`_train_point`); None: the point is the median.
+    point_booster: xgb.Booster | None = None
 
     @classmethod
     def fit(
@@ -228,6 +244,7 @@ class CorrectionModel:
         calibrate: bool = True,
         extra_groupings: Sequence[np.ndarray] = (),
         pool_groupings: bool = False,
+        point: bool = False,
     ) -> CorrectionModel:
         """Fit on all rows; calibrate the interval on grouped out-of-fold residuals (CV+).
 
@@ -237,7 +254,8 @@ class CorrectionModel:
         interval holds whichever way a prediction is new; with ``pool_groupings`` the residuals of
         all groupings are pooled instead (each grouping weighing the same), for an interval that
         is right on average over the kinds of novelty rather than wide enough for the worst one.
-        ``monotone`` maps feature name to +1/-1.
+        ``monotone`` maps feature name to +1/-1. With ``point`` a second booster is fitted to the
+        relative error itself (`predict_point`); without it the point is the median.
         """
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=float)
@@ -286,7 +304,10 @@ class CorrectionModel:
             "seed": int(seed),
             "params": {k: v for k, v in sorted(full_params.items()) if k != "nthread"},
         }
-        return cls(booster, list(feature_names), float(lo), float(hi), info)
+        point_booster = (
+            _train_point(X, y, sample_weight, feature_names, full_params, rounds) if point else None
+        )
+        return cls(booster, list(feature_names), float(lo), float(hi), info, point_booster)
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         X = np.asarray(X, dtype=np.float32)
@@ -297,6 +318,21 @@ class CorrectionModel:
             return empty, empty, empty
         p50 = np.asarray(self.booster.inplace_predict(X), dtype=float)
         return p50 + self.offset_lo, p50, p50 + self.offset_hi
+
+    def predict_point(self, X: np.ndarray) -> np.ndarray:
+        """The least-relative-error point (log ratio); see `predict_with_point`."""
+        return self.predict_with_point(X)[3]
+
+    def predict_with_point(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(p10, p50, p90, point)``: the point is kept inside the 80% interval (when the model
+        has one) and is the median when no point booster was fitted."""
+        lo, mid, hi = self.predict(X)
+        if self.point_booster is None or len(mid) == 0:
+            return lo, mid, hi, mid
+        point = np.asarray(self.point_booster.inplace_predict(np.asarray(X, dtype=np.float32)), dtype=float)
+        if self.offset_lo < self.offset_hi:
+            point = np.clip(point, lo, hi)
+        return lo, mid, hi, point
 
     def save(self, directory: Path, name: str) -> list[Path]:
         directory = Path(directory)
@@ -315,8 +351,14 @@ class CorrectionModel:
             "xgboost_version": xgb.__version__,
             "info": self.info,
         }
+        written = [model_path, meta_path]
+        if self.point_booster is not None:
+            point_path = directory / f"{name}{POINT_SUFFIX}"
+            point_path.write_bytes(bytes(self.point_booster.save_raw(raw_format="ubj")))
+            meta["point_model"] = point_path.name
+            written.insert(1, point_path)
         meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        return [model_path, meta_path]
+        return written
 
     @classmethod
     def load(cls, directory: Path, name: str) -> CorrectionModel:
@@ -333,12 +375,18 @@ class CorrectionModel:
         booster.load_model(bytearray(model_path.read_bytes()))
         # Prediction batches are small; one thread avoids pool start-up cost per call.
         booster.set_param({"nthread": 1})
+        point_booster = None
+        if meta.get("point_model"):
+            point_booster = xgb.Booster()
+            point_booster.load_model(bytearray((directory / meta["point_model"]).read_bytes()))
+            point_booster.set_param({"nthread": 1})
         return cls(
             booster,
             list(meta["feature_names"]),
             float(meta["offset_p10"]),
             float(meta["offset_p90"]),
             dict(meta.get("info", {})),
+            point_booster,
         )
 
 
@@ -371,8 +419,7 @@ def _train(
     params: Mapping[str, Any],
     rounds: int,
 ) -> xgb.Booster:
-    d = xgb.DMatrix(X, label=y, weight=w, feature_names=feature_names, nthread=TRAIN_THREADS)
-    return xgb.train(dict(params), d, num_boost_round=rounds)
+    return xgb.train(dict(params), _matrix(X, y, w, feature_names), num_boost_round=rounds)
 
 
 def models_dir() -> Path:
@@ -428,3 +475,44 @@ def _render(body: Any) -> list[str]:
     if isinstance(body, Sequence):
         return [f"- {_fmt(x)}" for x in body]
     return [_fmt(body)]
+
+
+def _train_point(
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray | None,
+    feature_names: list[str],
+    params: Mapping[str, Any],
+    rounds: int,
+) -> xgb.Booster:
+    """A booster for the value with the least expected absolute percentage error.
+
+    A prediction exp(m) of a measurement exp(y) is off by |exp(m - y) - 1| = exp(-y) |exp(m) -
+    exp(y)|: absolute error weighted by 1/measured, so each leaf's best value is the median of its
+    residuals weighted by exp(-(y - m)) (the optimal point for relative error: Gneiting, "Making and
+    evaluating point forecasts", 2011). The absolute-error objective finds weighted medians, so the
+    rounds are split into `POINT_REWEIGHTS` stages and the weights are refreshed from the current
+    residuals before each (iteratively reweighted; residuals clipped at +/-3 so one wild row
+    cannot take a leaf). Where errors are wide and skewed this sits below the median: a relative
+    error cannot fall below -100% but can exceed +100%.
+    """
+    base = np.ones(len(y)) if w is None else np.asarray(w, dtype=float)
+    p = {**params, "objective": "reg:absoluteerror"}
+    stage = max(1, rounds // POINT_REWEIGHTS)
+    booster = xgb.train(p, _matrix(X, y, base, feature_names), stage)
+    done = stage
+    while done < rounds:
+        residual = np.clip(y - booster.inplace_predict(X), -3.0, 3.0)
+        weights = base * np.exp(-residual)
+        step = min(stage, rounds - done)
+        if rounds - done - step < stage:
+            step = rounds - done  # the last stage takes the remainder
+        booster = xgb.train(
+            p, _matrix(X, y, weights / weights.mean(), feature_names), step, xgb_model=booster
+        )
+        done += step
+    return booster
+
+
+def _matrix(X: np.ndarray, y: np.ndarray, w: np.ndarray | None, feature_names: list[str]) -> xgb.DMatrix:
+    return xgb.DMatrix(X, label=y, weight=w, feature_names=feature_names, nthread=TRAIN_THREADS)

@@ -141,3 +141,53 @@ def test_pooled_calibration_sits_between_the_groupings_it_pools() -> None:
     assert width(widest) > width(only_a)
     assert width(only_a) < width(pooled) < width(widest)
     assert pooled.offset_lo <= 0.0 <= pooled.offset_hi
+
+
+def _skewed(rng: np.random.Generator, n: int, spread: np.ndarray | float):
+    # log y = x0 + noise whose width depends on x1: narrow for x1 < 0, wide for x1 > 0.
+    X = rng.uniform(-1, 1, size=(n, 3))
+    sigma = np.where(X[:, 1] > 0, spread, 0.05)
+    y = X[:, 0] + rng.normal(size=n) * sigma
+    groups = np.array([f"g{i % 6}" for i in range(n)])
+    return X, y, groups, sigma
+
+
+def test_point_booster_minimises_relative_error_where_errors_are_wide() -> None:
+    # For log-normal errors of width s the least-relative-error point is exp(-s^2) below the median:
+    # the point must move down by about that on the wide side, stay put on the narrow side, and score
+    # a lower MAPE than the median on fresh data.
+    rng = np.random.default_rng(11)
+    X, y, groups, _ = _skewed(rng, 3000, 0.6)
+    model = CorrectionModel.fit(
+        X,
+        y,
+        groups,
+        ["a", "b", "c"],
+        seed=0,
+        rounds=150,
+        point=True,
+        params={"objective": "reg:absoluteerror", "max_depth": 3},
+    )
+    Xt, yt, _, _ = _skewed(np.random.default_rng(12), 4000, 0.6)
+    lo, mid, hi, point = model.predict_with_point(Xt)
+    wide = Xt[:, 1] > 0
+    assert np.median((point - mid)[wide]) == pytest.approx(-(0.6**2), abs=0.12)
+    assert abs(np.median((point - mid)[~wide])) < 0.03
+    assert np.all(lo <= point) and np.all(point <= hi)
+    assert mape(np.exp(point), np.exp(yt)) < mape(np.exp(mid), np.exp(yt)) - 2.0
+
+
+def test_point_booster_roundtrips_and_is_absent_by_default(tmp_path) -> None:
+    X, y, groups, _ = _skewed(np.random.default_rng(5), 600, 0.5)
+    plain = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=1, rounds=40)
+    np.testing.assert_array_equal(plain.predict_point(X), plain.predict(X)[1])
+    assert [p.name for p in plain.save(tmp_path / "plain", "m")] == ["m.ubj", "m.meta.json"]
+    first = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=1, rounds=40, point=True)
+    second = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=1, rounds=40, point=True)
+    paths_a, paths_b = first.save(tmp_path / "a", "m"), second.save(tmp_path / "b", "m")
+    assert [p.name for p in paths_a] == ["m.ubj", "m.point.ubj", "m.meta.json"]
+    for pa, pb in zip(paths_a, paths_b, strict=True):
+        assert pa.read_bytes() == pb.read_bytes()
+    loaded = CorrectionModel.load(tmp_path / "a", "m")
+    np.testing.assert_allclose(loaded.predict_point(X), first.predict_point(X), rtol=1e-6)
+    assert not np.allclose(loaded.predict_point(X), loaded.predict(X)[1])

@@ -120,3 +120,23 @@ def test_rows_missing_required_numbers_get_a_reason(tmp_path: Path) -> None:
         got = list(csv.DictReader(fh))
     assert "isl" in got[0]["reason"]
     assert "batch" in got[1]["reason"]
+
+
+def test_the_written_number_is_the_least_relative_error_point_not_the_median(tmp_path: Path) -> None:
+    from greenmatrix.catalog import hardware, llms
+    from greenmatrix.learned.serving import ServingPredictor, scenario_from_row
+
+    row = _row(id="p")
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    _write(src, [row])
+    predict_file(src, out)
+    with out.open(newline="") as fh:
+        (got,) = list(csv.DictReader(fh))
+    scenario = scenario_from_row(row, llms.model_arch(row["model_path"]), hardware.gpu(row["system"]))
+    (pred,) = ServingPredictor.load().predict([scenario], point=True)
+    assert float(got["predicted_ttft_ms"]) == pytest.approx(pred.ttft_ms.estimate, rel=1e-3)
+    assert float(got["predicted_tpot_ms"]) == pytest.approx(pred.tpot_ms.estimate, rel=1e-3)
+    # TTFT errors are wide and skewed, so its point sits below the median the planner uses.
+    assert pred.ttft_ms.point is not None and pred.ttft_ms.point < pred.ttft_ms.p50
+    (plain,) = ServingPredictor.load().predict([scenario])
+    assert plain.ttft_ms.point is None and plain.ttft_ms.p50 == pytest.approx(pred.ttft_ms.p50)

@@ -147,7 +147,9 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
     assert first["sha256_16"] == second["sha256_16"]
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert names == sorted(
-        f"{n}{suffix}" for n in serving.MODEL_NAMES.values() for suffix in (".ubj", ".meta.json")
+        f"{n}{suffix}"
+        for n in serving.MODEL_NAMES.values()
+        for suffix in (".ubj", ".point.ubj", ".meta.json")
     )
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
