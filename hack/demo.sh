@@ -9,7 +9,12 @@ source hack/setup.sh
 echo "== starting the lab (the first run builds the control plane from Go modules) ==" >&2
 eval "$(greenmatrix lab up)"
 kubectl apply --server-side -f crds/ >/dev/null
-kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
+# `kubectl wait` fails at once on a CRD whose status is not written yet, so retry it for a minute.
+for _ in $(seq 60); do
+  kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null 2>&1 && break
+  sleep 1
+done
+kubectl wait --for=condition=Established crd --all --timeout=5s >/dev/null
 kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl apply -n demo -f examples/ >/dev/null
 

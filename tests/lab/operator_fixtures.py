@@ -7,6 +7,7 @@ It is always stopped (SIGTERM, then SIGKILL) when the session ends, also on fail
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -20,17 +21,20 @@ from greenmatrix_lab import Lab
 from operator_helpers import CRDS, OPERATOR_NAMESPACE, RunningOperator, healthy, wait_until
 
 
+def _established(lab: Lab, name: str) -> bool:
+    crd = json.loads(lab.kubectl("get", "crd", name, "-o", "json").stdout)
+    conditions = crd.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
 @pytest.fixture(scope="session")
 def crds(lab: Lab) -> Lab:
     """The GreenMatrix CRDs from crds/, applied and Established."""
     lab.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
-    lab.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/workloadprofiles.greenmatrix.io",
-        "crd/optimizationpolicies.greenmatrix.io",
-    )
+    # Polled rather than `kubectl wait`: a CRD whose status the API server has not written yet makes
+    # `kubectl wait --for=condition=...` fail at once (".status.conditions accessor error").
+    for name in ("workloadprofiles.greenmatrix.io", "optimizationpolicies.greenmatrix.io"):
+        wait_until(lambda name=name: _established(lab, name), timeout=60, what=f"CRD {name} Established")
     return lab
 
 
