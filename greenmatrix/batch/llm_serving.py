@@ -4,7 +4,9 @@ Input columns are those of the measured serving CSV (`model_path`, `system`, `ba
 `precision`, `mode`, `isl`, `osl`, `batch_size`, `tp_size`, ... see
 `greenmatrix.learned.serving.scenario_from_row`); measured columns may be absent. The output
 repeats every input row in order with all its columns and adds the predictions and a `reason`
-(empty when predicted, a sentence saying why not otherwise).
+(empty when predicted, a sentence saying why not otherwise). `predicted_ttft_ms` and
+`predicted_tpot_ms` are the values with the least expected relative error (see the serving model
+card, "Point prediction"); `_p10`/`_p90` bound the 80% interval around the median.
 """
 
 from __future__ import annotations
