@@ -498,19 +498,16 @@ def _train_point(
     """
     base = np.ones(len(y)) if w is None else np.asarray(w, dtype=float)
     p = {**params, "objective": "reg:absoluteerror"}
-    stage = max(1, rounds // POINT_REWEIGHTS)
-    booster = xgb.train(p, _matrix(X, y, base, feature_names), stage)
-    done = stage
-    while done < rounds:
-        residual = np.clip(y - booster.inplace_predict(X), -3.0, 3.0)
-        weights = base * np.exp(-residual)
-        step = min(stage, rounds - done)
-        if rounds - done - step < stage:
-            step = rounds - done  # the last stage takes the remainder
-        booster = xgb.train(
-            p, _matrix(X, y, weights / weights.mean(), feature_names), step, xgb_model=booster
-        )
-        done += step
+    stages = [n for n in np.diff(np.linspace(0, rounds, POINT_REWEIGHTS + 1).round().astype(int)) if n > 0]
+    booster: xgb.Booster | None = None
+    weights = base
+    for n in stages:
+        if booster is not None:
+            weights = base * np.exp(-np.clip(y - booster.inplace_predict(X), -3.0, 3.0))
+            weights = weights / weights.mean()
+        booster = xgb.train(p, _matrix(X, y, weights, feature_names), int(n), xgb_model=booster)
+    if booster is None:
+        raise ValueError("rounds must be positive")
     return booster
 
 
