@@ -94,6 +94,7 @@ FEATURES: list[str] = [
     "round",
     *[f"family_{f}" for f in bench.FAMILIES],
     "log10_l2_mib_per_tbs",
+    "inference_server",
 ]
 
 # Batch-1 latency is dominated by launch overheads and host transfers that datasheet rates do not
@@ -117,7 +118,9 @@ FEATURES_BY_KIND: dict[str, list[str]] = {
     "latency": [f for f in FEATURES if f not in _LATENCY_EXCLUDED],
 }
 _COLUMNS = {kind: [FEATURES.index(f) for f in names] for kind, names in FEATURES_BY_KIND.items()}
-_KIND_PARAMS = {"throughput": {"eta": 0.1}, "latency": {"eta": 0.1, "max_depth": 3}}
+# Four subsampled trees averaged per boosting round (bagged boosting): the held-out error no longer
+# hinges on which rows and columns one tree drew (seeds 0-7: GPU hold-out spread 0.46 -> 0.19 points).
+_KIND_PARAMS = {"throughput": {"eta": 0.1, "num_parallel_tree": 4}, "latency": {"eta": 0.1, "max_depth": 3}}
 _KIND_ROUNDS = {"throughput": 300, "latency": 100}
 # Novelty-scaled intervals (greenmatrix.learned.novelty) for throughput. Latency keeps the core's
 # constant offsets: its held-out coverage was no better with novelty scaling (the later round fell
@@ -202,6 +205,11 @@ def framework_is_reference(framework: str) -> bool:
     return any(k in f for k in _REFERENCE_MARKERS)
 
 
+def uses_inference_server(system_name: str, framework: str) -> bool:
+    """Queries go through an inference server (Triton), not only the benchmark harness."""
+    return "triton" in f"{system_name} {framework}".lower()
+
+
 def round_number(version: str | None) -> float:
     """'v3.1' -> 3.1; the latest round when absent or unreadable."""
     text = str(version or "").strip().lstrip("vV")
@@ -261,6 +269,8 @@ def prepare(row: Mapping[str, Any]) -> tuple[Prepared | None, str]:
     if per_node <= 0:
         return None, f"accelerators_per_node {row.get('accelerators_per_node')!r} is not a positive count"
     n_acc = per_node * nodes
+    name = str(row.get("SystemName", "") or "")
+    served = uses_inference_server(name, str(row.get("framework", "") or ""))
     if acc.mig_instances == 1:
         # MLPerf "1x1g" MIG results measure one slice, even when the node lists 4 or 8 GPUs (their
         # results match the single-GPU submissions); "7x1g" on 8 GPUs is 56 slices.
@@ -278,12 +288,16 @@ def prepare(row: Mapping[str, Any]) -> tuple[Prepared | None, str]:
     if kind == "throughput":
         per_gpu = roof.samples_per_s * acc.mig_fraction * bench.results_per_sample(model, scenario, units)
         system = bench.system_throughput(per_gpu, n_acc)
+        if served and scenario == "Server":
+            # Offline batches are handed over whole; Server queries each cross the server's host path.
+            system = min(
+                system, bench.served_ceiling(model) * bench.results_per_sample(model, scenario, units)
+            )
     else:
         # A query runs on one accelerator (or the replica holding the weights); a MIG slice is slower.
         per_gpu = 1000.0 / (roof.samples_per_s * acc.mig_fraction)
         system = per_gpu
     gen = _GENERATION.get(str(getattr(acc.gpu, "family", "")).lower(), 8.0)
-    name = str(row.get("SystemName", "") or "")
     feats = [
         math.log10(per_gpu),
         math.log10(roof.intensity),
@@ -311,6 +325,7 @@ def prepare(row: Mapping[str, Any]) -> tuple[Prepared | None, str]:
         *[1.0 if w.family == f else 0.0 for f in bench.FAMILIES],
         # MiB of L2 per TB/s of DRAM bandwidth: how much traffic a large cache can keep off DRAM.
         math.log10(bench.l2_cache_mib(acc.gpu) / (roof.bandwidth / 1e12)),
+        1.0 if served else 0.0,
     ]
     return Prepared(feats, system, acc.gpu.key, roof.bound, kind, f"{model}|{scenario}"), ""
 
@@ -735,6 +750,13 @@ def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]], ki
             "48 MiB on 300 GB/s) beat their DRAM roofline on memory-bound benchmarks.",
             "llama2-70b Offline results are tokens/s (labelled Samples/s in the data); Server results are "
             "queries/s.",
+            "Inference server (physics.benchmarks.served_ceiling): Server-scenario rows whose system name or "
+            "framework names Triton also cannot beat the rate at which the server's host path moves query "
+            "payloads, 25 GB/s (one PCIe 4.0 x16 path host-to-device) / the benchmark's payload per query "
+            "(a 150 KB int8 image for ResNet-50, ~42 KB of dense features and ids for a 270-pair DLRM "
+            "query, 4.6 KB for BERT). Triton's DLRM Server results plateau at 600-725k samples/s on 8x A100 "
+            "PCIe, 8x A100 SXM and 8x A30 alike where the same systems reach 1.3-2.5M without it; Offline "
+            "Triton rows match their harness siblings and are not capped. The flag is also a feature.",
         ]
         + (
             [
@@ -756,8 +778,14 @@ def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]], ki
         "Features": FEATURES_BY_KIND[kind],
         "Target": (
             "log(measured / roofline); XGBoost (core.CorrectionModel: depth "
-            f"{_KIND_PARAMS[kind].get('max_depth', 4)}, {_KIND_ROUNDS[kind]} rounds, eta 0.1, seed 0, "
-            "2 threads), rows weighted 1/sqrt(rows of their GPU type) so H100/A100 do not dominate. "
+            f"{_KIND_PARAMS[kind].get('max_depth', 4)}, {_KIND_ROUNDS[kind]} rounds"
+            + (
+                f" of {_KIND_PARAMS[kind]['num_parallel_tree']} subsampled trees averaged"
+                if _KIND_PARAMS[kind].get("num_parallel_tree", 1) > 1
+                else ""
+            )
+            + ", eta 0.1, seed 0, 2 threads), rows weighted 1/sqrt(rows of their GPU type) so H100/A100 "
+            "do not dominate. "
             "Rows from reference (non-TensorRT) implementations carry an explicit offset the trees refine: "
             "the median gap between a reference row and TensorRT rows of the same GPU type, benchmark and "
             "scenario in the training rows"
@@ -810,7 +838,11 @@ def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]], ki
                 "to fp32-vector rate ratio as a feature; the fastest accepted precision (RTX 4090 BERT at "
                 "int8 660 TOPS rather than fp8 330); RTX 4090 fp16/fp8 at fp16-accumulate rates; LLM time "
                 "as prefill plus decode phases; a benchmark software-age feature (pooled 16.3%, v4.0 "
-                "21-24%). Column subsampling (0.7) gained ~0.4 point on both but is tuning, not physics."
+                "21-24%). Column subsampling (0.7) gained ~0.4 point on both but is tuning, not physics. "
+                "The inference-server ceiling then took seeds 0-7 from 15.9% +/- 0.5 to 15.4% +/- 0.5 "
+                "pooled (better on 6 of 8 seeds; Triton-served Server rows 40% -> 25%), v4.0 unchanged "
+                "(20.2% -> 20.3%, no v4.0 row is Triton-served), and averaging four subsampled trees per "
+                "boosting round to 14.9% +/- 0.2 pooled and 20.0% +/- 0.2 on v4.0."
                 if kind == "throughput"
                 else "The sustained-peak physics (see the mlperf_inference card) applies here too."
             ),

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from greenmatrix.catalog import hardware
-from greenmatrix.learned.mlperf_inference import prepare, resolve_accelerator
+from greenmatrix.learned.mlperf_inference import FEATURES, prepare, resolve_accelerator
 from greenmatrix.physics import benchmarks as bench
 
 H100 = hardware.gpu("H100-SXM-80GB")
@@ -149,6 +149,40 @@ def test_single_mig_slice_results_count_one_slice_whatever_the_gpu_count() -> No
     assert one is not None and eight is not None and full is not None
     assert eight.roofline == pytest.approx(one.roofline)
     assert full.roofline == pytest.approx(8 * 7 * one.roofline)
+
+
+def test_server_queries_through_an_inference_server_are_capped_by_its_payload_rate() -> None:
+    # 8x A100 DLRM: the GPUs' roofline is millions of samples/s; a Triton server feeds ~25 GB/s of
+    # ~42 KB queries. Offline batches and the bare harness are not capped.
+    a100 = {
+        "accelerator_model_name": "NVIDIA A100-SXM-80GB",
+        "accelerators_per_node": "8",
+        "Model": "dlrm-99",
+    }
+    triton = {"SystemName": "NVIDIA DGX A100 (8x A100-SXM-80GB, TensorRT, Triton)"}
+    bare, _ = prepare(_row(**a100, Scenario="Server"))
+    served, _ = prepare(_row(**a100, **triton, Scenario="Server"))
+    offline, _ = prepare(_row(**a100, **triton))
+    assert bare is not None and served is not None and offline is not None
+    ceiling = bench.served_ceiling("dlrm-99")
+    assert ceiling == pytest.approx(bench.SERVED_PAYLOAD_BYTES_PER_S / bench.work("dlrm").query_payload_bytes)
+    assert served.roofline == pytest.approx(ceiling) and bare.roofline > 2 * ceiling
+    assert offline.roofline == pytest.approx(bare.roofline)
+    # The flag is a feature either way, from the system name or the framework.
+    column = FEATURES.index("inference_server")
+    assert served.features[column] == offline.features[column] == 1.0 and bare.features[column] == 0.0
+    by_framework, _ = prepare(_row(**a100, framework="Triton 2.30.0, CUDA 12.0", Scenario="Server"))
+    assert by_framework is not None and by_framework.roofline == pytest.approx(ceiling)
+
+
+def test_small_queries_are_not_held_back_by_an_inference_server() -> None:
+    # BERT's 4.6 KB queries: 25 GB/s is ~5M queries/s, far above what one H100 computes.
+    triton = {"SystemName": "x (1x H100, TensorRT, Triton)", "Scenario": "Server", "Model": "bert-99"}
+    bare, _ = prepare(_row(Scenario="Server", Model="bert-99"))
+    served, _ = prepare(_row(**triton))
+    assert bare is not None and served is not None
+    assert served.roofline == pytest.approx(bare.roofline)
+    assert bench.work("gptj").query_payload_bytes == pytest.approx(4 * 800)
 
 
 def test_power_limit_in_the_name_overrides_tdp() -> None:
