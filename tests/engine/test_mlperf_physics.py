@@ -292,3 +292,27 @@ def test_parts_without_a_reference_are_not_capped() -> None:
     assert bench.sustained_fraction(odd) == 1.0
     no_tdp = dataclasses.replace(L4, key="X2", tdp_watts=0.0)
     assert bench.sustained_fraction(no_tdp) == 1.0
+
+
+def test_l2_adds_its_size_per_kernel_to_the_dram_bandwidth() -> None:
+    bw = L4.memory_bandwidth_gbs * 1e9
+    l2 = bench.l2_cache_mib(L4) * 2**20
+    share = bench.l2_dram_share(L4, bw)
+    # Effective bandwidth bw + L2 / t_k: the memory time shrinks by bw / (bw + L2 / t_k).
+    assert share == pytest.approx(bw / (bw + l2 / bench.KERNEL_SECONDS))
+    assert 0.3 < share < 0.45  # 48 MiB on 300 GB/s: the largest gain in the catalog's data
+    assert bench.l2_dram_share(H100, H100.memory_bandwidth_gbs * 1e9) > 0.8
+
+
+def test_l2_raises_only_the_memory_roof_of_non_llm_benchmarks() -> None:
+    r = bench.roofline("resnet50", L4)  # memory-bound on L4's DRAM alone
+    assert r.bound == "memory"
+    dram_only = r.bandwidth / r.bytes_per_sample
+    assert r.samples_per_s > dram_only
+    assert r.samples_per_s == pytest.approx(min(1 / r.compute_time, dram_only / r.dram_share))
+    assert r.memory_time == pytest.approx(r.bytes_per_sample / r.bandwidth)  # features see DRAM traffic
+    # Compute-bound rows keep the compute roof; LLM traffic (streamed weights, KV) gets no L2 term.
+    c = bench.roofline("3d-unet", hardware.gpu("A100-SXM4-80GB"))
+    assert c.bound == "compute" and c.samples_per_s == pytest.approx(1 / c.compute_time)
+    assert bench.roofline("gptj-99", H100).dram_share == 1.0
+    assert bench.latency_roofline("resnet50", L4).dram_share == 1.0
