@@ -203,8 +203,14 @@ def accuracy(data_dir: Path, datasets: tuple[str, ...]) -> None:
         table.add_column(
             column, justify="right" if column not in ("dataset", "target", "held out") else "left"
         )
+    yardsticks: list[str] = []
     for module in _learned_modules(data_dir, datasets):
         for row in module.benchmark(data_dir):
+            if row.mape_last_round is not None:
+                yardsticks.append(
+                    f"{row.dataset} {row.target} {row.holdout}: each row read off its GPU type's latest "
+                    f"earlier result on the same benchmark and scenario is off by {row.mape_last_round:.1f}%."
+                )
             table.add_row(
                 row.dataset,
                 row.target,
@@ -215,6 +221,8 @@ def accuracy(data_dir: Path, datasets: tuple[str, ...]) -> None:
                 "" if row.mape_profiled is None else f"{row.mape_profiled:.1f}%",
                 f"{row.coverage80:.0%}",
             )
+    if yardsticks:
+        table.caption = "\n".join([str(table.caption), *yardsticks])
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 

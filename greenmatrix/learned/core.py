@@ -90,6 +90,9 @@ class BenchRow:
     # The same model with rows split at random (identical configurations kept together), so the
     # held-out group's GPU and model were seen in training: what profiling the hardware would buy.
     mape_profiled: float | None = None
+    # A later round only: each row read off its GPU type's latest earlier result on the same
+    # benchmark and scenario (what knowing the hardware exactly, but not the new software, gives).
+    mape_last_round: float | None = None
 
 
 def as_int(text: Any) -> int | None:
