@@ -307,6 +307,13 @@ def carbon_intensity(region: str, provider: str | None = None) -> CarbonIntensit
     prov = provider.strip().lower() if provider else None
     if prov == "google":
         prov = "gcp"
+    return _carbon_intensity(name, prov)
+
+
+@functools.lru_cache(maxsize=256)
+def _carbon_intensity(name: str, prov: str | None) -> CarbonIntensity:
+    # The table is fixed for the process and a plan asks once per option: scan it once per region
+    # (bounded: region names come from users' specs, and the operator runs for months).
     hits = [e for (p, r), e in _carbon().items() if r == name and (prov is None or p == prov)]
     if len(hits) == 1:
         e = hits[0]
