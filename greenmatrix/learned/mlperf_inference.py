@@ -52,6 +52,8 @@ LATEST_ROUND = 4.0
 HOLDOUT_ROUND = "v4.0"
 # A held-out GPU needs this many rows to be reported on its own.
 MIN_GROUP_ROWS = 15
+# The accuracy target for held-out GPU types and a later round (MAPE, percent).
+TARGET_MAPE = 15.0
 SEED = 0
 # Rows whose efficiency is this many times below their benchmark's median are data errors (e.g. an
 # H3C A100 DLRM Server result of 2,455 q/s where its siblings report ~245,000): dropped, and counted.
@@ -725,12 +727,17 @@ def _last_round_text(results: list[dict[str, Any]]) -> str:
     if not known:
         return ""
     r = known[0]
-    return (
+    text = (
         f" On the {r['n']} {HOLDOUT_ROUND} rows whose GPU type ran the same benchmark and scenario "
         f"before, that earlier result itself is off by {r['mape_last_round']:.1f}% and the model by "
-        f"{r['mape_model']:.1f}%: a {HOLDOUT_ROUND} target below the persistence figure asks for the "
-        "software's progress, which no input column describes."
+        f"{r['mape_model']:.1f}%."
     )
+    if r["mape_last_round"] > TARGET_MAPE:
+        text += (
+            f" A {TARGET_MAPE:g}% target asks for more than the same hardware's own last result gives: "
+            "what changed between rounds, which no input column describes."
+        )
+    return text
 
 
 def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -863,11 +870,11 @@ def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]], ki
         ),
         "Held-out metrics": rows,
         "Limits": [
-            "Targets were 15% MAPE per held-out GPU type and on the later round: not met by "
+            f"Targets were {TARGET_MAPE:g}% MAPE per held-out GPU type and on the later round: not met by "
             + ", ".join(
                 f"{r['holdout'].split('=', 1)[1]} ({r['mape_model']:.0f}%)"
                 for r in sorted(results, key=lambda r: -r["mape_model"])
-                if r["mape_model"] > 15.0
+                if r["mape_model"] > TARGET_MAPE
             )
             + ". "
             + (

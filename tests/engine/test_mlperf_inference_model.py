@@ -154,7 +154,7 @@ def test_last_round_reads_the_latest_earlier_result_of_the_same_gpu_and_cell() -
     # earlier Server result (B's Offline one is another cell) and is not predicted at all.
     assert rows.tolist() == [3, 4]
     assert y.tolist() == pytest.approx([-0.5, -0.5])
-    # An earlier row has no later rows to look at.
+    # The first round has nothing earlier to read off.
     assert model.last_round_predictions(ds, np.array([0]))[0].size == 0
 
 
