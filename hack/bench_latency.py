@@ -2,7 +2,8 @@
 
     .venv/bin/python hack/bench_latency.py [--repeat 20]
 
-Prints the one-time model loading cost, the time of one plan for a serving and a training workload
+Prints the one-time model loading cost, the time of every model over a plan's options in one batch
+(the engine alone), the time of one plan for a serving and a training workload
 (with and without advice, which re-plans the workload variants), the time of one engine call (one
 serving scenario through the predictor), and the ratio between them: what batching the options
 buys over asking the engine once per option. Not a test: wall-clock numbers depend on the machine.
@@ -58,12 +59,28 @@ def main() -> None:
     training_options = len(plan(training, None, predictors=predictors, gpus=gpus, advise=False).options)
 
     arch = resolve_model(serving)
+    # The plan's own hardware options as scenarios: what every model costs for them in one batch,
+    # without the replica sizing, economics and ranking around it.
+    batch = [
+        ServingScenario(
+            model=arch,
+            gpu=hardware.gpu(o.gpu),
+            precision="bf16",
+            backend=backend_for("vllm"),
+            input_tokens=serving.inference.input_tokens,
+            output_tokens=serving.inference.output_tokens,
+            concurrency=serving.inference.concurrency,
+            tp=o.gpus_per_replica,
+        )
+        for o in plan(serving, None, predictors=predictors, gpus=gpus, advise=False).options
+    ]
     one = [
         ServingScenario(
             model=arch, gpu=hardware.gpu("H100-SXM-80GB"), precision="bf16", backend=backend_for("vllm")
         )
     ]
     call_ms = _median_ms(lambda: predictors.serving(one), args.repeat * 5)
+    batch_ms = _median_ms(lambda: predictors.serving(batch), args.repeat)
     plan_ms = _median_ms(
         lambda: plan(serving, None, predictors=predictors, gpus=gpus, advise=False), args.repeat
     )
@@ -72,6 +89,7 @@ def main() -> None:
 
     rows = [
         ("one engine call (1 serving scenario)", call_ms),
+        (f"every model for the plan's {len(batch)} options, one batch", batch_ms),
         (f"one serving plan, {options} options, no advice", plan_ms),
         ("one serving plan with advice (re-plans variants)", advised_ms),
         (f"one training plan, {training_options} options", training_ms),

@@ -1,0 +1,106 @@
+"""The README's accuracy table quotes the model cards; `greenmatrix train` rewrites the cards, so a
+retrain that moves a figure must move the README with it. Each README figure is checked against the
+card row it quotes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+CARDS = ROOT / "models"
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _numbers(cell: str) -> list[float]:
+    return [float(x) for x in re.findall(r"\d+(?:\.\d+)?", cell)]
+
+
+def _readme_row(label: str, held_out: str = "") -> list[str]:
+    rows = [
+        _cells(line) for line in README.splitlines() if line.startswith(f"| {label} |") and held_out in line
+    ]
+    assert len(rows) == 1, f"README: expected one row '{label}' ({held_out!r}), found {len(rows)}"
+    return rows[0]
+
+
+def _card_row(card: str, *key: str) -> list[str]:
+    lines = (CARDS / card).read_text().splitlines()
+    rows = [_cells(line) for line in lines if line.startswith("| ") and _cells(line)[: len(key)] == list(key)]
+    assert rows, f"{card}: no table row starting with {key}"
+    return rows[0]
+
+
+def _card_figures(row: list[str], skip: int) -> list[float]:
+    """n, MAPE model, MAPE roofline, MAPE profiled, coverage of a card row."""
+    return [float(c) for c in row[skip : skip + 5]]
+
+
+SERVING = [
+    ("LLM serving TPOT", "each GPU type", ("each gpu in turn", "tpot")),
+    ("LLM serving TTFT", "each GPU type", ("each gpu in turn", "ttft")),
+]
+ROUNDS = [
+    ("MLPerf inference throughput", "each GPU type", "mlperf_inference.md", ("gpu=each (pooled)",)),
+    ("MLPerf inference throughput", "later round", "mlperf_inference.md", ("round=v4.0",)),
+    ("MLPerf training time", "each GPU type", "training_time.md", ("gpu=each (pooled)",)),
+    ("MLPerf training time", "later round", "training_time.md", ("round=v2.1",)),
+]
+
+
+@pytest.mark.parametrize(("label", "held_out", "key"), SERVING)
+def test_serving_rows_quote_the_card(label: str, held_out: str, key: tuple[str, str]) -> None:
+    readme = _readme_row(label, held_out)
+    figures = [_numbers(c)[0] for c in readme[2:7]]
+    assert figures == _card_figures(_card_row("serving.md", *key), 2)
+
+
+def test_serving_per_model_row_quotes_the_card() -> None:
+    readme = _readme_row("LLM serving TPOT / TTFT", "each model")
+    tpot = _card_figures(_card_row("serving.md", "each model in turn", "tpot"), 2)
+    ttft = _card_figures(_card_row("serving.md", "each model in turn", "ttft"), 2)
+    assert _numbers(readme[2]) == [tpot[0]]
+    for column, cell in enumerate(readme[3:7], start=1):
+        assert _numbers(cell) == [tpot[column], ttft[column]], f"README column {column + 3}: {cell}"
+
+
+@pytest.mark.parametrize(("label", "held_out", "card", "key"), ROUNDS)
+def test_mlperf_rows_quote_the_card(label: str, held_out: str, card: str, key: tuple[str, ...]) -> None:
+    readme = _readme_row(label, held_out)
+    figures = [_numbers(c)[0] for c in readme[2:7]]
+    assert figures == _card_figures(_card_row(card, *key), 1)
+
+
+def test_later_round_split_quotes_the_card() -> None:
+    split = _readme_row("... of which benchmarks run before v4.0 / new in v4.0")
+    earlier = _card_figures(_card_row("mlperf_inference.md", "round=v4.0,benchmarks=earlier"), 1)
+    new = _card_figures(_card_row("mlperf_inference.md", "round=v4.0,benchmarks=new"), 1)
+    assert _numbers(split[2]) == [earlier[0], new[0]]
+    assert _numbers(split[3]) == [earlier[1], new[1]]
+    assert _numbers(split[6]) == [earlier[4], new[4]]
+    known = _readme_row("... of which rows whose GPU type ran the same benchmark and scenario before")
+    row = _card_row("mlperf_inference.md", "round=v4.0,last result known")
+    assert _numbers(known[2]) == [float(row[1])]
+    assert _numbers(known[3]) == [float(row[2]), float(row[6])]  # the model, then the earlier result
+    assert _numbers(known[6]) == [float(row[5])]
+
+
+def _figure(pattern: str, text: str) -> float:
+    found = re.search(pattern, text)
+    assert found, f"no match for {pattern!r}"
+    return float(found.group(1))
+
+
+def test_serving_consistency_floor_quotes_the_card() -> None:
+    card = (CARDS / "serving.md").read_text()
+    ttft, tpot = (_figure(rf"(\d+\.\d)% for {t} \(\d+ rows\)", card) for t in ("TTFT", "TPOT"))
+    text = " ".join(README.split())
+    quoted = re.search(r"is already off by (\d+\.\d)% for TPOT and (\d+\.\d)% for TTFT", text)
+    assert quoted, "README: the concurrency-sweep consistency sentence is missing"
+    assert (float(quoted.group(1)), float(quoted.group(2))) == (tpot, ttft)
