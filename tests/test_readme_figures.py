@@ -104,3 +104,14 @@ def test_serving_consistency_floor_quotes_the_card() -> None:
     quoted = re.search(r"is already off by (\d+\.\d)% for TPOT and (\d+\.\d)% for TTFT", text)
     assert quoted, "README: the concurrency-sweep consistency sentence is missing"
     assert (float(quoted.group(1)), float(quoted.group(2))) == (tpot, ttft)
+
+
+def test_serving_median_figures_quote_the_card() -> None:
+    card = " ".join((CARDS / "serving.md").read_text().split())
+    text = " ".join(README.split())
+    pair = r"(\d+\.\d)% / (\d+\.\d)%"
+    sentence = rf"leave-one-GPU-out TPOT/TTFT was {pair} and leave-one-architecture-out {pair}"
+    in_card = re.search(sentence, card)
+    in_readme = re.search(rf"the serving rows above read {pair} \(GPU types\) and {pair} \(models\)", text)
+    assert in_card and in_readme, "the median figures' sentence is missing from the card or the README"
+    assert in_readme.groups() == in_card.groups()
