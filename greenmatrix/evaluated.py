@@ -30,6 +30,7 @@ class Evaluated:
     headline: str  # e.g. "TPOT 31 ms [27-36]"
     weights_gib: float
     notes: tuple[str, ...] = ()
+    basis: str = ""  # the predictor's own explanation of its numbers (what bounds them)
 
     @property
     def feasible(self) -> bool:

@@ -413,6 +413,7 @@ def _recommendation(
         resources=pod_resources(ctx, best),
         predicted=p,
         explanation=explanation(ctx, best, others, weights),
+        basis=best.basis or None,
     )
 
 

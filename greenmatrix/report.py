@@ -183,6 +183,8 @@ def summary_lines(plan: Plan) -> list[str]:
     if plan.recommendation is not None:
         r = plan.recommendation
         lines.append(f"Recommended: {r.explanation}")
+        if r.basis:
+            lines.append(f"  why these numbers: {r.basis}")
         if r.resources:
             lines.append(f"  resources per replica: {r.resources}")
         if r.node_selector:

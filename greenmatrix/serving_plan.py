@@ -206,4 +206,5 @@ def _serving_option(ctx: PlanContext, o: HardwareOption, p: ServingPrediction) -
         headline=headline,
         weights_gib=w_gib,
         notes=tuple(m.notes),
+        basis=p.explanation,
     )

@@ -161,4 +161,5 @@ def _training_option(
         headline=f"run {fmt_hours(est.hours)}",
         weights_gib=weights_gib(ctx.arch, ctx.spec.model.precision),
         notes=tuple(m.notes),
+        basis=est.explanation,
     )

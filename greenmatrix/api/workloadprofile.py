@@ -408,6 +408,9 @@ class Recommendation(Schema):
     """Predictions for the recommended option."""
     explanation: str
     """One line on why this option won."""
+    basis: str | None = None
+    """What the predicted numbers rest on: what bounds the workload on this hardware (memory
+    bandwidth, compute, communication) and the quantities behind it."""
 
 
 class WorkloadProfileStatus(Schema):

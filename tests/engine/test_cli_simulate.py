@@ -9,6 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from greenmatrix.catalog import hardware
 from greenmatrix.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +51,7 @@ def test_table_shows_the_top_choice_and_why() -> None:
     first_row = next(line for line in result.output.splitlines() if line.startswith("│  1 "))
     assert label in first_row
     assert f"Recommended: {label}" in result.output
+    assert f"why these numbers: {top['basis'][:40]}" in " ".join(result.output.split())
     for column in ("TTFT ms", "TPOT ms", "$/h", "$/1M tok", "gCO2/1M tok", "feasible"):
         assert column in result.output
 
@@ -60,7 +62,10 @@ def test_json_is_the_plan_on_the_wire() -> None:
     plan = json.loads(result.output)
     assert plan["task"] == "inference"
     rec = plan["recommendation"]
-    assert {"gpu", "gpusPerReplica", "replicas", "predicted", "explanation", "resources"} <= set(rec)
+    assert {"gpu", "gpusPerReplica", "replicas", "predicted", "explanation", "basis", "resources"} <= set(rec)
+    # A 70B model's decode is bound by the recommended GPU's own memory bandwidth.
+    tb_s = hardware.gpu(rec["gpu"]).memory_bandwidth_gbs / 1e3
+    assert "memory-bound" in rec["basis"] and f"{tb_s:.2f} TB/s" in rec["basis"]
     assert (
         rec["predicted"]["tpotMs"]["p10"]
         <= rec["predicted"]["tpotMs"]["p50"]

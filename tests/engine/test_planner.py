@@ -95,6 +95,9 @@ def test_every_example_gets_a_recommendation(path: Path, predictors: Predictors)
     assert rec is not None and rec.predicted.feasible
     assert rec.explanation.startswith(rec.predicted.gpu)
     assert result.options[0] == rec.predicted  # the recommendation is the top-ranked option
+    # The basis is the recommended option's own: the predictor's account of its numbers.
+    assert rec.basis and rec.basis == result.evaluated[0].basis
+    assert len({e.basis for e in result.evaluated if e.feasible}) > 1
     if spec.task == "training":
         hours = rec.predicted.training_hours
         assert hours is not None and spec.training is not None

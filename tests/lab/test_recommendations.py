@@ -126,6 +126,7 @@ def test_every_example_gets_a_recommendation_that_fits_the_lab(lab: Lab, ns: str
         assert cond(obj, "InvalidSpec")["status"] == "False"
         assert status["appliedPolicy"] == applied(doc["spec"], doc["metadata"].get("labels", {}))
         r = status["recommendation"]
+        assert "bound" in r["basis"] or "MFU" in r["basis"], r["basis"]  # kept by the CRD's schema
         predicted = r["predicted"]
         assert predicted["inCluster"] and predicted["feasible"]
         if r["gpu"].startswith("cpu/"):
