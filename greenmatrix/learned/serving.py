@@ -748,7 +748,8 @@ def _card(
 
 
 def _rounded(row: BenchRow) -> dict[str, Any]:
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.__dict__.items()}
+    # Fields a serving row never has (the MLPerf last-result yardstick) are left out, not null.
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.__dict__.items() if v is not None}
 
 
 def train(data_dir: Path, out_dir: Path, *, evaluate: bool = True) -> dict:
@@ -762,9 +763,12 @@ def train(data_dir: Path, out_dir: Path, *, evaluate: bool = True) -> dict:
     out_dir = Path(out_dir)
     written: list[Path] = []
     offsets: dict[str, tuple[float, float]] = {}
+    measured_gpus = sorted({s.gpu.key for s in ds.scenarios})
     for target, (measured, _roof, base) in _targets(ds, roofs).items():
         y = np.log(measured / base)
         model = _fit(target, X, y, ds.system, ds.model_name, w)
+        # Which GPU types the correction has seen, so a prediction can say when it extrapolates.
+        model.info["measured_gpus"] = measured_gpus
         offsets[target] = (model.offset_lo, model.offset_hi)
         written += model.save(out_dir, MODEL_NAMES[target])
     rows: list[BenchRow] = []
@@ -808,6 +812,7 @@ class ServingPredictor:
                 )
         self.ttft = ttft
         self.tpot = tpot
+        self.measured_gpus: tuple[str, ...] = tuple(tpot.info.get("measured_gpus", ()))
 
     @classmethod
     def load(cls, models_dir: Path | None = None) -> ServingPredictor:
@@ -864,10 +869,21 @@ class ServingPredictor:
                     fits=r.fits,
                     max_concurrency=r.decode_memory.max_concurrency,
                     gpus=r.gpus,
-                    explanation=explain(s, r),
+                    explanation=explain(s, r) + self._evidence(s),
                 )
             )
         return out
+
+    def _evidence(self, s: ServingScenario) -> str:
+        """What the prediction stands on when its GPU type was never measured: the datasheet."""
+        key = getattr(s.gpu, "key", None)
+        if not self.measured_gpus or key in self.measured_gpus:
+            return ""
+        return (
+            f" No serving measurements of {key} in the training data (measured: "
+            f"{', '.join(self.measured_gpus)}): predicted from its datasheet through the roofline, "
+            "the case the held-out-GPU figures of models/serving.md describe."
+        )
 
 
 def explain(s: ServingScenario, r: ServingRoofline) -> str:

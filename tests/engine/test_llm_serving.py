@@ -101,6 +101,26 @@ def test_explanation_names_the_decode_bound() -> None:
     assert p.fits
 
 
+@needs_models
+def test_explanation_says_when_the_gpu_type_was_never_measured() -> None:
+    predictor = serving.ServingPredictor.load()
+    model = model_arch("meta-llama/Llama-3.1-8B-Instruct")
+    l4, h100 = (
+        serving.ServingScenario(model=model, gpu=hardware.gpu(g), precision="fp8") for g in ("l4", "h100_sxm")
+    )
+    p_l4, p_h100 = predictor.predict([l4, h100])
+    assert "No serving measurements of L4" in p_l4.explanation and "datasheet" in p_l4.explanation
+    assert "H100-SXM-80GB" in p_l4.explanation  # among the measured ones it names
+    assert "No serving measurements" not in p_h100.explanation
+
+
+@needs_models
+@needs_data
+def test_measured_gpus_in_the_shipped_model_are_the_data_s() -> None:
+    in_data = sorted({s.gpu.key for s in serving.load_dataset(DATA).scenarios})
+    assert list(serving.ServingPredictor.load().measured_gpus) == in_data
+
+
 def test_scenario_from_a_disaggregated_row() -> None:
     row = {
         "backend": "trtllm",
