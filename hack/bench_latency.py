@@ -65,8 +65,8 @@ def main() -> None:
         ServingScenario(
             model=arch,
             gpu=hardware.gpu(o.gpu),
-            precision="bf16",
-            backend=backend_for("vllm"),
+            precision=serving.model.precision,
+            backend=backend_for(serving.model.framework),
             input_tokens=serving.inference.input_tokens,
             output_tokens=serving.inference.output_tokens,
             concurrency=serving.inference.concurrency,

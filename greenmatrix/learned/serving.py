@@ -876,11 +876,10 @@ class ServingPredictor:
 
     def _evidence(self, s: ServingScenario) -> str:
         """What the prediction stands on when its GPU type was never measured: the datasheet."""
-        key = getattr(s.gpu, "key", None)
-        if not self.measured_gpus or key in self.measured_gpus:
+        if not self.measured_gpus or s.gpu.key in self.measured_gpus:
             return ""
         return (
-            f" No serving measurements of {key} in the training data (measured: "
+            f" No serving measurements of {s.gpu.key} in the training data (measured: "
             f"{', '.join(self.measured_gpus)}): predicted from its datasheet through the roofline, "
             "the case the held-out-GPU figures of models/serving.md describe."
         )
