@@ -4,6 +4,7 @@ card row it quotes."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -61,10 +62,14 @@ def test_serving_rows_quote_the_card(label: str, held_out: str, key: tuple[str, 
     assert figures == _card_figures(_card_row("serving.md", *key), 2)
 
 
-def test_serving_per_model_row_quotes_the_card() -> None:
-    readme = _readme_row("LLM serving TPOT / TTFT", "each model")
-    tpot = _card_figures(_card_row("serving.md", "each model in turn", "tpot"), 2)
-    ttft = _card_figures(_card_row("serving.md", "each model in turn", "ttft"), 2)
+@pytest.mark.parametrize(
+    ("held_out", "card_label"),
+    [("each model", "each model in turn"), ("rows at random", "rows at random (GPU and model measured)")],
+)
+def test_serving_paired_rows_quote_the_card(held_out: str, card_label: str) -> None:
+    readme = _readme_row("LLM serving TPOT / TTFT", held_out)
+    tpot = _card_figures(_card_row("serving.md", card_label, "tpot"), 2)
+    ttft = _card_figures(_card_row("serving.md", card_label, "ttft"), 2)
     assert _numbers(readme[2]) == [tpot[0]]
     for column, cell in enumerate(readme[3:7], start=1):
         assert _numbers(cell) == [tpot[column], ttft[column]], f"README column {column + 3}: {cell}"
@@ -115,3 +120,24 @@ def test_serving_median_figures_quote_the_card() -> None:
     in_readme = re.search(rf"the serving rows above read {pair} \(GPU types\) and {pair} \(models\)", text)
     assert in_card and in_readme, "the median figures' sentence is missing from the card or the README"
     assert in_readme.groups() == in_card.groups()
+
+
+def test_serving_interval_bands_quote_the_card() -> None:
+    card = (CARDS / "serving.md").read_text()
+
+    def band(target: str, case: str) -> str:
+        lo, hi = (
+            float(x)
+            for x in re.search(
+                rf"\*\*{target} log-offsets \(p10, p90\), {case}\*\*: (\S+), (\S+)", card
+            ).groups()
+        )
+        return f"x{math.exp(lo):.2f}-{math.exp(hi):.2f}"
+
+    text = " ".join(README.split())
+    measured = f"runs {band('tpot', 'GPU and model measured together')} of the median for TPOT, " + (
+        f"{band('ttft', 'GPU and model measured together')} for TTFT"
+    )
+    new = f"runs {band('tpot', 'new GPU or model')} and {band('ttft', 'new GPU or model')}"
+    assert measured in text, measured
+    assert new in text, new

@@ -230,6 +230,10 @@ class CorrectionModel:
     info: dict[str, Any] = field(default_factory=dict)
     # Fitted to the relative error itself (`_train_point`); None: the point is the median.
     point_booster: xgb.Booster | None = None
+    # Offsets for rows like the training rows (their GPU and model measured), calibrated on rows
+    # split at random; None: every row gets the out-of-group offsets.
+    known_lo: float | None = None
+    known_hi: float | None = None
 
     @classmethod
     def fit(
@@ -248,6 +252,7 @@ class CorrectionModel:
         extra_groupings: Sequence[np.ndarray] = (),
         pool_groupings: bool = False,
         point: bool = False,
+        calibrate_known: bool = False,
     ) -> CorrectionModel:
         """Fit on all rows; calibrate the interval on grouped out-of-fold residuals (CV+).
 
@@ -258,7 +263,10 @@ class CorrectionModel:
         all groupings are pooled instead (each grouping weighing the same), for an interval that
         is right on average over the kinds of novelty rather than wide enough for the worst one.
         ``monotone`` maps feature name to +1/-1. With ``point`` a second booster is fitted to the
-        relative error itself (`predict_point`); without it the point is the median.
+        relative error itself (`predict_point`); without it the point is the median. With
+        ``calibrate_known`` a second pair of offsets is calibrated on rows split at random
+        (`profiled_folds`, rows weighted as in training), for predictions whose groups were all in
+        training (``predict(..., known=...)``); it is never wider than the out-of-group pair.
         """
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=float)
@@ -310,9 +318,20 @@ class CorrectionModel:
         point_booster = (
             _train_point(X, y, sample_weight, feature_names, full_params, rounds) if point else None
         )
-        return cls(booster, list(feature_names), float(lo), float(hi), info, point_booster)
+        model = cls(booster, list(feature_names), float(lo), float(hi), info, point_booster)
+        if calibrate_known:
+            k_lo, k_hi = _known_offsets(X, y, sample_weight, feature_names, full_params, rounds)
+            # A configuration like the measured ones is never less certain than a new GPU or model.
+            if lo < hi:
+                k_lo, k_hi = max(k_lo, lo), min(k_hi, hi)
+            model.known_lo, model.known_hi = k_lo, k_hi
+        return model
 
-    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict(
+        self, X: np.ndarray, known: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(p10, p50, p90)``; rows flagged in ``known`` get the offsets calibrated on measured
+        groups (when the model has them), the rest the out-of-group offsets."""
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
             raise ValueError(f"X must be 2-D with {len(self.feature_names)} columns, got shape {X.shape}")
@@ -320,21 +339,31 @@ class CorrectionModel:
             empty = np.zeros(0)
             return empty, empty, empty
         p50 = np.asarray(self.booster.inplace_predict(X), dtype=float)
-        return p50 + self.offset_lo, p50, p50 + self.offset_hi
+        lo = np.full(len(p50), self.offset_lo)
+        hi = np.full(len(p50), self.offset_hi)
+        if known is not None and self.known_lo is not None and self.known_hi is not None:
+            k = np.asarray(known, dtype=bool)
+            if k.shape != p50.shape:
+                raise ValueError(f"known must have one entry per row ({len(p50)}), got shape {k.shape}")
+            lo = np.where(k, self.known_lo, lo)
+            hi = np.where(k, self.known_hi, hi)
+        return p50 + lo, p50, p50 + hi
 
-    def predict_point(self, X: np.ndarray) -> np.ndarray:
+    def predict_point(self, X: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
         """The least-relative-error point (log ratio); see `predict_with_point`."""
-        return self.predict_with_point(X)[3]
+        return self.predict_with_point(X, known)[3]
 
-    def predict_with_point(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def predict_with_point(
+        self, X: np.ndarray, known: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(p10, p50, p90, point)``: the point is kept inside the 80% interval (when the model
         has one) and is the median when no point booster was fitted."""
-        lo, mid, hi = self.predict(X)
+        lo, mid, hi = self.predict(X, known)
         if self.point_booster is None or len(mid) == 0:
             return lo, mid, hi, mid
         point = np.asarray(self.point_booster.inplace_predict(np.asarray(X, dtype=np.float32)), dtype=float)
-        if self.offset_lo < self.offset_hi:
-            point = np.clip(point, lo, hi)
+        # Rows without an interval (an uncalibrated model) keep the booster's point as it is.
+        point = np.where(lo < hi, np.clip(point, lo, hi), point)
         return lo, mid, hi, point
 
     def save(self, directory: Path, name: str) -> list[Path]:
@@ -355,6 +384,9 @@ class CorrectionModel:
             "info": self.info,
         }
         written = [model_path, meta_path]
+        if self.known_lo is not None and self.known_hi is not None:
+            meta["offset_known_p10"] = _round(self.known_lo)
+            meta["offset_known_p90"] = _round(self.known_hi)
         if self.point_booster is not None:
             point_path = directory / f"{name}{POINT_SUFFIX}"
             point_path.write_bytes(bytes(self.point_booster.save_raw(raw_format="ubj")))
@@ -390,7 +422,34 @@ class CorrectionModel:
             float(meta["offset_p90"]),
             dict(meta.get("info", {})),
             point_booster,
+            _optional_float(meta.get("offset_known_p10")),
+            _optional_float(meta.get("offset_known_p90")),
         )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _known_offsets(
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray | None,
+    feature_names: list[str],
+    params: Mapping[str, Any],
+    rounds: int,
+) -> tuple[float, float]:
+    """p10/p90 of out-of-fold residuals with rows split at random: the spread a prediction has when
+    its GPU and model were measured and only the configuration is new."""
+    oof = np.empty_like(y)
+    for test in profiled_folds(X, seed=int(params.get("seed", 0))):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        b = _train(X[train], y[train], None if w is None else w[train], feature_names, params, rounds)
+        oof[test] = b.inplace_predict(X[test])
+    weights = np.ones(len(y)) if w is None else np.asarray(w, dtype=float)
+    lo = _weighted_quantile(y - oof, weights, 0.1)
+    hi = _weighted_quantile(y - oof, weights, 0.9)
+    return min(lo, 0.0), max(hi, 0.0)
 
 
 def _round(x: float) -> float:

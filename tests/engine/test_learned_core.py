@@ -191,3 +191,50 @@ def test_point_booster_roundtrips_and_is_absent_by_default(tmp_path) -> None:
     loaded = CorrectionModel.load(tmp_path / "a", "m")
     np.testing.assert_allclose(loaded.predict_point(X), first.predict_point(X), rtol=1e-6)
     assert not np.allclose(loaded.predict_point(X), loaded.predict(X)[1])
+
+
+def _grouped(rng: np.random.Generator, biases: np.ndarray, per_group: int, noise: float):
+    """Rows of groups that each shift y by their own bias, which no feature reveals."""
+    X = rng.uniform(-1, 1, size=(len(biases) * per_group, 3))
+    group = np.repeat(np.arange(len(biases)), per_group)
+    y = 0.8 * X[:, 0] + biases[group] + rng.normal(scale=noise, size=len(X))
+    return X, y, np.array([f"g{g}" for g in group])
+
+
+def test_measured_groups_get_the_narrower_interval_and_both_cover_80_percent(tmp_path) -> None:
+    # A group's own bias is learnable once its rows are in training, not for a new group: rows of a
+    # measured group need the noise's width only, rows of a new group the bias spread on top.
+    rng = np.random.default_rng(21)
+    biases = rng.normal(scale=0.3, size=12)
+    X, y, groups = _grouped(rng, biases, 150, 0.1)
+    # The groups' identity must be visible to the trees for "measured" to mean anything.
+    Xg = np.column_stack([X[:, :2], np.array([int(g[1:]) for g in groups], dtype=float)])
+    model = CorrectionModel.fit(Xg, y, groups, ["a", "b", "g"], seed=0, rounds=150, calibrate_known=True)
+    assert model.known_lo is not None and model.known_hi is not None
+    assert model.known_hi - model.known_lo < 0.6 * (model.offset_hi - model.offset_lo)
+    # Fresh rows of the measured groups, flagged known: about 80% inside the narrow interval.
+    Xs, ys, gs = _grouped(np.random.default_rng(22), biases, 200, 0.1)
+    Xs = np.column_stack([Xs[:, :2], np.array([int(g[1:]) for g in gs], dtype=float)])
+    lo, _mid, hi = model.predict(Xs, known=np.ones(len(ys), dtype=bool))
+    assert 0.72 <= coverage(lo, hi, ys) <= 0.9
+    # Unflagged rows keep the out-of-group interval.
+    lo_new, _, hi_new = model.predict(Xs)
+    np.testing.assert_allclose(hi_new - lo_new, model.offset_hi - model.offset_lo)
+    # Both pairs survive a save and load.
+    model.save(tmp_path, "m")
+    loaded = CorrectionModel.load(tmp_path, "m")
+    assert (loaded.known_lo, loaded.known_hi) == pytest.approx((model.known_lo, model.known_hi))
+    np.testing.assert_allclose(loaded.predict(Xs, known=np.ones(len(ys), dtype=bool))[2], hi, rtol=1e-6)
+
+
+def test_known_flags_change_nothing_without_a_measured_calibration() -> None:
+    X, y, groups = _synthetic(np.random.default_rng(2), n_groups=4, per_group=80, noise=0.1)
+    model = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=0, rounds=40)
+    assert model.known_lo is None
+    flagged = model.predict(X, known=np.ones(len(y), dtype=bool))
+    for a, b in zip(flagged, model.predict(X), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="one entry per row"):
+        CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=0, rounds=20, calibrate_known=True).predict(
+            X, known=np.ones(3, dtype=bool)
+        )

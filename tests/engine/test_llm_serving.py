@@ -14,7 +14,7 @@ import pytest
 from greenmatrix.catalog import hardware
 from greenmatrix.catalog.llms import model_arch
 from greenmatrix.learned import serving
-from greenmatrix.learned.core import models_dir
+from greenmatrix.learned.core import Interval, models_dir
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("GREENMATRIX_DATA", REPO / "../shared/data"))
@@ -117,8 +117,39 @@ def test_explanation_says_when_the_gpu_type_was_never_measured() -> None:
 @needs_models
 @needs_data
 def test_measured_gpus_in_the_shipped_model_are_the_data_s() -> None:
-    in_data = sorted({s.gpu.key for s in serving.load_dataset(DATA).scenarios})
-    assert list(serving.ServingPredictor.load().measured_gpus) == in_data
+    scenarios = serving.load_dataset(DATA).scenarios
+    predictor = serving.ServingPredictor.load()
+    assert list(predictor.measured_gpus) == sorted({s.gpu.key for s in scenarios})
+    assert predictor.measured_cells == {serving.measured_cell(s) for s in scenarios}
+
+
+@needs_models
+def test_a_gpu_and_model_measured_together_get_the_narrower_interval() -> None:
+    # Llama-3.1-8B was measured on H100 only: on H100 it is the profiled case, on B200 (a measured
+    # GPU, a measured model, never together) and L4 (never measured) it is new.
+    predictor = serving.ServingPredictor.load()
+    model = model_arch("meta-llama/Llama-3.1-8B-Instruct")
+    on = {
+        g: serving.ServingScenario(model=model, gpu=hardware.gpu(g), precision="fp8", concurrency=16)
+        for g in ("h100_sxm", "b200_sxm", "l4")
+    }
+    assert serving.measured_cell(on["h100_sxm"]) in predictor.measured_cells
+    assert serving.measured_cell(on["b200_sxm"]) not in predictor.measured_cells
+    preds = dict(zip(on, predictor.predict(list(on.values()), point=True), strict=True))
+
+    def log_width(i: Interval) -> float:
+        return float(np.log(i.p90 / i.p10))
+
+    for target, model_ in (("ttft_ms", predictor.ttft), ("tpot_ms", predictor.tpot)):
+        widths = {g: log_width(getattr(p, target)) for g, p in preds.items()}
+        assert widths["h100_sxm"] == pytest.approx(model_.known_hi - model_.known_lo, rel=1e-6)
+        assert widths["b200_sxm"] == pytest.approx(model_.offset_hi - model_.offset_lo, rel=1e-6)
+        assert widths["l4"] == pytest.approx(widths["b200_sxm"], rel=1e-6)
+        assert widths["h100_sxm"] < 0.85 * widths["b200_sxm"], target
+        # The point stays inside whichever interval the row gets.
+        for p in preds.values():
+            i = getattr(p, target)
+            assert i.p10 <= i.point <= i.p90
 
 
 def test_scenario_from_a_disaggregated_row() -> None:
