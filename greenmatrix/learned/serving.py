@@ -948,13 +948,26 @@ class ServingPredictor:
         return out
 
     def _evidence(self, s: ServingScenario) -> str:
-        """What the prediction stands on when its GPU type was never measured: the datasheet."""
-        if not self.measured_gpus or s.gpu.key in self.measured_gpus:
+        """What the prediction and its interval stand on: measurements of this GPU and model
+        together, of each apart, or the GPU's datasheet only."""
+        if not self.measured_gpus:
             return ""
+        if s.gpu.key not in self.measured_gpus:
+            return (
+                f" No serving measurements of {s.gpu.key} in the training data (measured: "
+                f"{', '.join(self.measured_gpus)}): predicted from its datasheet through the roofline, "
+                "the case the held-out-GPU figures of models/serving.md describe."
+            )
+        if not self.measured_cells:
+            return ""
+        if measured_cell(s) in self.measured_cells:
+            return (
+                f" {s.gpu.key} was measured serving this architecture: the interval is the one for "
+                "measured configurations (rows split at random in models/serving.md)."
+            )
         return (
-            f" No serving measurements of {s.gpu.key} in the training data (measured: "
-            f"{', '.join(self.measured_gpus)}): predicted from its datasheet through the roofline, "
-            "the case the held-out-GPU figures of models/serving.md describe."
+            f" {s.gpu.key} was measured, but never serving this architecture: the interval is the "
+            "one for a new GPU or model."
         )
 
 

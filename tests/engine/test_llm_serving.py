@@ -112,6 +112,11 @@ def test_explanation_says_when_the_gpu_type_was_never_measured() -> None:
     assert "No serving measurements of L4" in p_l4.explanation and "datasheet" in p_l4.explanation
     assert "H100-SXM-80GB" in p_l4.explanation  # among the measured ones it names
     assert "No serving measurements" not in p_h100.explanation
+    # Llama-3.1-8B was measured on H100 (the narrow interval), never on B200 (the wide one).
+    assert "measured serving this architecture" in p_h100.explanation
+    b200 = serving.ServingScenario(model=model, gpu=hardware.gpu("b200_sxm"), precision="fp8")
+    (p_b200,) = predictor.predict([b200])
+    assert "never serving this architecture" in p_b200.explanation
 
 
 @needs_models
