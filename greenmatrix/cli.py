@@ -195,7 +195,8 @@ def accuracy(data_dir: Path, datasets: tuple[str, ...]) -> None:
         title="Held-out accuracy (whole groups never seen in training)",
         caption=(
             "MAPE profiled: the same model with rows split at random, so the held-out group's GPU and "
-            "model were seen in training (what profiling the hardware would buy)."
+            "model were seen in training (what profiling the hardware would buy). The serving row 'random "
+            "rows' is that case itself, with the interval a GPU and model measured together get."
         ),
     )
     columns = ("dataset", "target", "held out", "n", "MAPE model", "MAPE roofline", "MAPE profiled")
