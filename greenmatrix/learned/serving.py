@@ -587,7 +587,7 @@ def benchmark(data_dir: Path, *, kinds: Sequence[str] = ("gpu", "model", "random
     ds = load_dataset(Path(data_dir))
     X, roofs = features(ds.scenarios)
     w = _weights(ds)
-    known = X[:, FEATURES.index("decode_workers_known")] > 0.5
+    layout_known = X[:, FEATURES.index("decode_workers_known")] > 0.5
     rows: list[BenchRow] = []
     targets = _targets(ds, roofs)
     # Profiled (rows split at random) predictions: the MAPE profiled column of every row.
@@ -605,8 +605,8 @@ def benchmark(data_dir: Path, *, kinds: Sequence[str] = ("gpu", "model", "random
                 # The held-out group's cells were never measured: the out-of-group interval.
                 lo, _mid, hi, point = model.predict_with_point(X[test])
                 subsets = [(f"{kind}={held}", np.ones(len(test), dtype=bool))]
-                if not known[test].all() and known[test].any():
-                    subsets.append((f"{kind}={held},layout=known", known[test]))
+                if not layout_known[test].all() and layout_known[test].any():
+                    subsets.append((f"{kind}={held},layout=known", layout_known[test]))
                 for label, sel in subsets:
                     t = test[sel]
                     rows.append(
