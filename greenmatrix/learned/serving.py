@@ -595,10 +595,27 @@ def benchmark(data_dir: Path, *, kinds: Sequence[str] = ("gpu", "model", "random
         target: _profiled_predictions(target, X, np.log(measured / base), w)
         for target, (measured, _roof, base) in targets.items()
     }
+
+    def scored(
+        label: str, target: str, rows_: np.ndarray, point: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> BenchRow:
+        """A bench row for ``rows_`` of the data, given their log-ratio point and interval."""
+        measured, roof, base = (a[rows_] for a in targets[target])
+        return BenchRow(
+            dataset=DATASET,
+            holdout=label,
+            n=len(rows_),
+            target=target,
+            mape_model=mape(base * np.exp(point), measured),
+            mape_roofline=mape(roof, measured),
+            coverage80=coverage(base * np.exp(lo), base * np.exp(hi), measured),
+            mape_profiled=mape(base * np.exp(profiled[target][0][rows_]), measured),
+        )
+
     for kind, groups in (("gpu", ds.system), ("model", ds.model_name)):
         if kind not in kinds:
             continue
-        for target, (measured, roof, base) in targets.items():
+        for target, (measured, _roof, base) in targets.items():
             y = np.log(measured / base)
             for held, train, test in leave_group_out(groups):
                 model = _fit(target, X[train], y[train], ds.system[train], ds.model_name[train], w[train])
@@ -608,37 +625,12 @@ def benchmark(data_dir: Path, *, kinds: Sequence[str] = ("gpu", "model", "random
                 if not layout_known[test].all() and layout_known[test].any():
                     subsets.append((f"{kind}={held},layout=known", layout_known[test]))
                 for label, sel in subsets:
-                    t = test[sel]
-                    rows.append(
-                        BenchRow(
-                            dataset=DATASET,
-                            holdout=label,
-                            n=len(t),
-                            target=target,
-                            mape_model=mape(base[t] * np.exp(point[sel]), measured[t]),
-                            mape_roofline=mape(roof[t], measured[t]),
-                            coverage80=coverage(
-                                base[t] * np.exp(lo[sel]), base[t] * np.exp(hi[sel]), measured[t]
-                            ),
-                            mape_profiled=mape(base[t] * np.exp(profiled[target][0][t]), measured[t]),
-                        )
-                    )
+                    rows.append(scored(label, target, test[sel], point[sel], lo[sel], hi[sel]))
     if "random" in kinds:
-        for target, (measured, roof, base) in targets.items():
+        everything = np.arange(len(ds.scenarios))
+        for target in targets:
             point, lo, hi = profiled[target]
-            error = mape(base * np.exp(point), measured)
-            rows.append(
-                BenchRow(
-                    dataset=DATASET,
-                    holdout=RANDOM_HOLDOUT,
-                    n=len(measured),
-                    target=target,
-                    mape_model=error,
-                    mape_roofline=mape(roof, measured),
-                    coverage80=coverage(base * np.exp(lo), base * np.exp(hi), measured),
-                    mape_profiled=error,
-                )
-            )
+            rows.append(scored(RANDOM_HOLDOUT, target, everything, point, lo, hi))
     return rows
 
 
