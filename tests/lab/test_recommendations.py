@@ -128,6 +128,11 @@ def test_every_example_gets_a_recommendation_that_fits_the_lab(lab: Lab, ns: str
         r = status["recommendation"]
         assert "bound" in r["basis"] or "MFU" in r["basis"], r["basis"]  # kept by the CRD's schema
         predicted = r["predicted"]
+        if predicted.get("tpotMs") and not r["gpu"].startswith("cpu/"):
+            # A serving basis says which interval the numbers carry: GPU and model measured together,
+            # apart, or the GPU never measured.
+            cases = ("measured serving this architecture", "never serving this architecture", "No serving")
+            assert any(c in r["basis"] for c in cases), r["basis"]
         assert predicted["inCluster"] and predicted["feasible"]
         if r["gpu"].startswith("cpu/"):
             assert r["gpusPerReplica"] == 0 and not r["resources"]["requests"].get("nvidia.com/gpu")
