@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from greenmatrix.batch.table import read_csv, write_predictions
+from greenmatrix.batch.table import load_or_explain, read_table, write_predictions
 from greenmatrix.catalog import hardware, llms
 from greenmatrix.errors import GreenMatrixError
 from greenmatrix.learned.serving import (
@@ -53,7 +53,8 @@ def _scenario(row: dict[str, str]) -> ServingScenario:
 
 def predict_file(in_path: Path, out_path: Path) -> int:
     """Write predictions for every row of ``in_path`` to ``out_path``; return how many were predicted."""
-    fields, rows = read_csv(in_path)
+    table = read_table(in_path, "llm-serving", PREDICTION_COLUMNS)
+    rows = table.rows
     scenarios: list[ServingScenario] = []
     positions: list[int] = []
     reasons = [""] * len(rows)
@@ -65,9 +66,10 @@ def predict_file(in_path: Path, out_path: Path) -> int:
             reasons[i] = f"not predicted: {exc}"
     predictions: dict[int, list[str]] = {}
     if scenarios:
-        predictions = _batch(ServingPredictor.load(), positions, scenarios, reasons)
+        predictor = load_or_explain(ServingPredictor.load, "serving")
+        predictions = _batch(predictor, positions, scenarios, reasons)
     cells = [predictions.get(i) for i in range(len(rows))]
-    return write_predictions(out_path, fields, rows, PREDICTION_COLUMNS, cells, reasons)
+    return write_predictions(out_path, table, PREDICTION_COLUMNS, cells, reasons)
 
 
 def _batch(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from greenmatrix.batch.table import load_or_explain, read_csv, write_predictions
+from greenmatrix.batch.table import load_or_explain, read_table, write_predictions
 
 COLUMNS = ("predicted_result", "predicted_result_p10", "predicted_result_p90")
 
@@ -24,11 +24,12 @@ def predict_file(in_path: Path, out_path: Path) -> int:
     """Predict every row of `in_path` into `out_path`; return how many rows got a prediction."""
     from greenmatrix.learned import mlperf_inference
 
-    fields, rows = read_csv(in_path)
+    table = read_table(in_path, "mlperf-inference", COLUMNS)
+    rows = table.rows
     predictor = load_or_explain(mlperf_inference.predictor, "MLPerf inference")
     preds = predictor.predict_rows(rows)
     cells: list[list[str] | None] = []
     for p in preds:
         r = p.result
         cells.append(None if r is None else [f"{v:.6g}" for v in (r.p50, r.p10, r.p90)])
-    return write_predictions(out_path, fields, rows, COLUMNS, cells, [p.reason for p in preds])
+    return write_predictions(out_path, table, COLUMNS, cells, [p.reason for p in preds])

@@ -1,49 +1,167 @@
 """The CSV side of batch prediction, shared by every dataset: read rows, write them back with predictions.
 
-The output repeats every input row in order with all its columns, then the prediction columns and
-a `reason` that is empty when the row was predicted and says why not otherwise.
+The output repeats every input row in order, cell for cell (a byte-order mark and the line ending
+are kept too), then the prediction columns and a `reason` that is empty when the row was predicted
+and says why not otherwise. A file that cannot be repeated faithfully (duplicate column names, a
+row longer than the header, a column named like an output) or that lacks the dataset's columns is
+refused as a whole, naming what is wrong: a prediction written under the wrong column would be
+worse than none.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from greenmatrix.errors import GreenMatrixError
 
+# Each dataset's own columns, as in ../shared/data: which a row needs (`required`; "a|b" is
+# either), and which are looked up by name (`known`: a header that differs only in case or
+# surrounding spaces is read as them).
+SCHEMAS: dict[str, dict[str, tuple[str, ...]]] = {
+    "llm-serving": {
+        "required": ("model_path|model", "system|gpu", "backend", "isl", "osl"),
+        "known": (
+            "model_path", "system", "backend", "backend_version", "precision", "mode", "isl", "osl",
+            "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size",
+            "attention_dp_size", "moe_tp_size", "moe_ep_size", "prefill_batch_size",
+            "prefill_num_workers", "prefill_tp_size", "prefill_pp_size", "prefill_attention_dp_size",
+            "prefill_moe_tp_size", "prefill_moe_ep_size", "decode_batch_size", "decode_num_workers",
+            "decode_tp_size", "decode_pp_size", "decode_attention_dp_size", "decode_moe_tp_size",
+            "decode_moe_ep_size", "silicon_data_source", "concurrency", "model", "gpu",
+        ),
+    },
+    "mlperf-inference": {
+        "required": ("Model", "Scenario", "accelerator_model_name", "accelerators_per_node"),
+        "known": (
+            "version", "SystemName", "Model", "Scenario", "Units", "accelerator_model_name",
+            "accelerators_per_node", "number_of_nodes", "framework", "has_power",
+        ),
+    },
+    "mlperf-training": {
+        "required": ("Model_ID|Benchmark", "accelerator_model_name", "accelerators_count"),
+        "known": (
+            "Benchmark", "Model_ID", "accelerator_model_name", "accelerators_count", "framework",
+            "version",
+        ),
+    },
+}  # fmt: skip
+# A CSV cell may be long (a notes column), never this long: past it the file is not a table.
+_FIELD_LIMIT = 16 * 1024 * 1024
 
-def read_csv(in_path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a CSV (a UTF-8 byte-order mark is tolerated)."""
-    with Path(in_path).open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        fields = list(reader.fieldnames or [])
-        rows = [{k: (v if v is not None else "") for k, v in r.items() if k is not None} for r in reader]
-    return fields, rows
+
+@dataclass(frozen=True)
+class Table:
+    """An input CSV as read: its header and cells verbatim, and each row keyed by column name."""
+
+    header: list[str]
+    cells: list[list[str]]
+    rows: list[dict[str, str]]
+    newline: str
+    bom: bool
+
+
+def read_table(in_path: Path, dataset: str, outputs: Sequence[str]) -> Table:
+    """Read IN for ``dataset``; GreenMatrixError (field ``--data``) when it cannot be predicted faithfully."""
+    raw = _text(Path(in_path))
+    bom = raw.startswith("\ufeff")
+    text = raw[1:] if bom else raw
+    first_break = text.find("\n")
+    newline = "\r\n" if first_break > 0 and text[first_break - 1] == "\r" else "\n"
+    csv.field_size_limit(_FIELD_LIMIT)
+    try:
+        records = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as err:
+        raise GreenMatrixError("--data", f"{in_path} is not a readable CSV: {err}") from err
+    if not records:
+        raise GreenMatrixError("--data", f"{in_path} is empty: it needs a header row")
+    header, body = records[0], records[1:]
+    names = _column_names(header, dataset, outputs, in_path)
+    cells: list[list[str]] = []
+    rows: list[dict[str, str]] = []
+    for line, record in enumerate(body, start=2):
+        if not record:
+            continue  # a blank line is not a row
+        if len(record) > len(header):
+            raise GreenMatrixError(
+                "--data",
+                f"{in_path} line {line} has {len(record)} cells, the header has {len(header)} "
+                "(an unquoted comma?)",
+            )
+        padded = record + [""] * (len(header) - len(record))
+        cells.append(padded)
+        rows.append(dict(zip(names, padded, strict=True)))
+    return Table(header, cells, rows, newline, bom)
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise GreenMatrixError(
+            "--data", f"{path} is not UTF-8 text (byte {err.start}): save it as UTF-8 CSV"
+        ) from err
+
+
+def _column_names(header: list[str], dataset: str, outputs: Sequence[str], path: Path) -> list[str]:
+    schema = SCHEMAS[dataset]
+    canonical = {name.lower(): name for name in schema["known"]}
+    names = [canonical.get(h.strip().lower(), h.strip()) for h in header]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise GreenMatrixError(
+                "--data", f"{path} has the column {name!r} twice: which one to read is ambiguous"
+            )
+        seen.add(name)
+    clashes = [c for c in (*outputs, "reason") if c in seen]
+    if clashes:
+        raise GreenMatrixError(
+            "--data",
+            f"{path} already has the output column(s) {', '.join(clashes)} (an earlier OUT?): "
+            "drop or rename them, predict writes its own",
+        )
+    missing = [r.replace("|", " or ") for r in schema["required"] if not seen.intersection(r.split("|"))]
+    if missing:
+        hint = _looks_like(seen, dataset)
+        raise GreenMatrixError(
+            "--data",
+            f"{path} lacks the {dataset} column(s) {', '.join(missing)}"
+            + (f"; it looks like a {hint} file (--dataset {hint})" if hint else ""),
+        )
+    return names
+
+
+def _looks_like(columns: set[str], dataset: str) -> str | None:
+    for other, schema in SCHEMAS.items():
+        if other != dataset and all(columns.intersection(r.split("|")) for r in schema["required"]):
+            return other
+    return None
 
 
 def write_predictions(
     out_path: Path,
-    fields: Sequence[str],
-    rows: Sequence[dict[str, str]],
+    table: Table,
     columns: Sequence[str],
     cells: Sequence[Sequence[str] | None],
     reasons: Sequence[str],
 ) -> int:
-    """Write rows with the prediction `columns` (then `reason`) appended; return how many have cells."""
-    out_fields = list(fields) + [c for c in (*columns, "reason") if c not in fields]
+    """Write IN's rows with the prediction `columns` (then `reason`) appended; return how many have cells."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with Path(out_path).open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=out_fields, extrasaction="ignore")
-        writer.writeheader()
-        for row, cell, reason in zip(rows, cells, reasons, strict=True):
-            out = dict(row)
-            values = cell if cell is not None else [""] * len(columns)
-            out.update(dict(zip(columns, values, strict=True)))
-            out["reason"] = "" if cell is not None else reason
+    encoding = "utf-8-sig" if table.bom else "utf-8"
+    with out_path.open("w", newline="", encoding=encoding) as fh:
+        writer = csv.writer(fh, lineterminator=table.newline)
+        writer.writerow([*table.header, *columns, "reason"])
+        for row, cell, reason in zip(table.cells, cells, reasons, strict=True):
+            values = list(cell) if cell is not None else [""] * len(columns)
+            writer.writerow([*row, *values, "" if cell is not None else reason])
             count += cell is not None
-            writer.writerow(out)
     return count
 
 

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from greenmatrix.errors import InvalidSpecError
+
 # Fixed so retraining gives identical files on any machine.
 TRAIN_THREADS = 2
 DEFAULT_PARAMS: Mapping[str, Any] = {
@@ -102,6 +104,36 @@ def as_int(text: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return int(value) if math.isfinite(value) else None
+
+
+# Larger than any system a CSV row describes (an NVL72 rack is 72 GPUs, MLPerf's largest
+# submissions a few thousand); beyond it a count is a typo, not a configuration.
+MAX_COUNT = 100_000
+
+
+def count_cell(
+    row: Mapping[str, Any],
+    column: str,
+    default: int | None = None,
+    *,
+    minimum: int = 1,
+    maximum: int = MAX_COUNT,
+) -> int | None:
+    """A count column of a CSV row: blank -> ``default``; otherwise a whole number in [minimum, maximum].
+
+    Anything else ("abc", "1.5", "nan", "-8", "1e30") raises InvalidSpecError naming the column,
+    so a typo gets the row a reason instead of silently becoming the default.
+    """
+    text = str(row.get(column) if row.get(column) is not None else "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value == int(value) and minimum <= value <= maximum):
+        raise InvalidSpecError(column, f"{text!r} is not a whole number from {minimum} to {maximum:,}")
+    return int(value)
 
 
 def mape(pred: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:

@@ -25,13 +25,14 @@ from typing import Any
 import numpy as np
 
 from greenmatrix.catalog.precision import bytes_per_param
+from greenmatrix.errors import GreenMatrixError, InvalidSpecError
 from greenmatrix.learned import novelty
 from greenmatrix.learned.core import (
     BenchRow,
     CorrectionModel,
     Interval,
-    as_int,
     conformal_offsets,
+    count_cell,
     coverage,
     mape,
     models_dir,
@@ -212,18 +213,26 @@ def uses_inference_server(system_name: str, framework: str) -> bool:
     return "triton" in f"{system_name} {framework}".lower()
 
 
-def round_number(version: str | None) -> float:
-    """'v3.1' -> 3.1; the latest round when absent or unreadable."""
+# The largest MLPerf node has 18 accelerators; past this a count is a typo.
+MAX_PER_NODE = 1024
+
+
+def round_number(version: str | None, *, strict: bool = False) -> float:
+    """'v3.1' -> 3.1; the latest round when absent (or unreadable, unless ``strict``)."""
     text = str(version or "").strip().lstrip("vV")
-    try:
-        return float(text)
-    except ValueError:
+    if not text:
         return LATEST_ROUND
-
-
-def _int(text: Any, default: int) -> int:
-    value = as_int(text)
-    return default if value is None else value
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isfinite(value) and value > 0:
+        return value
+    if strict:
+        raise InvalidSpecError(
+            "version", f"{version!r} is not an MLPerf round such as v4.0 (or leave it empty)"
+        )
+    return LATEST_ROUND
 
 
 def _truthy(text: Any) -> bool:
@@ -266,10 +275,14 @@ def prepare(row: Mapping[str, Any]) -> tuple[Prepared | None, str]:
     acc, reason = resolve_accelerator(str(row.get("accelerator_model_name", "") or ""))
     if acc is None:
         return None, reason
-    per_node = _int(row.get("accelerators_per_node"), 0)
-    nodes = max(1, _int(row.get("number_of_nodes"), 1))
-    if per_node <= 0:
-        return None, f"accelerators_per_node {row.get('accelerators_per_node')!r} is not a positive count"
+    try:
+        per_node = count_cell(row, "accelerators_per_node", maximum=MAX_PER_NODE)
+        nodes = count_cell(row, "number_of_nodes", 1) or 1
+        round_number(row.get("version"), strict=True)
+    except GreenMatrixError as err:
+        return None, str(err)
+    if per_node is None:
+        return None, "accelerators_per_node: is empty (the accelerators per node, 1 or more)"
     n_acc = per_node * nodes
     name = str(row.get("SystemName", "") or "")
     served = uses_inference_server(name, str(row.get("framework", "") or ""))

@@ -31,7 +31,7 @@ from greenmatrix.learned.core import (
     BenchRow,
     CorrectionModel,
     Interval,
-    as_int,
+    count_cell,
     coverage,
     leave_group_out,
     mape,
@@ -261,12 +261,18 @@ def features(scenarios: Sequence[ServingScenario]) -> tuple[np.ndarray, list[Ser
 # ---------------------------------------------------------------------------------------------
 # Data: measured rows to scenarios.
 
-_CONCURRENCY = re.compile(r"silicon_concurrency=(\d+)")
+MAX_TOKENS = 100_000_000
+_CONCURRENCY = re.compile(r"silicon_concurrency=([^;\s]*)")
 
 
-def _int(row: Mapping[str, str], key: str, default: int | None = None) -> int | None:
-    value = as_int(row.get(key))
-    return default if value is None else value
+def _int(row: Mapping[str, str], key: str, default: int | None = None, minimum: int = 1) -> int | None:
+    return count_cell(row, key, default, minimum=minimum)
+
+
+def _size(row: Mapping[str, str], key: str, minimum: int = 0) -> int:
+    # Parallel sizes: blank, or 0 where exports write it for "none" (attention-DP and expert
+    # sizes), mean 1.
+    return max(_int(row, key, 1, minimum=minimum) or 1, 1)
 
 
 def _precision_text(row: Mapping[str, str]) -> tuple[str, str | None]:
@@ -282,21 +288,24 @@ def _precision_text(row: Mapping[str, str]) -> tuple[str, str | None]:
 def scenario_from_row(row: Mapping[str, str], model: ModelArch, gpu: GPULike) -> ServingScenario:
     """A data row (the measured CSV's columns) as a scenario; raises InvalidSpecError when unusable."""
     mode = (row.get("mode") or "agg").strip().lower()
+    if mode not in ("agg", "disagg"):
+        raise InvalidSpecError("mode", f"{mode!r} is not a serving mode", ("agg", "disagg"))
     backend = (row.get("backend") or "").strip().lower()
     if backend not in BACKENDS:
         raise InvalidSpecError("backend", f"{backend!r} is not a known serving backend", BACKENDS)
-    isl = _int(row, "isl")
-    osl = _int(row, "osl")
-    if not isl or not osl or isl < 1 or osl < 1:
+    # Lengths are bounded by the model's context window, checked below, not by MAX_COUNT.
+    isl = count_cell(row, "isl", maximum=MAX_TOKENS)
+    osl = count_cell(row, "osl", maximum=MAX_TOKENS)
+    if isl is None or osl is None:
         raise InvalidSpecError("isl/osl", "input and output lengths must be positive integers")
+    if model.max_context and isl + osl > model.max_context:
+        raise InvalidSpecError(
+            "isl/osl", f"{isl} + {osl} tokens exceed {model.name}'s context window of {model.max_context:,}"
+        )
     dense, experts = _precision_text(row)
-    match = _CONCURRENCY.search(row.get("silicon_data_source") or "")
-    concurrency = int(match.group(1)) if match else None
+    concurrency = _concurrency(row)
     if mode == "disagg":
-        d_tp = _int(row, "decode_tp_size", 1) or 1
-        d_adp = max(_int(row, "decode_attention_dp_size", 1) or 1, 1)
-        d_ep = max(_int(row, "decode_moe_ep_size", 1) or 1, 1)
-        d_mtp = _int(row, "decode_moe_tp_size", 0) or 0
+        d_adp = _size(row, "decode_attention_dp_size")
         workers = _int(row, "decode_num_workers")
         if concurrency is None:
             dbs = _int(row, "decode_batch_size")
@@ -313,28 +322,28 @@ def scenario_from_row(row: Mapping[str, str], model: ModelArch, gpu: GPULike) ->
             input_tokens=isl,
             output_tokens=osl,
             concurrency=concurrency,
-            tp=d_tp,
-            ep=d_ep,
-            moe_tp=d_mtp,
+            tp=_size(row, "decode_tp_size", minimum=1),
+            ep=_size(row, "decode_moe_ep_size"),
+            moe_tp=_int(row, "decode_moe_tp_size", 0, minimum=0) or 0,
             attention_dp=d_adp,
             disaggregated=True,
-            prefill_tp=_int(row, "prefill_tp_size", 1) or 1,
-            prefill_ep=max(_int(row, "prefill_moe_ep_size", 1) or 1, 1),
-            prefill_attention_dp=max(_int(row, "prefill_attention_dp_size", 1) or 1, 1),
+            prefill_tp=_size(row, "prefill_tp_size", minimum=1),
+            prefill_ep=_size(row, "prefill_moe_ep_size"),
+            prefill_attention_dp=_size(row, "prefill_attention_dp_size"),
             prefill_workers=_int(row, "prefill_num_workers"),
             decode_workers=workers,
         )
-        return _resolve_decode_layout(scenario) if workers is None else scenario
-    tp = _int(row, "tp_size", 1) or 1
-    adp = max(_int(row, "attention_dp_size", 1) or 1, 1)
+        return _checked(_resolve_decode_layout(scenario) if workers is None else scenario)
+    tp = _size(row, "tp_size", minimum=1)
+    adp = _size(row, "attention_dp_size")
     batch = _int(row, "batch_size")
     if concurrency is None and batch:
         # batch_size is per attention-DP rank in these benchmarks.
         concurrency = batch * adp
     if not concurrency:
         raise InvalidSpecError("batch_size", "aggregated row needs a batch size (concurrency)")
-    ep = max(_int(row, "moe_ep_size", 1) or 1, 1)
-    moe_tp = _int(row, "moe_tp_size", 0) or 0
+    ep = _size(row, "moe_ep_size")
+    moe_tp = _int(row, "moe_tp_size", 0, minimum=0) or 0
     if ep > 1 and moe_tp == ep and tp == moe_tp * ep:
         # Some records multiply tp by the expert grid (tp 64 = moe_tp 8 x ep 8 on an 8-GPU
         # system); the same run elsewhere reads tp 8 x ep 8 on 8 GPUs.
@@ -349,12 +358,40 @@ def scenario_from_row(row: Mapping[str, str], model: ModelArch, gpu: GPULike) ->
         output_tokens=osl,
         concurrency=concurrency,
         tp=tp,
-        pp=max(_int(row, "pp_size", 1) or 1, 1),
+        pp=_size(row, "pp_size", minimum=1),
         ep=ep,
         moe_tp=moe_tp,
         attention_dp=adp,
     )
-    return _resolve_decode_layout(scenario)
+    return _checked(_resolve_decode_layout(scenario))
+
+
+def _concurrency(row: Mapping[str, str]) -> int | None:
+    """Requests in flight: a `concurrency` column if given, else the run's own record of it.
+
+    The measured rows carry it as `silicon_concurrency=N` in `silicon_data_source`, and it is the
+    truth there: 32 aggregated rows state a per-rank `batch_size` that does not multiply out to
+    it. So a what-if edit of `batch_size` only counts on rows without that record, or with an
+    explicit `concurrency` column, which wins over both.
+    """
+    explicit = _int(row, "concurrency")
+    if explicit is not None:
+        return explicit
+    match = _CONCURRENCY.search(row.get("silicon_data_source") or "")
+    if match is None:
+        return None
+    column = "silicon_concurrency (in silicon_data_source)"
+    return count_cell({column: match.group(1)}, column)
+
+
+def _checked(s: ServingScenario) -> ServingScenario:
+    # Tensor parallelism splits attention heads; more ranks than heads is not a layout.
+    for field_name, tp in (("tp_size", s.tp), ("prefill_tp_size", s.prefill_tp)):
+        if tp > s.model.heads:
+            raise InvalidSpecError(
+                field_name, f"{tp} exceeds {s.model.name}'s {s.model.heads} attention heads"
+            )
+    return s
 
 
 def _resolve_decode_layout(s: ServingScenario) -> ServingScenario:

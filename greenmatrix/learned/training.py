@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from greenmatrix.errors import GreenMatrixError, InvalidSpecError
 from greenmatrix.learned.core import (
     BenchRow,
     CorrectionModel,
     Interval,
-    as_int,
     conformal_offsets,
+    count_cell,
     coverage,
     mape,
     models_dir,
@@ -116,11 +117,19 @@ def _features(
     ]
 
 
-def _round(version: Any) -> float:
+def _round(version: Any, *, strict: bool = False) -> float:
+    text = str(version or "").strip().lstrip("vV")
     try:
-        return float(str(version or "").strip().lstrip("vV"))
+        value = float(text) if text else LATEST_ROUND
     except ValueError:
-        return LATEST_ROUND
+        value = math.nan
+    if math.isfinite(value) and value > 0:
+        return value
+    if strict:
+        raise InvalidSpecError(
+            "version", f"{version!r} is not an MLPerf Training round such as 2.1 (or leave it empty)"
+        )
+    return LATEST_ROUND
 
 
 @dataclass(frozen=True)
@@ -144,9 +153,13 @@ def prepare(row: Mapping[str, Any]) -> tuple[Prepared | None, str]:
     acc, reason = resolve_accelerator(str(row.get("accelerator_model_name", "") or ""))
     if acc is None:
         return None, reason
-    n = as_int(row.get("accelerators_count", "")) or 0
-    if n <= 0:
-        return None, f"accelerators_count {row.get('accelerators_count')!r} is not a positive count"
+    try:
+        n = count_cell(row, "accelerators_count")
+        _round(version, strict=True)
+    except GreenMatrixError as err:
+        return None, str(err)
+    if n is None:
+        return None, "accelerators_count: is empty (the accelerators in the system, 1 or more)"
     try:
         t = phys.training_time(work, acc.gpu, n)
     except ValueError as err:

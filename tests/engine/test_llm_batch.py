@@ -140,3 +140,56 @@ def test_the_written_number_is_the_least_relative_error_point_not_the_median(tmp
     assert pred.ttft_ms.point is not None and pred.ttft_ms.point < pred.ttft_ms.p50
     (plain,) = ServingPredictor.load().predict([scenario])
     assert plain.ttft_ms.point is None and plain.ttft_ms.p50 == pytest.approx(pred.ttft_ms.p50)
+
+
+@pytest.mark.parametrize(
+    ("over", "expected"),
+    [
+        ({"tp_size": "abc"}, "tp_size: 'abc' is not a whole number"),
+        ({"tp_size": "1.5"}, "tp_size: '1.5' is not a whole number"),
+        ({"tp_size": "0"}, "tp_size: '0' is not a whole number from 1"),
+        ({"pp_size": "-8"}, "pp_size: '-8' is not a whole number"),
+        ({"moe_ep_size": "nan"}, "moe_ep_size: 'nan' is not a whole number"),
+        ({"batch_size": "1e30"}, "batch_size: '1e30' is not a whole number"),
+        ({"isl": "1.5"}, "isl: '1.5' is not a whole number"),
+        ({"mode": "turbo"}, "mode: 'turbo' is not a serving mode (allowed: agg, disagg)"),
+        ({"isl": "200000"}, "exceed meta-llama/Llama-3.1-70B's context window of 131,072"),
+        ({"tp_size": "128"}, "tp_size: 128 exceeds meta-llama/Llama-3.1-70B's 64 attention heads"),
+    ],
+)
+def test_a_value_that_is_no_configuration_gets_a_reason_naming_its_column(
+    tmp_path: Path, over: dict[str, str], expected: str
+) -> None:
+    # Silently reading a typo as the default (tp 1, one node) would predict another configuration.
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    _write(src, [_row(id="ok"), _row(id="bad", **over)])
+    assert predict_file(src, out) == 1
+    with out.open(newline="") as fh:
+        ok, bad = list(csv.DictReader(fh))
+    assert ok["predicted_tpot_ms"] and not ok["reason"]
+    assert bad["predicted_tpot_ms"] == ""
+    assert expected in bad["reason"], bad["reason"]
+
+
+def test_concurrency_is_an_explicit_column_then_the_runs_record_then_batch_size(tmp_path: Path) -> None:
+    fields = [*FIELDS, "silicon_data_source", "concurrency"]
+    rows = [
+        _row(id="batch", batch_size="64"),
+        _row(id="record", batch_size="64", silicon_data_source="x=1; silicon_concurrency=8; y=2"),
+        _row(id="column", batch_size="64", silicon_data_source="silicon_concurrency=8", concurrency="64"),
+        _row(id="low", batch_size="8"),
+        _row(id="garbled", silicon_data_source="silicon_concurrency=-5"),
+    ]
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    with src.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    predict_file(src, out)
+    with out.open(newline="") as fh:
+        got = {r["id"]: r for r in csv.DictReader(fh)}
+    tpot = {k: got[k]["predicted_tpot_ms"] for k in ("batch", "record", "column", "low")}
+    # The measured run's own record outranks batch_size; an explicit concurrency outranks both.
+    assert tpot["record"] == tpot["low"] != tpot["batch"]
+    assert tpot["column"] == tpot["batch"]
+    assert "silicon_concurrency (in silicon_data_source): '-5'" in got["garbled"]["reason"]

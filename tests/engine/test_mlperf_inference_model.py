@@ -253,6 +253,34 @@ def test_predict_file_survives_garbage_rows(tmp_path: Path) -> None:
     assert all(g["reason"] for g in got[1:])
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "expected"),
+    [
+        ("number_of_nodes", "abc", "number_of_nodes: 'abc' is not a whole number"),
+        ("number_of_nodes", "0", "number_of_nodes: '0' is not a whole number from 1"),
+        ("accelerators_per_node", "1.5", "accelerators_per_node: '1.5' is not a whole number"),
+        ("accelerators_per_node", "1e30", "'1e30' is not a whole number from 1 to 1,024"),
+        ("version", "abc", "version: 'abc' is not an MLPerf round such as v4.0"),
+    ],
+)
+def test_a_typo_in_a_count_or_round_gets_a_reason_not_a_default(
+    tmp_path: Path, column: str, value: str, expected: str
+) -> None:
+    # Read as one node or the latest round, such a row would be predicted for another system.
+    header = "Model,Scenario,Units,accelerator_model_name,accelerators_per_node,number_of_nodes,version"
+    good = {"Model": "resnet50", "Scenario": "Offline", "Units": "Samples/s", "version": "v4.0"}
+    good |= {"accelerator_model_name": "NVIDIA H100-SXM-80GB", "accelerators_per_node": "8"}
+    good["number_of_nodes"] = "1"
+    bad = dict(good, **{column: value})
+    src = tmp_path / "in.csv"
+    src.write_text("\n".join([header, *(",".join(r[c] for c in header.split(",")) for r in (good, bad))]))
+    out = tmp_path / "out.csv"
+    assert batch.predict_file(src, out) == 1
+    ok, wrong = list(csv.DictReader(out.open(newline="")))
+    assert float(ok["predicted_result"]) > 0
+    assert wrong["predicted_result"] == "" and expected in wrong["reason"], wrong["reason"]
+
+
 def test_predictions_scale_with_accelerator_count() -> None:
     base = {
         "Model": "bert-99",

@@ -94,3 +94,20 @@ def test_garbage_rows_do_not_crash(tmp_path: Path) -> None:
     assert "accelerators_count" in got[1]["reason"]
     assert "unknownnet" in got[2]["reason"]
     assert got[3]["reason"]
+
+
+def test_an_unreadable_round_gets_a_reason_not_the_latest_round(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text(
+        "Model_ID,version,accelerator_model_name,accelerators_count\n"
+        "resnet,2.1,NVIDIA A100-SXM4-80GB,8\n"
+        "resnet,abc,NVIDIA A100-SXM4-80GB,8\n"
+        "resnet,,NVIDIA A100-SXM4-80GB,8\n"
+        "resnet,2.1,NVIDIA A100-SXM4-80GB,1.5\n"
+    )
+    assert batch.predict_file(src, out) == 2
+    got = list(csv.DictReader(out.open(newline="")))
+    assert "version: 'abc' is not an MLPerf Training round" in got[1]["reason"]
+    # An empty round means the latest, which is what the first row names.
+    assert got[2]["predicted_minutes"] == got[0]["predicted_minutes"] != ""
+    assert "accelerators_count: '1.5' is not a whole number" in got[3]["reason"]
