@@ -429,9 +429,12 @@ def _no_feasible(
     for e in failing:
         per_kind.setdefault(e.option.name, e)
     reasons = [f"{e.option.label}: {e.prediction.reason}" for e in per_kind.values()]
+    # The field every failing option fails on, earliest in the order the checks run (memory
+    # before load before SLOs): what no option can satisfy is what the user has to change.
     fields = [{f for f, _ in e.failures} for e in failing]
     common = set.intersection(*fields) if fields else set()
-    field_name = sorted(common)[0] if common else (failing[0].failures[0][0] if failing else "spec.hardware")
+    order = [f for f, _ in failing[0].failures] if failing else []
+    field_name = next((f for f in order if f in common), order[0] if order else "spec.hardware")
     if not ranked and not infeasible:
         head = "no hardware option passes the workload's and the policy's GPU restrictions"
         field_name = "spec.hardware.allowedGpus"
@@ -455,7 +458,8 @@ def _no_feasible(
                 f"; no catalog option is feasible either, the closest is {closest.option.label}"
                 f" ({closest.prediction.reason})"
             )
-            allowed = [closest.option.label]
+            # Nothing is allowed as is: the closest option is named above, not offered.
+            allowed = []
         else:
             tail, allowed = "", []
     else:

@@ -16,6 +16,7 @@ from greenmatrix.api.optimizationpolicy import OptimizationPolicySpec
 from greenmatrix.api.workloadprofile import WorkloadProfileSpec
 from greenmatrix.catalog import hardware, llms
 from greenmatrix.errors import GreenMatrixError, InvalidSpecError, UnknownHardwareError, UnknownModelError
+from greenmatrix.options import LAYOUTS
 
 
 def validate_workload(
@@ -164,6 +165,16 @@ def _restriction_errors(spec: WorkloadProfileSpec) -> list[GreenMatrixError]:
                     " a GPU is either allowed or excluded",
                 )
             )
+    low, high = restrictions.min_gpus_per_replica, restrictions.max_gpus_per_replica
+    if not any(low <= n <= high for n in LAYOUTS):
+        span = str(low) if low == high else f"{low}-{high}"
+        errors.append(
+            InvalidSpecError(
+                "spec.hardware.minGpusPerReplica",
+                f"no replica layout has {span} GPUs: a replica spans 1, 2, 4 or 8 GPUs of one node",
+                [str(n) for n in LAYOUTS],
+            )
+        )
     if allowed == [] and not restrictions.allow_cpu:
         errors.append(
             InvalidSpecError(

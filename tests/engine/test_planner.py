@@ -151,6 +151,24 @@ def test_a_70b_bf16_model_never_lands_on_one_l4(predictors: Predictors) -> None:
     assert alone.error is not None and alone.error.field == "spec.model.precision"
 
 
+def test_when_nothing_fits_the_error_blames_the_first_check_every_option_fails_and_offers_nothing(
+    predictors: Predictors,
+) -> None:
+    # 405B at bf16 on one L4 also misses the load and the SLOs, but memory is what rules it out;
+    # the field used to be the alphabetically first of the failures (requestsPerSecond).
+    spec = chat(
+        model="meta-llama/Llama-3.1-405B-Instruct",
+        rps=20,
+        hardware={"allowedGpus": ["NVIDIA-L4"], "maxGpusPerReplica": 1},
+    )
+    result = plan(spec, None, predictors=predictors)
+    assert result.recommendation is None and result.error is not None
+    assert result.error.field == "spec.model.precision"
+    assert "needs" in result.error.message and "replicas" in result.error.message
+    # The closest option is named in the message, never offered as allowed: it is infeasible.
+    assert result.error.allowed == ()
+
+
 def test_policy_weights_change_the_choice(predictors: Predictors) -> None:
     spec = chat(rps=2, hardware={"maxGpusPerReplica": 1})
     cluster = gpus(H100, L4)

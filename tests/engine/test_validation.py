@@ -121,3 +121,16 @@ def test_schema_errors_use_wire_field_paths() -> None:
     errors = schema_errors(caught.value)
     assert fields(errors) == ["spec.inference.inputTokens"]
     assert errors[0].reason == "InvalidSpec"
+
+
+@pytest.mark.parametrize(("low", "high", "ok"), [(3, 3, False), (5, 7, False), (3, 5, True), (16, 64, False)])
+def test_gpu_bounds_that_admit_no_replica_layout_name_the_field_and_the_layouts(
+    low: int, high: int, ok: bool
+) -> None:
+    errors = validate_workload(spec(hardware={"minGpusPerReplica": low, "maxGpusPerReplica": high}))
+    if ok:
+        assert errors == []
+        return
+    (error,) = errors
+    assert error.field == "spec.hardware.minGpusPerReplica"
+    assert error.allowed == ("1", "2", "4", "8")
