@@ -266,8 +266,14 @@ def simulate(
     from greenmatrix.planner import plan
 
     spec = report.load_workload(workload_path)
+    if policy_path is None and report.holds(workload_path, "OptimizationPolicy"):
+        # As `kubectl apply -f` would create it beside the workload, a policy in the same file applies.
+        policy_path = workload_path
+        click.echo(f"Note: applying the OptimizationPolicy in {workload_path} (--policy overrides)", err=True)
     policy = report.load_policy(policy_path) if policy_path else None
-    names = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
+    names = [g.strip() for g in gpus.split(",") if g.strip()] if gpus is not None else None
+    if names == []:
+        raise GreenMatrixError("--gpus", f"{gpus!r} names no GPU; give catalog names or aliases, or omit it")
     result = plan(spec, None, policy, region=region, gpus=names)
     if output == "json":
         click.echo(json.dumps(result.to_wire(), indent=2))

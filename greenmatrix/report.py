@@ -87,6 +87,11 @@ def load_manifest(path: Path, kind: str, model: type[BaseModel]) -> Any:
         raise schema_error(err) from None
 
 
+def holds(path: Path, kind: str) -> bool:
+    """Whether the YAML file has an object of `kind` (besides whatever else it holds)."""
+    return any(isinstance(d, dict) and d.get("kind") == kind for d in _documents(path))
+
+
 def load_workload(path: Path) -> WorkloadProfileSpec:
     return load_manifest(path, "WorkloadProfile", WorkloadProfileSpec)
 

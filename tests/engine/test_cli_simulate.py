@@ -101,6 +101,26 @@ def test_gpus_and_policy_restrict_the_options() -> None:
     assert plan["weights"]["carbon"] == pytest.approx(0.25)
 
 
+def test_a_policy_in_the_workloads_file_applies_unless_policy_names_another(tmp_path: Path) -> None:
+    # `kubectl apply -f` of such a file creates both; simulate used to drop the policy silently.
+    policy = (EXAMPLES / "policy-green-default.yaml").read_text()
+    both = write(tmp_path, policy + "\n---\n" + (EXAMPLES / "llama-8b-chat.yaml").read_text())
+    alone = json.loads(run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "-o", "json").stdout)
+    result = run("simulate", "-f", both, "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert "applying the OptimizationPolicy in" in result.stderr
+    assert json.loads(result.stdout)["weights"]["carbon"] == pytest.approx(0.25)
+    assert alone["weights"]["carbon"] != pytest.approx(0.25)
+    other = run("simulate", "-f", both, "--policy", str(EXAMPLES / "policy-chat-cost.yaml"), "-o", "json")
+    assert json.loads(other.stdout)["weights"]["carbon"] != pytest.approx(0.25)
+
+
+def test_gpus_naming_no_gpu_is_an_error_not_every_gpu() -> None:
+    result = run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--gpus", ",")
+    message = expect_error(result, "--gpus")
+    assert "names no GPU" in message
+
+
 def expect_error(result, field: str) -> str:
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
