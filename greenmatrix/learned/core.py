@@ -136,6 +136,24 @@ def count_cell(
     return int(value)
 
 
+def mlperf_round(version: Any, latest: float, example: str, *, strict: bool = False) -> float:
+    """An MLPerf round ('v3.1' or '3.1') as a number; ``latest`` when empty.
+
+    Unreadable text is the latest round too, unless ``strict``: then an InvalidSpecError naming
+    the `version` column (a batch row's typo must not silently become another round).
+    """
+    text = str(version or "").strip().lstrip("vV")
+    try:
+        value = float(text) if text else latest
+    except ValueError:
+        value = math.nan
+    if math.isfinite(value) and value > 0:
+        return value
+    if strict:
+        raise InvalidSpecError("version", f"{version!r} is not an MLPerf round such as {example} (or empty)")
+    return latest
+
+
 def mape(pred: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
     """Mean absolute percentage error, in percent."""
     p = np.asarray(pred, dtype=float)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from greenmatrix.catalog.precision import bytes_per_param
-from greenmatrix.errors import GreenMatrixError, InvalidSpecError
+from greenmatrix.errors import GreenMatrixError
 from greenmatrix.learned import novelty
 from greenmatrix.learned.core import (
     BenchRow,
@@ -35,6 +35,7 @@ from greenmatrix.learned.core import (
     count_cell,
     coverage,
     mape,
+    mlperf_round,
     models_dir,
     profiled_predictions,
     write_model_card,
@@ -219,20 +220,7 @@ MAX_PER_NODE = 1024
 
 def round_number(version: str | None, *, strict: bool = False) -> float:
     """'v3.1' -> 3.1; the latest round when absent (or unreadable, unless ``strict``)."""
-    text = str(version or "").strip().lstrip("vV")
-    if not text:
-        return LATEST_ROUND
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if math.isfinite(value) and value > 0:
-        return value
-    if strict:
-        raise InvalidSpecError(
-            "version", f"{version!r} is not an MLPerf round such as v4.0 (or leave it empty)"
-        )
-    return LATEST_ROUND
+    return mlperf_round(version, LATEST_ROUND, "v4.0", strict=strict)
 
 
 def _truthy(text: Any) -> bool:

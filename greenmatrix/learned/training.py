@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from greenmatrix.errors import GreenMatrixError, InvalidSpecError
+from greenmatrix.errors import GreenMatrixError
 from greenmatrix.learned.core import (
     BenchRow,
     CorrectionModel,
@@ -32,6 +32,7 @@ from greenmatrix.learned.core import (
     count_cell,
     coverage,
     mape,
+    mlperf_round,
     models_dir,
     profiled_predictions,
     write_model_card,
@@ -118,18 +119,7 @@ def _features(
 
 
 def _round(version: Any, *, strict: bool = False) -> float:
-    text = str(version or "").strip().lstrip("vV")
-    try:
-        value = float(text) if text else LATEST_ROUND
-    except ValueError:
-        value = math.nan
-    if math.isfinite(value) and value > 0:
-        return value
-    if strict:
-        raise InvalidSpecError(
-            "version", f"{version!r} is not an MLPerf Training round such as 2.1 (or leave it empty)"
-        )
-    return LATEST_ROUND
+    return mlperf_round(version, LATEST_ROUND, "2.1", strict=strict)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def test_an_unreadable_round_gets_a_reason_not_the_latest_round(tmp_path: Path) 
     )
     assert batch.predict_file(src, out) == 2
     got = list(csv.DictReader(out.open(newline="")))
-    assert "version: 'abc' is not an MLPerf Training round" in got[1]["reason"]
+    assert "version: 'abc' is not an MLPerf round such as 2.1" in got[1]["reason"]
     # An empty round means the latest, which is what the first row names.
     assert got[2]["predicted_minutes"] == got[0]["predicted_minutes"] != ""
     assert "accelerators_count: '1.5' is not a whole number" in got[3]["reason"]
