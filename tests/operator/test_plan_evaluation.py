@@ -110,7 +110,9 @@ def test_an_impossible_slo_is_no_feasible_hardware_naming_a_catalog_option(plann
     assert conditions["InvalidSpec"].status == "False"  # the spec is fine; the cluster is not enough
     assert "catalog option" in conditions["Ready"].message
     assert result.plan is not None and result.plan.error is not None
-    assert result.plan.error.allowed and result.plan.error.allowed[0] in conditions["Ready"].message
+    # The closest catalog option is named in the message, not offered as allowed: it fails the SLO too.
+    assert "the closest is " in conditions["Ready"].message
+    assert result.plan.error.allowed == ()
     assert "recommendation" not in result.status_fields()
     assert result.recommended_gpu is None
 
