@@ -97,15 +97,6 @@ class BenchRow:
     mape_last_round: float | None = None
 
 
-def as_int(text: Any) -> int | None:
-    """A CSV cell as an integer ("8", "8.0", "1e3"); None for empty, non-numeric, nan or infinite."""
-    try:
-        value = float(str(text).strip())
-    except (TypeError, ValueError):
-        return None
-    return int(value) if math.isfinite(value) else None
-
-
 # Larger than any system a CSV row describes (an NVL72 rack is 72 GPUs, MLPerf's largest
 # submissions a few thousand); beyond it a count is a typo, not a configuration.
 MAX_COUNT = 100_000

@@ -386,7 +386,8 @@ def _concurrency(row: Mapping[str, str]) -> int | None:
 
 def _checked(s: ServingScenario) -> ServingScenario:
     # Tensor parallelism splits attention heads; more ranks than heads is not a layout.
-    for field_name, tp in (("tp_size", s.tp), ("prefill_tp_size", s.prefill_tp)):
+    decode = "decode_tp_size" if s.disaggregated else "tp_size"
+    for field_name, tp in ((decode, s.tp), ("prefill_tp_size", s.prefill_tp)):
         if tp > s.model.heads:
             raise InvalidSpecError(
                 field_name, f"{tp} exceeds {s.model.name}'s {s.model.heads} attention heads"
