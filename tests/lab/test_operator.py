@@ -216,6 +216,7 @@ def test_nonsense_specs_are_not_ready_with_a_reason_and_a_warning(
         "typo-model": ("UnknownModel", "spec.model.name", "meta-llama/Llama-3.1-8B-Instruct"),
         "imaginary-gpu": ("UnknownHardware", "spec.hardware.allowedGpus[0]", "NVIDIA-Z9000"),
         "h100-in-tokyo": ("NoMatchingHardware", "spec.hardware", "regions"),
+        "three-gpus": ("InvalidSpec", "spec.hardware.minGpusPerReplica", "1, 2, 4 or 8 GPUs"),
     }
     for path in sorted(INVALID.glob("*.yaml")):
         lab.kubectl("apply", "-n", ns, "-f", str(path))
