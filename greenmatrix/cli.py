@@ -262,7 +262,7 @@ def simulate(
     import yaml
     from rich.console import Console
 
-    from greenmatrix import report
+    from greenmatrix import economics, report
     from greenmatrix.planner import plan
 
     spec = report.load_workload(workload_path)
@@ -274,6 +274,8 @@ def simulate(
     names = [g.strip() for g in gpus.split(",") if g.strip()] if gpus is not None else None
     if names == []:
         raise GreenMatrixError("--gpus", f"{gpus!r} names no GPU; give catalog names or aliases, or omit it")
+    if region is not None:
+        region = economics.catalogued_region(region, "--region")
     result = plan(spec, None, policy, region=region, gpus=names)
     if output == "json":
         click.echo(json.dumps(result.to_wire(), indent=2))
@@ -293,13 +295,13 @@ def simulate(
 @main.command()
 @click.option(
     "--kind",
-    type=click.Choice(["all", "models", "gpus"]),
+    type=click.Choice(["all", "models", "gpus", "regions"]),
     default="all",
     show_default=True,
     help="What to list",
 )
 def models(kind: str) -> None:
-    """List the catalog's models and GPUs."""
+    """List the catalog's models, GPUs and regions with a grid carbon intensity."""
     from rich.console import Console
 
     from greenmatrix import report
@@ -309,6 +311,8 @@ def models(kind: str) -> None:
         console.print(report.models_table())
     if kind in ("all", "gpus"):
         console.print(report.gpus_table())
+    if kind in ("all", "regions"):
+        console.print(report.regions_table())
 
 
 def _load_plugins() -> None:

@@ -26,6 +26,7 @@ gCO2eq/kWh of the region (`carbon_intensity`), operational only (no embodied car
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 from collections.abc import Iterable, Sequence
@@ -34,6 +35,7 @@ from importlib import resources
 from typing import Any
 
 from greenmatrix.catalog import hardware
+from greenmatrix.errors import GreenMatrixError
 
 GPU_IDLE_FRACTION = 0.30
 MLPERF_LOAD_FACTOR = 0.72
@@ -332,6 +334,26 @@ def _carbon_intensity(name: str, prov: str | None) -> CarbonIntensity:
         is_default=True,
         provider=prov,
         method="default",
+    )
+
+
+def catalogued_region(region: str, field: str = "region") -> str:
+    """The region as the carbon table names it, for a region a user typed.
+
+    Raises GreenMatrixError naming ``field`` with the closest catalogued names when the table has no
+    intensity for it: a typo must not silently become the world average. (Regions read from node
+    labels keep the world-average fallback of `carbon_intensity`: an on-premises region is no typo.)
+    """
+    name = (region or "").strip().lower()
+    names = sorted({r for _, r in carbon_regions()})
+    if name in names:
+        return name
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
+    raise GreenMatrixError(
+        field,
+        f"{region!r} has no grid carbon intensity in the catalog"
+        " (`greenmatrix models --kind regions` lists the regions it has)",
+        [*close, *(n for n in names if n not in close)],
     )
 
 

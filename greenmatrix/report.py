@@ -7,6 +7,7 @@ the CLI exits 2 with one line instead of a traceback. Tables are rich tables ove
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,19 @@ from greenmatrix.api.workloadprofile import Interval, OptionPrediction
 from greenmatrix.catalog import hardware, llms
 from greenmatrix.errors import GreenMatrixError, InvalidSpecError
 from greenmatrix.planner import Plan
+from greenmatrix.validation import describe, field_path
+
+
+class _ManifestLoader(yaml.SafeLoader):
+    """YAML read as kubectl reads it: `1.1e9` is a number (YAML 1.2 and go-yaml), where PyYAML's
+    YAML 1.1 rules make it the string "1.1e9" (they want a sign in the exponent)."""
+
+
+_ManifestLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)$"),
+    list("-+0123456789."),
+)
 
 
 def _documents(path: Path) -> list[Any]:
@@ -33,7 +47,7 @@ def _documents(path: Path) -> list[Any]:
             "-f", f"{path} is not UTF-8 text (byte {err.start}); expected a YAML manifest"
         ) from None
     try:
-        return [d for d in yaml.safe_load_all(text) if d is not None]
+        return [d for d in yaml.load_all(text, Loader=_ManifestLoader) if d is not None]
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
@@ -42,24 +56,11 @@ def _documents(path: Path) -> list[Any]:
         ) from None
 
 
-def _field_path(loc: tuple[Any, ...], prefix: str) -> str:
-    path = prefix
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
-
-
 def schema_error(err: ValidationError, prefix: str = "spec") -> GreenMatrixError:
     """Pydantic's complaints as one error naming the first field (camelCase) and counting the rest."""
     items = err.errors()
-    first = items[0]
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown field (check the spelling; fields are camelCase)"
-    elif first["type"] == "missing":
-        message = "required field is missing"
     more = f" (and {len(items) - 1} more problem{'s' * (len(items) > 2)})" if len(items) > 1 else ""
-    return InvalidSpecError(_field_path(first["loc"], prefix), message + more)
+    return InvalidSpecError(field_path(items[0]["loc"], prefix), describe(items[0]) + more)
 
 
 def load_manifest(path: Path, kind: str, model: type[BaseModel]) -> Any:
@@ -82,7 +83,8 @@ def load_manifest(path: Path, kind: str, model: type[BaseModel]) -> Any:
     if not isinstance(spec, dict):
         raise InvalidSpecError("spec", f"the {kind} has no spec mapping")
     try:
-        return model.model_validate(spec)
+        # Strict, as the API server's schema is: `concurrency: "32"` or `true` is refused, not coerced.
+        return model.model_validate(spec, strict=True)
     except ValidationError as err:
         raise schema_error(err) from None
 
@@ -216,6 +218,16 @@ def models_table() -> Table:
             m.attention + (f" MoE {m.experts_per_token}/{m.experts}" if m.experts else ""),
             f"{m.max_context:,}" if m.max_context else "-",
         )
+    return table
+
+
+def regions_table() -> Table:
+    table = Table(title="Catalog regions (grid carbon intensity, operational)")
+    for col in ("provider", "region", "gCO2/kWh", "method"):
+        table.add_column(col, justify="right" if col == "gCO2/kWh" else "left")
+    for provider, region in economics.carbon_regions():
+        c = economics.carbon_intensity(region, provider)
+        table.add_row(provider, region, f"{c.g_per_kwh:.0f}", escape(c.method))
     return table
 
 

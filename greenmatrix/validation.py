@@ -8,7 +8,8 @@ problem found, as errors naming the field and what would be accepted.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -55,13 +56,34 @@ def validate_policy(
 
 def schema_errors(error: ValidationError, prefix: str = "spec") -> list[GreenMatrixError]:
     """Pydantic's complaints as field-named errors (for objects stored before a schema change)."""
-    out: list[GreenMatrixError] = []
-    for item in error.errors():
-        path = prefix
-        for part in item["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else f".{part}"
-        out.append(InvalidSpecError(path, item["msg"]))
-    return out
+    return [InvalidSpecError(field_path(item["loc"], prefix), describe(item)) for item in error.errors()]
+
+
+def field_path(loc: Sequence[int | str], prefix: str = "spec") -> str:
+    """A pydantic error location as the manifest's field path (camelCase, list indexes in brackets)."""
+    path = prefix
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def describe(item: Mapping[str, Any]) -> str:
+    """One pydantic complaint in a manifest author's words: what was given when the type is wrong."""
+    kind = item["type"]
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling; fields are camelCase)"
+    if kind == "missing":
+        return "required field is missing"
+    message = str(item["msg"])
+    given = item.get("input")
+    # YAML makes `"32"` a string and `yes` a boolean: the manifest looks right at a glance, so say
+    # what was read.
+    read = "true" if given is True else "false" if given is False else repr(given)
+    if kind in ("int_type", "float_type") and isinstance(given, str | bool):
+        message += f", got {read}" + ("; write numbers without quotes" if isinstance(given, str) else "")
+    elif kind == "string_type" and isinstance(given, bool | int | float):
+        message += f", got {read}; quote it to make it a string"
+    return message
 
 
 def _model_errors(spec: WorkloadProfileSpec) -> list[GreenMatrixError]:

@@ -21,6 +21,11 @@ Framework = Literal["vllm", "sglang", "trtllm", "tgi", "triton", "pytorch", "jax
 GPUName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._()-]*$")]
 RegionName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 
+# Grouped-query attention shares each key/value head among an equal number of query heads.
+KV_HEADS_MESSAGE = (
+    "kvHeads must divide attentionHeads (each key/value head serves the same number of query heads)"
+)
+
 
 class Architecture(Schema):
     """Architecture numbers of a model that is not in the catalog (as in its Hugging Face config.json)."""
@@ -34,7 +39,7 @@ class Architecture(Schema):
     attention_heads: Annotated[int, Field(ge=1, le=1024)]
     """Number of attention (query) heads."""
     kv_heads: Annotated[int | None, Field(ge=1, le=1024)] = None
-    """Number of key/value heads (grouped-query attention); defaults to attentionHeads."""
+    """Key/value heads (grouped-query attention), a divisor of attentionHeads; defaults to attentionHeads."""
     intermediate_size: Annotated[int | None, Field(ge=1, le=1048576)] = None
     """Feed-forward inner size; defaults to 4 x hiddenSize (per expert for mixture-of-experts models)."""
     vocab_size: Annotated[int | None, Field(ge=1, le=4194304)] = None
@@ -50,8 +55,8 @@ class Architecture(Schema):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "!has(self.kvHeads) || self.kvHeads <= self.attentionHeads",
-                    "kvHeads must not exceed attentionHeads",
+                    "!has(self.kvHeads) || self.attentionHeads % self.kvHeads == 0",
+                    KV_HEADS_MESSAGE,
                     ".kvHeads",
                 ),
                 cel(
@@ -74,8 +79,8 @@ class Architecture(Schema):
     # tests/lab/test_crds*.py feeds the same malformed manifests to both and checks they agree.
     @model_validator(mode="after")
     def _consistent(self) -> Architecture:
-        if self.kv_heads is not None and self.kv_heads > self.attention_heads:
-            raise ValueError("kvHeads must not exceed attentionHeads")
+        if self.kv_heads is not None and self.attention_heads % self.kv_heads:
+            raise ValueError(KV_HEADS_MESSAGE)
         if self.experts == 0 and self.active_experts != 0:
             raise ValueError("activeExperts must be 0 for a dense model (experts: 0)")
         if self.experts > 0 and not 1 <= self.active_experts <= self.experts:

@@ -63,6 +63,8 @@ class Table:
     rows: list[dict[str, str]]
     newline: str
     bom: bool
+    # Every header cell quoted (spreadsheet exports): OUT quotes every cell too.
+    quote_all: bool = False
 
 
 def read_table(in_path: Path, dataset: str, outputs: Sequence[str]) -> Table:
@@ -95,7 +97,13 @@ def read_table(in_path: Path, dataset: str, outputs: Sequence[str]) -> Table:
         padded = record + [""] * (len(header) - len(record))
         cells.append(padded)
         rows.append(dict(zip(names, padded, strict=True)))
-    return Table(header, cells, rows, newline, bom)
+    return Table(header, cells, rows, newline, bom, text.startswith(_quoted_line(header, newline)))
+
+
+def _quoted_line(cells: Sequence[str], newline: str) -> str:
+    out = io.StringIO()
+    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator=newline).writerow(cells)
+    return out.getvalue()
 
 
 def _text(path: Path) -> str:
@@ -156,7 +164,8 @@ def write_predictions(
     count = 0
     encoding = "utf-8-sig" if table.bom else "utf-8"
     with out_path.open("w", newline="", encoding=encoding) as fh:
-        writer = csv.writer(fh, lineterminator=table.newline)
+        quoting = csv.QUOTE_ALL if table.quote_all else csv.QUOTE_MINIMAL
+        writer = csv.writer(fh, lineterminator=table.newline, quoting=quoting)
         writer.writerow([*table.header, *columns, "reason"])
         for row, cell, reason in zip(table.cells, cells, reasons, strict=True):
             values = list(cell) if cell is not None else [""] * len(columns)

@@ -60,6 +60,19 @@ def test_out_repeats_in_byte_for_byte_with_its_line_ending_and_bom(
             assert got.count(",") == given.count(",") + ADDED
 
 
+def test_a_fully_quoted_file_comes_back_fully_quoted(tmp_path: Path) -> None:
+    # Spreadsheet exports quote every cell; OUT keeps that style, so IN is still a prefix of each line.
+    lines = ['"' + '","'.join(line.split(",")) + '"' for line in [HEADER, *_body()]]
+    result, out = _predict(tmp_path, "\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.output
+    written = out.read_text().splitlines()
+    for given, got in zip(lines, written, strict=True):
+        assert got.startswith(given + ',"'), (given, got)
+    # A plain file stays plain: quoting follows the input, not a fixed choice.
+    result, out = _predict(tmp_path, "\n".join([HEADER, *_body()]) + "\n", out="plain.csv")
+    assert '"' not in out.read_text()
+
+
 def test_a_header_differing_in_case_or_spaces_is_read_as_the_dataset_column(tmp_path: Path) -> None:
     plain, out_plain = _predict(tmp_path, "\n".join([HEADER, *_body()]) + "\n", out="plain.csv")
     odd_header = " ID , Backend,MODEL_PATH ,System,precision,Mode,ISL,osl,Batch_Size,tp_size"

@@ -180,6 +180,46 @@ def test_schema_violation_names_the_camel_case_field(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "read"), [('"8"', "got '8'; write numbers without quotes"), ("true", "got true")]
+)
+def test_a_quoted_number_or_a_boolean_is_refused_not_coerced(tmp_path: Path, value: str, read: str) -> None:
+    # As the API server's schema refuses them at admission: `concurrency: "8"` must not plan for 8.
+    text = CHAT.replace("concurrency: 8", f"concurrency: {value}") % ""
+    message = expect_error(run("simulate", "-f", write(tmp_path, text)), "spec.inference.concurrency")
+    assert read in message
+
+
+def test_a_string_field_given_a_yaml_boolean_says_to_quote_it(tmp_path: Path) -> None:
+    text = CHAT % "}\n  hardware: {allowedGpus: [on]"
+    message = expect_error(run("simulate", "-f", write(tmp_path, text)), "spec.hardware.allowedGpus[0]")
+    assert "got true; quote it" in message
+
+
+def test_exponent_numbers_read_as_kubectl_reads_them(tmp_path: Path) -> None:
+    # PyYAML alone reads `8.03e9` (no sign in the exponent) as a string; kubectl reads a number.
+    arch = "{architecture: {parameters: 8.03e9, layers: 32, hiddenSize: 4096, attentionHeads: 32}}"
+    text = CHAT.replace("{name: meta-llama/Llama-3.1-8B-Instruct, precision: bf16}", arch) % ""
+    result = run("simulate", "-f", write(tmp_path, text), "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["recommendation"]
+
+
+def test_kv_heads_that_do_not_divide_the_heads_are_refused(tmp_path: Path) -> None:
+    arch = "{architecture: {parameters: 8e9, layers: 32, hiddenSize: 4096, attentionHeads: 32, kvHeads: 6}}"
+    text = CHAT.replace("{name: meta-llama/Llama-3.1-8B-Instruct, precision: bf16}", arch) % ""
+    message = expect_error(run("simulate", "-f", write(tmp_path, text)), "spec.model.architecture")
+    assert "kvHeads must divide attentionHeads" in message
+
+
+def test_a_region_without_carbon_data_is_an_error_naming_the_closest() -> None:
+    result = run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--region", "us-eas-1")
+    message = expect_error(result, "--region")
+    assert "(allowed: us-east-1," in message
+    listed = run("models", "--kind", "regions")
+    assert listed.exit_code == 0 and "us-east-1" in listed.output and "eastus" in listed.output
+
+
 def test_models_lists_catalog_models_and_gpus() -> None:
     result = run("models")
     assert result.exit_code == 0, result.output

@@ -107,7 +107,12 @@ MALFORMED = [
             "spec.model.precision",
             "bf16",
         ),
-        ["spec.model.architecture.kvHeads", "kvHeads must not exceed attentionHeads"],
+        ["spec.model.architecture.kvHeads", "kvHeads must divide attentionHeads"],
+    ),
+    (
+        "kv-heads-not-dividing-attention-heads",
+        _with(WORKLOAD, "spec.model", {"architecture": {**ARCHITECTURE, "kvHeads": 6}}),
+        ["spec.model.architecture.kvHeads", "kvHeads must divide attentionHeads"],
     ),
     (
         "active-experts-over-experts",
