@@ -263,14 +263,35 @@ def simulate(
     from rich.console import Console
 
     from greenmatrix import economics, report
+    from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
     from greenmatrix.planner import plan
 
-    spec = report.load_workload(workload_path)
-    if policy_path is None and report.holds(workload_path, "OptimizationPolicy"):
-        # As `kubectl apply -f` would create it beside the workload, a policy in the same file applies.
-        policy_path = workload_path
-        click.echo(f"Note: applying the OptimizationPolicy in {workload_path} (--policy overrides)", err=True)
-    policy = report.load_policy(policy_path) if policy_path else None
+    workload = report.load_manifest(workload_path, "WorkloadProfile", WorkloadProfileSpec)
+    spec = workload.spec
+    policy = None
+    if policy_path is not None:
+        named = report.load_manifest(policy_path, "OptimizationPolicy", OptimizationPolicySpec, "--policy")
+        policy = named.spec
+        if not policy.selector.matches(workload.labels):
+            click.echo(
+                f"Note: applying OptimizationPolicy {named.name!r} because --policy names it; its selector"
+                " does not select this workload's labels, so in a cluster it would not apply",
+                err=True,
+            )
+    else:
+        # As `kubectl apply -f` would create them beside the workload, policies in the same file apply
+        # as the operator would apply them: the highest priority of those selecting the workload.
+        embedded = report.load_objects(workload_path, "OptimizationPolicy", OptimizationPolicySpec)
+        chosen = report.applied_policy(embedded, workload.labels)
+        if chosen is not None:
+            policy = chosen.spec
+            click.echo(f"Note: applying OptimizationPolicy {chosen.name!r} from {workload_path}", err=True)
+        elif embedded:
+            click.echo(
+                f"Note: no OptimizationPolicy in {workload_path} selects this workload's labels;"
+                " none applied",
+                err=True,
+            )
     names = [g.strip() for g in gpus.split(",") if g.strip()] if gpus is not None else None
     if names == []:
         raise GreenMatrixError("--gpus", f"{gpus!r} names no GPU; give catalog names or aliases, or omit it")

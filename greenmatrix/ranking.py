@@ -56,6 +56,8 @@ def _filled(matrix: np.ndarray, criteria: Sequence[Criterion]) -> tuple[np.ndarr
         column = filled[:, j]
         known = ~np.isnan(column)
         if not known.any():
+            # Zero, not NaN: a NaN would poison every option's distance even at weight zero.
+            column[:] = 0.0
             continue
         usable[j] = True
         worst = column[known].min() if crit.benefit else column[known].max()

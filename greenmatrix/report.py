@@ -8,6 +8,8 @@ the CLI exits 2 with one line instead of a traceback. Tables are rich tables ove
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +39,14 @@ _ManifestLoader.add_implicit_resolver(
 )
 
 
-def _documents(path: Path) -> list[Any]:
+def _documents(path: Path, flag: str = "-f") -> list[Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise GreenMatrixError("-f", f"cannot read {path}: {err.strerror or err}") from None
+        raise GreenMatrixError(flag, f"cannot read {path}: {err.strerror or err}") from None
     except UnicodeDecodeError as err:
         raise GreenMatrixError(
-            "-f", f"{path} is not UTF-8 text (byte {err.start}); expected a YAML manifest"
+            flag, f"{path} is not UTF-8 text (byte {err.start}); expected a YAML manifest"
         ) from None
     try:
         return [d for d in yaml.load_all(text, Loader=_ManifestLoader) if d is not None]
@@ -52,7 +54,7 @@ def _documents(path: Path) -> list[Any]:
         where = getattr(err, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
         raise GreenMatrixError(
-            "-f", f"{path} is not valid YAML{at}: {getattr(err, 'problem', err)}"
+            flag, f"{path} is not valid YAML{at}: {getattr(err, 'problem', err)}"
         ) from None
 
 
@@ -63,43 +65,71 @@ def schema_error(err: ValidationError, prefix: str = "spec") -> GreenMatrixError
     return InvalidSpecError(field_path(items[0]["loc"], prefix), describe(items[0]) + more)
 
 
-def load_manifest(path: Path, kind: str, model: type[BaseModel]) -> Any:
-    """The spec of the one `kind` object in a YAML file, validated by its API model."""
-    docs = _documents(path)
-    found = [d for d in docs if isinstance(d, dict) and d.get("kind") == kind]
+@dataclass(frozen=True)
+class Manifest:
+    """One object of a manifest file: its name, labels and validated spec."""
+
+    name: str
+    labels: dict[str, str]
+    spec: Any
+
+
+def load_objects(path: Path, kind: str, model: type[BaseModel], flag: str = "-f") -> list[Manifest]:
+    """Every `kind` object in a YAML file (possibly none), each validated by its API model.
+
+    `flag` is the option that named the file, so a file problem names the option the user gave.
+    """
+    out = []
+    for doc in _documents(path, flag):
+        if not isinstance(doc, dict) or doc.get("kind") != kind:
+            continue
+        if doc.get("apiVersion") not in (None, API_VERSION):
+            raise GreenMatrixError("apiVersion", f"{doc.get('apiVersion')!r} is not supported", [API_VERSION])
+        spec = doc.get("spec")
+        if not isinstance(spec, dict):
+            raise InvalidSpecError("spec", f"the {kind} has no spec mapping")
+        try:
+            # Strict, as the API server's schema is: `concurrency: "32"` or `true` is refused, not coerced.
+            parsed = model.model_validate(spec, strict=True)
+        except ValidationError as err:
+            raise schema_error(err) from None
+        metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        labels = metadata.get("labels") if isinstance(metadata.get("labels"), dict) else {}
+        out.append(
+            Manifest(str(metadata.get("name", "")), {str(k): str(v) for k, v in labels.items()}, parsed)
+        )
+    return out
+
+
+def load_manifest(path: Path, kind: str, model: type[BaseModel], flag: str = "-f") -> Manifest:
+    """The one `kind` object in a YAML file."""
+    found = load_objects(path, kind, model, flag)
     if not found:
-        kinds = sorted({str(d.get("kind")) for d in docs if isinstance(d, dict)}) or ["nothing"]
+        kinds = sorted({str(d.get("kind")) for d in _documents(path, flag) if isinstance(d, dict)})
         raise GreenMatrixError(
             "kind",
-            f"{path} holds no {kind} (found {', '.join(kinds)}); expected apiVersion {API_VERSION}",
+            f"{path} holds no {kind} (found {', '.join(kinds or ['nothing'])});"
+            f" expected apiVersion {API_VERSION}",
             [kind],
         )
     if len(found) > 1:
         raise GreenMatrixError("kind", f"{path} holds {len(found)} {kind} objects; give one per file")
-    doc = found[0]
-    if doc.get("apiVersion") not in (None, API_VERSION):
-        raise GreenMatrixError("apiVersion", f"{doc.get('apiVersion')!r} is not supported", [API_VERSION])
-    spec = doc.get("spec")
-    if not isinstance(spec, dict):
-        raise InvalidSpecError("spec", f"the {kind} has no spec mapping")
-    try:
-        # Strict, as the API server's schema is: `concurrency: "32"` or `true` is refused, not coerced.
-        return model.model_validate(spec, strict=True)
-    except ValidationError as err:
-        raise schema_error(err) from None
-
-
-def holds(path: Path, kind: str) -> bool:
-    """Whether the YAML file has an object of `kind` (besides whatever else it holds)."""
-    return any(isinstance(d, dict) and d.get("kind") == kind for d in _documents(path))
+    return found[0]
 
 
 def load_workload(path: Path) -> WorkloadProfileSpec:
-    return load_manifest(path, "WorkloadProfile", WorkloadProfileSpec)
+    return load_manifest(path, "WorkloadProfile", WorkloadProfileSpec).spec
 
 
-def load_policy(path: Path) -> OptimizationPolicySpec:
-    return load_manifest(path, "OptimizationPolicy", OptimizationPolicySpec)
+def load_policy(path: Path, flag: str = "--policy") -> OptimizationPolicySpec:
+    return load_manifest(path, "OptimizationPolicy", OptimizationPolicySpec, flag).spec
+
+
+def applied_policy(policies: Sequence[Manifest], labels: Mapping[str, str]) -> Manifest | None:
+    """The policy that applies to an object with these labels, as the operator chooses it: the highest
+    priority among those whose selector matches, ties to the first name."""
+    selecting = [p for p in policies if p.spec.selector.matches(dict(labels))]
+    return min(selecting, key=lambda p: (-p.spec.priority, p.name), default=None)
 
 
 # --- tables ------------------------------------------------------------------------------------------

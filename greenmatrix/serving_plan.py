@@ -127,8 +127,7 @@ def _serving_option(ctx: PlanContext, o: HardwareOption, p: ServingPrediction) -
         failures.append(
             (
                 "spec.inference.requestsPerSecond",
-                f"needs {replicas} replicas for the load;"
-                f" the policy allows at most {ctx.scaling.max_replicas}",
+                f"needs {replicas} replicas for the load; {_replica_limit(ctx)}",
             )
         )
         severity = max(severity, replicas / ctx.scaling.max_replicas)
@@ -208,3 +207,11 @@ def _serving_option(ctx: PlanContext, o: HardwareOption, p: ServingPrediction) -
         notes=tuple(m.notes),
         basis=p.explanation,
     )
+
+
+def _replica_limit(ctx: PlanContext) -> str:
+    """Where the replica limit comes from, so the user knows what to change."""
+    limit = ctx.scaling.max_replicas
+    if ctx.policy is None:
+        return f"the default limit is {limit} (an OptimizationPolicy's spec.scaling.maxReplicas raises it)"
+    return f"the policy's spec.scaling.maxReplicas allows at most {limit}"

@@ -8,6 +8,7 @@ problem found, as errors naming the field and what would be accepted.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -76,6 +77,9 @@ def describe(item: Mapping[str, Any]) -> str:
         return "required field is missing"
     message = str(item["msg"])
     given = item.get("input")
+    if isinstance(given, float) and not math.isfinite(given):
+        # `.nan` fails every bound, so pydantic's "should be less than" would point the wrong way.
+        return f"must be a finite number, got {given}"
     # YAML makes `"32"` a string and `yes` a boolean: the manifest looks right at a glance, so say
     # what was read.
     read = "true" if given is True else "false" if given is False else repr(given)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "greenmatrix.io"
@@ -79,6 +79,9 @@ class Condition(Schema):
     """Human-readable message with details about the transition."""
 
 
+SELECTOR_VALUES_MESSAGE = "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist"
+
+
 class LabelSelectorRequirement(Schema):
     """A label selector requirement: a key, an operator and values."""
 
@@ -95,11 +98,18 @@ class LabelSelectorRequirement(Schema):
                 cel(
                     "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0)"
                     " : (!has(self.values) || size(self.values) == 0)",
-                    "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist",
+                    SELECTOR_VALUES_MESSAGE,
                 )
             ]
         }
     )
+
+    # Restates the CEL rule for manifests read without an API server (the CLI).
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> LabelSelectorRequirement:
+        if (self.operator in ("In", "NotIn")) != bool(self.values):
+            raise ValueError(SELECTOR_VALUES_MESSAGE)
+        return self
 
 
 class LabelSelector(Schema):

@@ -108,11 +108,74 @@ def test_a_policy_in_the_workloads_file_applies_unless_policy_names_another(tmp_
     alone = json.loads(run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "-o", "json").stdout)
     result = run("simulate", "-f", both, "-o", "json")
     assert result.exit_code == 0, result.output
-    assert "applying the OptimizationPolicy in" in result.stderr
+    assert "applying OptimizationPolicy 'green-default'" in result.stderr
     assert json.loads(result.stdout)["weights"]["carbon"] == pytest.approx(0.25)
     assert alone["weights"]["carbon"] != pytest.approx(0.25)
     other = run("simulate", "-f", both, "--policy", str(EXAMPLES / "policy-chat-cost.yaml"), "-o", "json")
     assert json.loads(other.stdout)["weights"]["carbon"] != pytest.approx(0.25)
+
+
+def test_policies_in_the_workloads_file_apply_as_the_operator_applies_them(tmp_path: Path) -> None:
+    # Only a policy whose selector matches the workload's labels applies; of several, the highest priority.
+    chat = (EXAMPLES / "llama-8b-chat.yaml").read_text()
+    labels = yaml.safe_load(chat)["metadata"].get("labels", {})
+    assert labels, "the example needs labels for this test"
+
+    def policy(name: str, selector: str, priority: int, carbon: int) -> str:
+        return (
+            f"apiVersion: greenmatrix.io/v1alpha1\nkind: OptimizationPolicy\nmetadata: {{name: {name}}}\n"
+            f"spec: {{selector: {selector}, priority: {priority},"
+            f" objectives: {{latency: 1, carbon: {carbon}}}}}\n"
+        )
+
+    key, value = next(iter(labels.items()))
+    nobody = policy("nobody", "{matchLabels: {team: nobody-here}}", 100, 3)
+    low = policy("low", f"{{matchLabels: {{{key}: {value}}}}}", 1, 1)
+    high = policy("high", "{}", 5, 4)
+    both = write(tmp_path, "---\n".join([nobody, low, high, chat]))
+    result = run("simulate", "-f", both, "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert "applying OptimizationPolicy 'high'" in result.stderr
+
+    def weights(*args: str) -> dict[str, float]:
+        return json.loads(
+            run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), *args, "-o", "json").stdout
+        )["weights"]
+
+    assert json.loads(result.stdout)["weights"] == weights("--policy", write(tmp_path, high, "h.yaml"))
+    assert weights("--policy", write(tmp_path, low, "l.yaml")) != weights(
+        "--policy", write(tmp_path, high, "h.yaml")
+    )
+    only_nobody = write(tmp_path, nobody + "---\n" + chat, "n.yaml")
+    result = run("simulate", "-f", only_nobody, "-o", "json")
+    assert "selects this workload's labels; none applied" in result.stderr
+    assert json.loads(result.stdout)["weights"] == weights()
+    # Named with --policy it applies, with a note that the operator would not apply it.
+    result = run(
+        "simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--policy", only_nobody, "-o", "json"
+    )
+    assert "in a cluster it would not apply" in result.stderr
+    assert json.loads(result.stdout)["weights"] != weights()
+
+
+def test_a_policy_file_problem_names_the_policy_option(tmp_path: Path) -> None:
+    result = run(
+        "simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--policy", str(tmp_path / "no.yaml")
+    )
+    expect_error(result, "--policy")
+
+
+def test_a_selector_requirement_whose_values_do_not_fit_its_operator_is_refused(tmp_path: Path) -> None:
+    bad = write(
+        tmp_path,
+        "kind: OptimizationPolicy\n"
+        "spec: {selector: {matchExpressions: [{key: team, operator: In, values: []}]}}\n",
+        "p.yaml",
+    )
+    message = expect_error(
+        run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--policy", bad), "spec.selector"
+    )
+    assert "values must be non-empty for In" in message
 
 
 def test_gpus_naming_no_gpu_is_an_error_not_every_gpu() -> None:
@@ -225,3 +288,9 @@ def test_models_lists_catalog_models_and_gpus() -> None:
     assert result.exit_code == 0, result.output
     assert "meta-llama/Llama-3.1-70B-Instruct" in result.output
     assert "H100-SXM-80GB" in result.output and "L4" in result.output
+
+
+def test_a_load_past_the_default_replica_limit_says_where_the_limit_comes_from(tmp_path: Path) -> None:
+    text = CHAT % ", requestsPerSecond: 5000"
+    message = expect_error(run("simulate", "-f", write(tmp_path, text)), "spec.inference.requestsPerSecond")
+    assert "the default limit is 10" in message and "spec.scaling.maxReplicas" in message

@@ -228,7 +228,7 @@ def test_replicas_beyond_the_policy_bound_are_infeasible(predictors: Predictors)
     spec = chat(rps=500, hardware={"maxGpusPerReplica": 1})
     result = plan(spec, gpus(H100), policy(scaling={"maxReplicas": 2}), predictors=predictors)
     h100 = option(result, "H100-SXM-80GB", 1)
-    assert not h100.feasible and "the policy allows at most 2" in h100.reason
+    assert not h100.feasible and "the policy's spec.scaling.maxReplicas allows at most 2" in h100.reason
 
 
 def test_the_recommendation_says_how_to_schedule(predictors: Predictors) -> None:

@@ -131,6 +131,17 @@ def test_an_unknown_value_ranks_as_the_worst_known() -> None:
     assert ranking.order == (2, 0, 1)
 
 
+@given(problems(), st.floats(min_value=0.1, max_value=10.0))
+@settings(max_examples=100, deadline=None)
+def test_a_criterion_no_option_knows_changes_nothing(problem, weight) -> None:
+    # E.g. cost when no option has a list price: it must drop out, not make every score 1.
+    matrix, crits = problem
+    unknown = [[*row, math.nan] for row in matrix]
+    with_unknown = topsis(unknown, [*crits, Criterion("cost", weight, benefit=False)])
+    alone = topsis(matrix, crits)
+    assert with_unknown.scores == alone.scores and with_unknown.order == alone.order
+
+
 def test_bad_input_is_refused_with_the_field() -> None:
     with pytest.raises(ValueError, match="non-negative"):
         topsis([[-1.0]], [Criterion("cost", 1.0, False)])
