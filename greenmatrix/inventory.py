@@ -72,7 +72,7 @@ class GPUType:
         """
         if name.strip().lower() in (self.product.lower(), self.name.lower()):
             return True
-        return self.key is not None and hardware.normalize_gpu_name(name) == self.key
+        return self.key is not None and self.key in hardware.gpu_keys_named(name)
 
     def capability(self) -> float:
         """Sort key for "most capable first": datasheet memory bandwidth, scaled down for MIG slices."""

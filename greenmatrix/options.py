@@ -81,9 +81,7 @@ def _matches(spec_key: str | None, product: str | None, names: Sequence[str]) ->
         text = name.strip().lower()
         if product is not None and text == product.strip().lower():
             return True
-        if spec_key is not None and (
-            text == spec_key.lower() or hardware.normalize_gpu_name(name) == spec_key
-        ):
+        if spec_key is not None and (text == spec_key.lower() or spec_key in hardware.gpu_keys_named(name)):
             return True
     return False
 
@@ -124,11 +122,13 @@ class Restrictions:
 
 
 def check_gpu_names(names: Sequence[str] | None, field: str) -> list[hardware.GPUSpec]:
-    """Resolve user-given GPU names; an unknown one raises UnknownHardwareError naming the field."""
+    """Resolve user-given GPU names, a family name ("a100") to each of its variants; an unknown one
+    raises UnknownHardwareError naming the field."""
     specs = []
     for i, name in enumerate(names or ()):
         try:
-            specs.append(hardware.gpu(name))
+            hardware.gpu(name)
+            specs += [hardware.gpu(key) for key in hardware.gpu_keys_named(name)]
         except hardware.UnknownHardwareError as err:
             allowed = list(err.suggestions) or [g.key for g in hardware.all_gpus()]
             raise UnknownHardwareError(

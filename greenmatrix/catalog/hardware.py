@@ -21,6 +21,7 @@ from typing import Any
 from greenmatrix import errors
 from greenmatrix.catalog.names import (
     ParsedGPUName,
+    gpu_keys_named,
     normalize_cpu_name,
     normalize_gpu_name,
     parse_gfd_product,
@@ -38,6 +39,7 @@ __all__ = [
     "cpu_option",
     "cpu_tdp",
     "gpu",
+    "gpu_keys_named",
     "normalize_gpu_name",
     "parse_gfd_product",
     "parse_gpu_name",

@@ -117,6 +117,27 @@ def parse_gpu_name(name: str, memory_mib: float | None = None) -> ParsedGPUName 
     `nvidia.com/gpu.memory`) picks the memory variant when the name alone is ambiguous; it is
     ignored for MIG devices, whose label reports the slice's memory.
     """
+    found = _candidates(name, memory_mib)
+    if found is None:
+        return None
+    variants, mig_profile, mig_instances, vgpu = found
+    return ParsedGPUName(variants[0].key, mig_profile, mig_instances, vgpu)
+
+
+def gpu_keys_named(name: str) -> tuple[str, ...]:
+    """Every catalog key a name can mean: "A100" is each A100 variant, "A100 80GB" the 80 GB ones.
+
+    A restriction ("exclude a100") means the whole family; only a node label, which names one part,
+    needs the single best match of `parse_gpu_name`.
+    """
+    found = _candidates(name, None)
+    return () if found is None else tuple(v.key for v in found[0])
+
+
+def _candidates(
+    name: str, memory_mib: float | None
+) -> tuple[tuple[_Variant, ...], str | None, int | None, bool] | None:
+    """The catalog variants a name fits (best first), with its MIG profile, MIG count and vGPU flag."""
     if not isinstance(name, str) or not name.strip():
         return None
     text = name.strip()
@@ -157,7 +178,7 @@ def parse_gpu_name(name: str, memory_mib: float | None = None) -> ParsedGPUName 
                 return None  # a memory size the catalog does not hold, e.g. "A100 PCIe 20GB"
         elif memory_mib is not None and mig_profile is None:
             variants = (min(variants, key=lambda v: _memory_distance(v, float(memory_mib) / 1024.0)),)
-    return ParsedGPUName(variants[0].key, mig_profile, mig_instances, vgpu)
+    return variants, mig_profile, mig_instances, vgpu
 
 
 def _memory_matches(variant: _Variant, gb: float) -> bool:

@@ -294,3 +294,17 @@ def test_a_load_past_the_default_replica_limit_says_where_the_limit_comes_from(t
     text = CHAT % ", requestsPerSecond: 5000"
     message = expect_error(run("simulate", "-f", write(tmp_path, text)), "spec.inference.requestsPerSecond")
     assert "the default limit is 10" in message and "spec.scaling.maxReplicas" in message
+
+
+def test_a_family_name_restricts_every_variant_of_the_family(tmp_path: Path) -> None:
+    # "a100" names four parts (SXM4/PCIe, 40/80 GB): excluding it must exclude all four.
+    text = CHAT % "}\n  hardware: {excludedGpus: [a100, h100, h200, l40s, v100]"
+    result = run("simulate", "-f", write(tmp_path, text), "-o", "json", "--all")
+    assert result.exit_code == 0, result.output
+    gpus = {o["gpu"] for o in json.loads(result.stdout)["options"]}
+    assert gpus and not any(g.startswith(("A100", "H100", "V100")) for g in gpus), gpus
+    # As --gpus it offers every variant, not one picked silently.
+    result = run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--gpus", "a100", "-o", "json")
+    offered = {o["gpu"] for o in json.loads(result.stdout)["options"]}
+    assert offered == {"A100-SXM4-80GB", "A100-SXM4-40GB", "A100-PCIe-80GB", "A100-PCIe-40GB"} & offered
+    assert len(offered) > 1, offered
