@@ -117,8 +117,9 @@ def _learned_modules(data_dir: Path, datasets: tuple[str, ...]) -> list:  # type
     import importlib
 
     modules = {name: importlib.import_module(path) for name, path in _LEARNED.items()}
+    # A directory in a data file's place is taken as present, so that reading it says what it is.
     missing = {
-        name: data_dir / m.DATA_FILE for name, m in modules.items() if not (data_dir / m.DATA_FILE).is_file()
+        name: data_dir / m.DATA_FILE for name, m in modules.items() if not (data_dir / m.DATA_FILE).exists()
     }
     for name in datasets:
         if name in missing:
@@ -170,12 +171,14 @@ def predict(dataset: str, in_path: Path, out_path: Path) -> None:
 @_dataset_option
 def train(data_dir: Path, out_dir: Path, datasets: tuple[str, ...]) -> None:
     """Retrain every model deterministically from the reference data."""
+    from greenmatrix.learned.core import out_directory
+
     modules = _learned_modules(data_dir, datasets)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for module in modules:
-        click.echo(f"training {module.DATASET} ...", err=True)
-        summary = module.train(data_dir, out_dir)
-        click.echo(f"  {summary}", err=True)
+    with out_directory(out_dir):
+        for module in modules:
+            click.echo(f"training {module.DATASET} ...", err=True)
+            summary = module.train(data_dir, out_dir)
+            click.echo(f"  {summary}", err=True)
 
 
 @main.group()

@@ -13,10 +13,12 @@ bytes.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from greenmatrix.errors import InvalidSpecError
+from greenmatrix.errors import GreenMatrixError, InvalidSpecError
 
 # Fixed so retraining gives identical files on any machine.
 TRAIN_THREADS = 2
@@ -523,6 +525,126 @@ def _train(
     rounds: int,
 ) -> xgb.Booster:
     return xgb.train(dict(params), _matrix(X, y, w, feature_names), num_boost_round=rounds)
+
+
+# --- reference data and --out -----------------------------------------------------------------
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """Every row of a reference CSV (column -> text; a short row's missing cells read as blank).
+
+    The file comes from the user's `--data` folder, so one that cannot be read is a
+    GreenMatrixError naming the file, not a traceback.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh, restval=""))
+    except UnicodeDecodeError:
+        raise data_error(path, f"is not UTF-8 text (byte {_first_non_utf8(path)})") from None
+    except csv.Error as err:
+        raise data_error(path, f"is not a readable CSV ({err})") from None
+    except IsADirectoryError:
+        raise data_error(path, "is a directory, not a CSV file") from None
+    except FileNotFoundError:
+        raise data_error(path, "does not exist") from None
+    except OSError as err:
+        raise data_error(path, f"cannot be read ({err.strerror or err})") from None
+
+
+def data_error(path: Path, problem: str) -> GreenMatrixError:
+    """The error for a `--data` file: ``problem`` says what is wrong with it."""
+    return GreenMatrixError("--data", f"{path}: {problem}")
+
+
+def _first_non_utf8(path: Path) -> int:
+    # The text reader decodes in chunks, so its error offset is within a chunk, not the file.
+    try:
+        Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        return err.start
+    return 0
+
+
+def no_usable_rows(
+    path: Path,
+    rows: Sequence[Mapping[str, str]],
+    columns: Sequence[str],
+    first_reason: str,
+    what: str = "rows",
+) -> GreenMatrixError:
+    """The error for a CSV none of whose ``rows`` a model can use, saying why.
+
+    ``columns`` are what every usable row needs ("A|B": either); ``first_reason`` is why the first
+    row was not usable, given when the columns are all there.
+    """
+    header = _header(path)
+    wanted = ", ".join(c.replace("|", " or ") for c in columns)
+    if not header:
+        return data_error(path, f"is empty: needs a header row with columns {wanted}")
+    none = f"has no usable {what}"
+    missing = [c.replace("|", " or ") for c in columns if not set(c.split("|")) & set(header)]
+    if len(missing) == len(columns):
+        shown = ", ".join(header[:4]) + (", ..." if len(header) > 4 else "")
+        return data_error(path, f"{none}: needs columns {wanted}, but its columns are {shown}")
+    if missing:
+        return data_error(path, f"{none}: needs columns {wanted} (missing: {', '.join(missing)})")
+    if not rows:
+        return data_error(path, f"{none}: it has a header but no data rows")
+    return data_error(path, f"{none} ({len(rows)} read; the first: {first_reason})")
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return next(csv.reader(fh), [])
+
+
+@contextmanager
+def out_directory(path: Path) -> Iterator[Path]:
+    """`path` (a `--out` directory) created for the block; GreenMatrixError naming `--out` when it
+    cannot be created or written.
+
+    If the block fails, the directories it created are removed again while still empty: an empty
+    `--out` would look like the result of a run.
+    """
+    path = Path(path)
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _remove_empty(created)
+        raise _cannot_create(path, err) from None
+    try:
+        yield path
+    except OSError as err:
+        _remove_empty(created)
+        # A write that fails mid-file (a full disk) carries no file name; one naming another path
+        # is not about --out and shows as what it is.
+        where = Path(err.filename) if isinstance(err.filename, str) else None
+        if where is None or where == path:
+            what = "write into it"
+        elif where.is_relative_to(path):
+            what = f"write {where.relative_to(path)}"
+        else:
+            raise
+        raise GreenMatrixError("--out", f"{path}: cannot {what} ({err.strerror or err})") from None
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+def _cannot_create(path: Path, err: OSError) -> GreenMatrixError:
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    reason = f"{blocker} is a file, not a directory" if blocker else err.strerror or str(err)
+    return GreenMatrixError("--out", f"{path}: cannot create the directory ({reason})")
+
+
+def _remove_empty(directories: Sequence[Path]) -> None:
+    # Deepest first, so a parent made for `path` goes too once `path` is gone.
+    for directory in directories:
+        try:
+            directory.rmdir()
+        except OSError:
+            return
 
 
 def models_dir() -> Path:

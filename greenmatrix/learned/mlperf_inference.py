@@ -13,7 +13,6 @@ batch-1 latency and wall power, which this model does not cover.
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,7 +36,9 @@ from greenmatrix.learned.core import (
     mape,
     mlperf_round,
     models_dir,
+    no_usable_rows,
     profiled_predictions,
+    read_csv_rows,
     write_model_card,
 )
 from greenmatrix.physics import benchmarks as bench
@@ -48,6 +49,8 @@ LATENCY_MODEL_NAME = "mlperf_latency"
 KINDS = ("throughput", "latency")
 _MODEL_NAMES = {"throughput": MODEL_NAME, "latency": LATENCY_MODEL_NAME}
 DATA_FILE = Path("mlperf") / "inference_closed.csv"
+# What a row needs to be usable at all, named when a --data file has none of them.
+DATA_COLUMNS = ("Result", "Model", "Scenario", "accelerator_model_name", "accelerators_per_node")
 THROUGHPUT_SCENARIOS = ("Offline", "Server")
 LATENCY_SCENARIOS = ("SingleStream", "MultiStream")
 LATEST_ROUND = 4.0
@@ -336,11 +339,6 @@ def prepare(row: Mapping[str, Any]) -> tuple[Prepared | None, str]:
 # --- data ---------------------------------------------------------------------------------------
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
 @dataclass
 class Dataset:
     X: np.ndarray
@@ -355,20 +353,33 @@ class Dataset:
     cell: np.ndarray | None = None  # Prepared.cell per row
 
 
+def _usable(row: Mapping[str, Any], kind: str) -> tuple[float, Prepared] | str:
+    """A `kind` row's measured result and physics, or why the `kind` model cannot learn from it."""
+    try:
+        value = float(row.get("Result") or "nan")
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        return f"Result {row.get('Result')!r} is not a positive number"
+    prep, reason = prepare(row)
+    if prep is not None and prep.kind != kind:
+        return f"scenario {row.get('Scenario')!r} is a {prep.kind} result"
+    return reason if prep is None else (value, prep)
+
+
 def load_dataset(data_dir: Path, kind: str = "throughput") -> Dataset:
-    """Rows of `kind` ("throughput"/"latency") with a measured result on a catalogued GPU, in file order."""
-    rows = read_rows(Path(data_dir) / DATA_FILE)
+    """Rows of `kind` ("throughput"/"latency") with a measured result on a catalogued GPU, in file order.
+
+    A file with no usable `kind` row is a GreenMatrixError naming `--data`.
+    """
+    path = Path(data_dir) / DATA_FILE
+    rows = read_csv_rows(path)
     X, meas, roof, gpu, rnd, bm, cells = [], [], [], [], [], [], []
     for r in rows:
-        try:
-            value = float(r.get("Result") or "nan")
-        except ValueError:
+        usable = _usable(r, kind)
+        if isinstance(usable, str):
             continue
-        if not (math.isfinite(value) and value > 0):
-            continue
-        prep, _ = prepare(r)
-        if prep is None or prep.kind != kind:
-            continue
+        value, prep = usable
         X.append(prep.features)
         meas.append(value)
         roof.append(prep.roofline)
@@ -376,6 +387,9 @@ def load_dataset(data_dir: Path, kind: str = "throughput") -> Dataset:
         rnd.append(str(r.get("version", "")).strip())
         bm.append(bench.work(r["Model"]).key)
         cells.append(prep.cell)
+    if not meas:
+        reason = str(_usable(rows[0], kind)) if rows else ""
+        raise no_usable_rows(path, rows, DATA_COLUMNS, reason, f"{kind} rows")
     measured = np.asarray(meas, dtype=float)
     roofline = np.asarray(roof, dtype=float)
     y = np.log(measured / roofline) if len(measured) else np.zeros(0)
@@ -700,8 +714,6 @@ def train(data_dir: Path, out_dir: Path) -> dict[str, Any]:
     summary: dict[str, Any] = {"model": MODEL_NAME, "files": []}
     for kind in KINDS:
         ds = load_dataset(data_dir, kind)
-        if len(ds.y) == 0:
-            raise ValueError(f"no usable {kind} rows in {Path(data_dir) / DATA_FILE}")
         name = _MODEL_NAMES[kind]
         model = _fit(ds, np.arange(len(ds.y)))
         results, intervals = _holdout(ds)

@@ -12,7 +12,6 @@ narrower interval of rows left out at random.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -26,7 +25,7 @@ import numpy as np
 
 from greenmatrix.catalog.llms import ModelArch
 from greenmatrix.catalog.precision import normalize_precision
-from greenmatrix.errors import InvalidSpecError
+from greenmatrix.errors import GreenMatrixError, InvalidSpecError
 from greenmatrix.learned.core import (
     BenchRow,
     CorrectionModel,
@@ -35,7 +34,9 @@ from greenmatrix.learned.core import (
     coverage,
     leave_group_out,
     mape,
+    no_usable_rows,
     profiled_folds,
+    read_csv_rows,
     write_model_card,
 )
 from greenmatrix.learned.core import models_dir as _models_dir
@@ -50,6 +51,8 @@ from greenmatrix.physics.llm import (
 
 DATASET = "llm-serving"
 DATA_FILE = Path("llm_serving") / "measured_ttft_tpot.csv"
+# What a row needs to be usable at all, named when a --data file has none of them.
+DATA_COLUMNS = ("silicon_ttft_ms", "silicon_tpot_ms", "model_path", "system", "backend", "isl", "osl")
 TARGETS = ("ttft", "tpot")
 MODEL_NAMES = {"ttft": "serving_ttft", "tpot": "serving_tpot"}
 BENCH_FILE = "serving.bench.json"
@@ -421,37 +424,67 @@ class Dataset:
     skipped: dict[str, int]
 
 
-def load_dataset(data_dir: Path) -> Dataset:
+# A row failing with one of these is left out of the data and counted in Dataset.skipped by type:
+# a catalog miss or an unusable layout (GreenMatrixError) included, as the MLPerf loaders skip them.
+_UNUSABLE = (ValueError, KeyError, GreenMatrixError)
+
+
+def _measured(row: Mapping[str, str]) -> tuple[ServingScenario, float, float, ModelArch]:
+    """A data row's scenario, measured TTFT and TPOT (ms) and architecture; raises one of _UNUSABLE."""
     from greenmatrix.catalog import hardware, llms
 
+    t1, t2 = _milliseconds(row, "silicon_ttft_ms"), _milliseconds(row, "silicon_tpot_ms")
+    model = llms.model_arch(row["model_path"])
+    gpu = hardware.gpu(row["system"])
+    return scenario_from_row(row, model, gpu), t1, t2, model
+
+
+def _milliseconds(row: Mapping[str, str], column: str) -> float:
+    text = row[column]
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise ValueError(f"{column} {text!r} is not a positive number of milliseconds")
+    return value
+
+
+def _unusable_reason(row: Mapping[str, str]) -> str:
+    try:
+        _measured(row)
+    except _UNUSABLE as exc:
+        return f"no column {exc}" if isinstance(exc, KeyError) else str(exc)
+    return ""
+
+
+def load_dataset(data_dir: Path) -> Dataset:
+    """The measured rows the corrections learn from, in file order.
+
+    A file with no usable row is a GreenMatrixError naming `--data`.
+    """
     path = Path(data_dir) / DATA_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"serving measurements not found at {path}")
+    rows = read_csv_rows(path)
     scenarios: list[ServingScenario] = []
     ttft: list[float] = []
     tpot: list[float] = []
     systems: list[str] = []
     names: list[str] = []
     skipped: dict[str, int] = {}
-    with path.open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            try:
-                t1 = float(row["silicon_ttft_ms"])
-                t2 = float(row["silicon_tpot_ms"])
-                if not (t1 > 0 and t2 > 0):
-                    raise ValueError("non-positive measurement")
-                model = llms.model_arch(row["model_path"])
-                gpu = hardware.gpu(row["system"])
-                s = scenario_from_row(row, model, gpu)
-            except (ValueError, KeyError) as exc:
-                key = type(exc).__name__
-                skipped[key] = skipped.get(key, 0) + 1
-                continue
-            scenarios.append(s)
-            ttft.append(t1)
-            tpot.append(t2)
-            systems.append(row["system"])
-            names.append(_architecture_group(model))
+    for row in rows:
+        try:
+            s, t1, t2, model = _measured(row)
+        except _UNUSABLE as exc:
+            key = type(exc).__name__
+            skipped[key] = skipped.get(key, 0) + 1
+            continue
+        scenarios.append(s)
+        ttft.append(t1)
+        tpot.append(t2)
+        systems.append(row["system"])
+        names.append(_architecture_group(model))
+    if not scenarios:
+        raise no_usable_rows(path, rows, DATA_COLUMNS, _unusable_reason(rows[0]) if rows else "")
     return Dataset(
         scenarios,
         np.array(ttft),

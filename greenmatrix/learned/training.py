@@ -34,13 +34,14 @@ from greenmatrix.learned.core import (
     mape,
     mlperf_round,
     models_dir,
+    no_usable_rows,
     profiled_predictions,
+    read_csv_rows,
     write_model_card,
 )
 from greenmatrix.learned.mlperf_inference import (
     Accelerator,
     group_weights,
-    read_rows,
     resolve_accelerator,
 )
 from greenmatrix.physics import training as phys
@@ -48,6 +49,8 @@ from greenmatrix.physics import training as phys
 DATASET = "mlperf-training"
 MODEL_NAME = "training_time"
 DATA_FILE = Path("mlperf") / "training.csv"
+# What a row needs to be usable at all ("A|B": either), named when a --data file has none of them.
+DATA_COLUMNS = ("Result", "Model_ID|Benchmark", "accelerator_model_name", "accelerators_count")
 HOLDOUT_ROUND = "2.1"
 LATEST_ROUND = 2.1
 MIN_GROUP_ROWS = 10
@@ -173,28 +176,42 @@ class Dataset:
     dropped: int = 0
 
 
+def _usable(row: Mapping[str, Any]) -> tuple[float, Prepared] | str:
+    """A row's measured minutes and physics, or why the model cannot learn from it."""
+    division = str(row.get("division", "closed")).strip().lower()
+    if division not in ("closed", ""):
+        return f"division {division!r} is not closed"
+    try:
+        value = float(row.get("Result") or "nan")
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        return f"Result {row.get('Result')!r} is not a positive number of minutes"
+    prep, reason = prepare(row)
+    return reason if prep is None else (value, prep)
+
+
 def load_dataset(data_dir: Path) -> Dataset:
-    """Closed-division rows with measured minutes on catalogued GPUs, in file order."""
-    rows = read_rows(Path(data_dir) / DATA_FILE)
+    """Closed-division rows with measured minutes on catalogued GPUs, in file order.
+
+    A file with no usable row is a GreenMatrixError naming `--data`.
+    """
+    path = Path(data_dir) / DATA_FILE
+    rows = read_csv_rows(path)
     X, meas, roof, gpu, rnd, bm = [], [], [], [], [], []
     for r in rows:
-        if str(r.get("division", "closed")).strip().lower() not in ("closed", ""):
+        usable = _usable(r)
+        if isinstance(usable, str):
             continue
-        try:
-            value = float(r.get("Result") or "nan")
-        except ValueError:
-            continue
-        if not (math.isfinite(value) and value > 0):
-            continue
-        prep, _ = prepare(r)
-        if prep is None:
-            continue
+        value, prep = usable
         X.append(prep.features)
         meas.append(value)
         roof.append(prep.roofline_minutes)
         gpu.append(prep.gpu_key)
         rnd.append(str(_round(r.get("version"))))
         bm.append(prep.benchmark)
+    if not meas:
+        raise no_usable_rows(path, rows, DATA_COLUMNS, str(_usable(rows[0])) if rows else "")
     measured = np.asarray(meas, dtype=float)
     roofline = np.asarray(roof, dtype=float)
     y = np.log(measured / roofline) if len(measured) else np.zeros(0)
@@ -329,8 +346,6 @@ def benchmark(data_dir: Path) -> list[BenchRow]:
 def train(data_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Fit on every usable row; write the model, sidecar and model card into `out_dir`."""
     ds = load_dataset(data_dir)
-    if len(ds.y) == 0:
-        raise ValueError(f"no usable rows in {Path(data_dir) / DATA_FILE}")
     model = _fit(ds, np.arange(len(ds.y)))
     results = holdout_results(data_dir)
     # The card's numbers, machine-readable, so tests can recompute and compare them.
