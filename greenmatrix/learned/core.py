@@ -104,6 +104,15 @@ class BenchRow:
 MAX_COUNT = 100_000
 
 
+def positive_cell(text: Any) -> float | None:
+    """A measured cell's value when it is a finite positive number, else None (blank, text, 0, nan)."""
+    try:
+        value = float(text or "nan")
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
 def count_cell(
     row: Mapping[str, Any],
     column: str,

@@ -37,6 +37,7 @@ from greenmatrix.learned.core import (
     mlperf_round,
     models_dir,
     no_usable_rows,
+    positive_cell,
     profiled_predictions,
     read_csv_rows,
     write_model_card,
@@ -355,11 +356,8 @@ class Dataset:
 
 def _usable(row: Mapping[str, Any], kind: str) -> tuple[float, Prepared] | str:
     """A `kind` row's measured result and physics, or why the `kind` model cannot learn from it."""
-    try:
-        value = float(row.get("Result") or "nan")
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
+    value = positive_cell(row.get("Result"))
+    if value is None:
         return f"Result {row.get('Result')!r} is not a positive number"
     prep, reason = prepare(row)
     if prep is not None and prep.kind != kind:

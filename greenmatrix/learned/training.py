@@ -35,6 +35,7 @@ from greenmatrix.learned.core import (
     mlperf_round,
     models_dir,
     no_usable_rows,
+    positive_cell,
     profiled_predictions,
     read_csv_rows,
     write_model_card,
@@ -181,11 +182,8 @@ def _usable(row: Mapping[str, Any]) -> tuple[float, Prepared] | str:
     division = str(row.get("division", "closed")).strip().lower()
     if division not in ("closed", ""):
         return f"division {division!r} is not closed"
-    try:
-        value = float(row.get("Result") or "nan")
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
+    value = positive_cell(row.get("Result"))
+    if value is None:
         return f"Result {row.get('Result')!r} is not a positive number of minutes"
     prep, reason = prepare(row)
     return reason if prep is None else (value, prep)
