@@ -36,6 +36,16 @@ class Evaluated:
     def feasible(self) -> bool:
         return not self.failures
 
+    @property
+    def runnable(self) -> bool:
+        """Whether it could run the workload if no objective or policy constraint were set: such an
+        option is part of what the feasible ones are compared against."""
+        return all(f.startswith(_OBJECTIVE_FIELDS) for f, _ in self.failures)
+
+
+# Fields whose limits only rule options out; they never change an option's predicted numbers.
+_OBJECTIVE_FIELDS = ("spec.inference.slo.", "spec.training.deadlineHours", "policy.constraints.")
+
 
 @dataclass
 class PlanContext:

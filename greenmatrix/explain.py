@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
+from greenmatrix.api.workloadprofile import InferenceSpec
 from greenmatrix.api.workloadprofile import Interval as WireInterval
 from greenmatrix.evaluated import CRITERIA, Evaluated, PlanContext
 from greenmatrix.learned.core import Interval
@@ -81,7 +83,7 @@ def _meets_text(ctx: PlanContext, e: Evaluated) -> str:
         if slo.min_throughput_tokens_per_second is not None:
             parts.append(f"{slo.min_throughput_tokens_per_second:g} tokens/s")
     if not parts:
-        return f"predicts TPOT {ms(p.tpot_ms)}"
+        return f"predicts TPOT {ms(p.tpot_ms)}" if p.tpot_ms else f"predicts TTFT {ms(p.ttft_ms)}"
     return "meets " + " and ".join(parts)
 
 
@@ -119,16 +121,29 @@ def explanation(
     return line + f", best balance of the policy's objectives ahead of {runner.option.label}"
 
 
+def headline_metric(inference: InferenceSpec) -> Literal["TPOT", "TTFT", "latency"]:
+    """The latency figure a serving option is summed up by: the one its objectives bound, TPOT by
+    default (decode dominates a long answer), TTFT or latency when there is a single output token."""
+    slo = inference.slo
+    if slo is not None and slo.tpot_ms is not None:
+        return "TPOT"
+    if slo is not None and slo.ttft_ms is not None:
+        return "TTFT"
+    if slo is not None and slo.p95_latency_ms is not None:
+        return "latency"
+    return "TPOT" if inference.output_tokens > 1 else "TTFT"
+
+
 def headline_latency(ctx: PlanContext, e: Evaluated) -> str:
     p = e.prediction
     if ctx.spec.task == "training":
         assert p.training_hours is not None
         return f"run {num(p.training_hours.p50)}h"
-    slo = ctx.spec.inference.slo if ctx.spec.inference else None
-    if slo is not None and slo.tpot_ms is None and slo.ttft_ms is not None and p.ttft_ms is not None:
-        return f"TTFT {num(p.ttft_ms.p50)}ms"
-    assert p.tpot_ms is not None
-    return f"TPOT {num(p.tpot_ms.p50)}ms"
+    assert ctx.spec.inference is not None
+    metric = headline_metric(ctx.spec.inference)
+    shown = {"TPOT": p.tpot_ms, "TTFT": p.ttft_ms, "latency": p.request_latency_ms}[metric]
+    assert shown is not None
+    return f"{metric} {num(shown.p50)}ms"
 
 
 def cost_text(ctx: PlanContext, e: Evaluated) -> str:

@@ -353,7 +353,8 @@ def _decide(ctx: PlanContext, inventory: Inventory | None, evaluated: list[Evalu
     feasible = [e for e in evaluated if e.feasible]
     ranked: list[Evaluated] = []
     if feasible:
-        ranking = topsis([e.values for e in feasible], _criteria(weights))
+        ruled_out = [e.values for e in evaluated if e.runnable and not e.feasible]
+        ranking = topsis([e.values for e in feasible], _criteria(weights), reference=ruled_out)
         scored = [
             replace(
                 e,

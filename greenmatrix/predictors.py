@@ -24,7 +24,7 @@ from greenmatrix.catalog.hardware import CPUSpec, GPUSpec
 from greenmatrix.catalog.llms import ModelArch
 from greenmatrix.catalog.precision import bytes_per_param
 from greenmatrix.learned.core import Interval
-from greenmatrix.learned.serving import ServingPrediction, ServingScenario
+from greenmatrix.learned.serving import ServingPrediction, ServingScenario, replica_throughput
 from greenmatrix.learned.serving import roofline as serving_roofline
 from greenmatrix.physics import llm as llm_physics
 from greenmatrix.physics import training as training_physics
@@ -108,16 +108,12 @@ def _scaled(x: float, band: tuple[float, float]) -> Interval:
 
 
 def _throughput(s: ServingScenario, ttft: Interval, tpot: Interval) -> Interval:
-    """Output tokens/s of one replica: `concurrency` requests in flight, each taking TTFT + (n-1) TPOT.
-
-    The slow end of the latency interval gives the low end of the throughput interval.
-    """
-
-    def rate(t_ms: float, p_ms: float) -> float:
-        seconds = (t_ms + (s.output_tokens - 1) * p_ms) / 1e3
-        return s.concurrency * s.output_tokens / max(seconds, 1e-9)
-
-    return Interval(rate(ttft.p90, tpot.p90), rate(ttft.p50, tpot.p50), rate(ttft.p10, tpot.p10))
+    """The slow end of the latency interval gives the low end of the throughput interval."""
+    return Interval(
+        replica_throughput(s, ttft.p90, tpot.p90),
+        replica_throughput(s, ttft.p50, tpot.p50),
+        replica_throughput(s, ttft.p10, tpot.p10),
+    )
 
 
 def roofline_prediction(

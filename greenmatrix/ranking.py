@@ -86,27 +86,46 @@ def _closeness(matrix: np.ndarray, criteria: Sequence[Criterion], weights: np.nd
     return np.where(denom > 0, d_minus / np.where(denom > 0, denom, 1.0), 1.0)
 
 
-def topsis(values: Sequence[Sequence[float]] | np.ndarray, criteria: Sequence[Criterion]) -> Ranking:
+def _matrix(
+    values: Sequence[Sequence[float]] | np.ndarray, criteria: Sequence[Criterion], name: str
+) -> np.ndarray:
+    matrix = np.asarray(values, dtype=float)
+    if matrix.size == 0:
+        matrix = matrix.reshape(0, len(criteria))
+    if matrix.ndim != 2 or matrix.shape[1] != len(criteria):
+        raise ValueError(f"{name}: expected {len(criteria)} columns, got shape {matrix.shape}")
+    if np.any(matrix[~np.isnan(matrix)] < 0):
+        raise ValueError(f"{name}: criteria must be non-negative (use benefit=False for costs)")
+    return matrix
+
+
+def topsis(
+    values: Sequence[Sequence[float]] | np.ndarray,
+    criteria: Sequence[Criterion],
+    reference: Sequence[Sequence[float]] | np.ndarray | None = None,
+) -> Ranking:
     """Rank options (rows) on criteria (columns). Values must be >= 0; NaN means unknown.
+
+    ``reference`` rows (other options that are not ranked, e.g. those an objective rules out) join
+    the normalisation, the ideal and the anti-ideal, so that ruling them out does not reorder the
+    options ranked: without it, tightening an objective the winner already meets can change the
+    winner (TOPSIS rank reversal).
 
     Raises ValueError on a negative value or a shape that does not match the criteria.
     """
     if not criteria:
         raise ValueError("criteria: at least one criterion is needed")
-    matrix = np.asarray(values, dtype=float)
-    if matrix.size == 0:
-        matrix = matrix.reshape(0, len(criteria))
-    if matrix.ndim != 2 or matrix.shape[1] != len(criteria):
-        raise ValueError(f"values: expected {len(criteria)} columns, got shape {matrix.shape}")
-    if np.any(matrix[~np.isnan(matrix)] < 0):
-        raise ValueError("values: criteria must be non-negative (use benefit=False for costs)")
+    matrix = _matrix(values, criteria, "values")
     if any(c.weight < 0 for c in criteria):
         raise ValueError("weight: criterion weights must be >= 0")
     n = matrix.shape[0]
-    filled, usable = _filled(matrix, criteria)
+    extra = np.zeros((0, len(criteria))) if reference is None else _matrix(reference, criteria, "reference")
+    # NaN fill, norms and ideals see the reference rows too; only the first n rows are ranked.
+    both, usable = _filled(np.vstack([matrix, extra]), criteria)
+    filled = both[:n]
     weights = np.array([c.weight if usable[j] else 0.0 for j, c in enumerate(criteria)], dtype=float)
-    scores = _closeness(filled, criteria, weights)
-    unweighted = _closeness(filled, criteria, usable.astype(float))
+    scores = _closeness(both, criteria, weights)[:n]
+    unweighted = _closeness(both, criteria, usable.astype(float))[:n]
     # Among equal scores, an option dominated by fewer others comes first, on the weighted criteria
     # and then on all: if A dominates B, every dominator of A also dominates B, so A has fewer and
     # is never placed after B (even when a weight is too small to move the rounded score).

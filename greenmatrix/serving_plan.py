@@ -9,7 +9,7 @@ from typing import Any
 from greenmatrix.api.workloadprofile import OptionPrediction
 from greenmatrix.errors import GreenMatrixError
 from greenmatrix.evaluated import Evaluated, PlanContext, unpredictable
-from greenmatrix.explain import fmt_ms, num, sig_figs, wire
+from greenmatrix.explain import fmt_ms, headline_metric, num, sig_figs, wire
 from greenmatrix.footprint import constraint_failures, region_for, replica_economics
 from greenmatrix.learned.serving import ServingPrediction, ServingScenario
 from greenmatrix.options import HardwareOption, cpu_node_memory_gib
@@ -107,9 +107,9 @@ def _serving_option(ctx: PlanContext, o: HardwareOption, p: ServingPrediction) -
             failures.append(
                 (
                     "spec.inference.concurrency",
-                    f"needs {p.memory_needed_gib:.0f} GiB per GPU for weights + KV cache of"
-                    f" {inference.concurrency} requests, has {p.memory_capacity_gib:.0f} GiB"
-                    f" (holds {p.max_concurrency})",
+                    f"needs {p.memory_needed_gib:.1f} GiB per GPU for weights, runtime and the KV cache"
+                    f" of {inference.concurrency} requests; {usable_gib:.1f} of its"
+                    f" {p.memory_capacity_gib:.0f} GiB are usable (room for {p.max_concurrency})",
                 )
             )
         severity = max(severity, p.memory_needed_gib / max(usable_gib, 1e-9))
@@ -135,17 +135,20 @@ def _serving_option(ctx: PlanContext, o: HardwareOption, p: ServingPrediction) -
     if cap is not None and replicas > cap:
         failures.append(("cluster", f"needs {replicas} replicas; the cluster's {o.nodes} node(s) hold {cap}"))
         severity = max(severity, replicas / max(cap, 1))
-    checks: list[tuple[str, str, float | None, float, float]] = []
+    # One output token has no time between tokens: the scenario's TPOT is a step that never runs.
+    tpot = p.tpot_ms if inference.output_tokens > 1 else None
+    checks: list[tuple[str, str, float | None, float, float] | None] = []
     if slo is not None:
         checks = [
             ("spec.inference.slo.ttftMs", "TTFT", slo.ttft_ms, p.ttft_ms.p50, p.ttft_ms.p90),
-            ("spec.inference.slo.tpotMs", "TPOT", slo.tpot_ms, p.tpot_ms.p50, p.tpot_ms.p90),
+            ("spec.inference.slo.tpotMs", "TPOT", slo.tpot_ms, tpot.p50, tpot.p90) if tpot else None,
             ("spec.inference.slo.p95LatencyMs", "latency", slo.p95_latency_ms, latency.p50, latency.p90),
         ]
     margin: bool | None = None
-    for fieldname, what, limit, p50, p90 in checks:
-        if limit is None:
+    for check in checks:
+        if check is None or check[2] is None:
             continue
+        fieldname, what, limit, p50, p90 = check
         margin = (margin is not False) and p90 <= limit
         if p50 > limit:
             failures.append((fieldname, f"{what} {num(p50)} ms > {limit:g} ms"))
@@ -171,12 +174,9 @@ def _serving_option(ctx: PlanContext, o: HardwareOption, p: ServingPrediction) -
     failures += constraint_failures(ctx, o.label, usd_h, watts, m.g_per_hour * replicas)
     if failures and severity == 0.0:
         severity = 1.5
-    headline = f"TPOT {fmt_ms(p.tpot_ms)}"
-    if slo is not None and slo.tpot_ms is None:
-        if slo.ttft_ms is not None:
-            headline = f"TTFT {fmt_ms(p.ttft_ms)}"
-        elif slo.p95_latency_ms is not None:
-            headline = f"latency {fmt_ms(latency)}"
+    shown = {"TPOT": tpot, "TTFT": p.ttft_ms, "latency": latency}
+    metric = headline_metric(inference)
+    headline = f"{metric} {fmt_ms(shown[metric])}"
     prediction = OptionPrediction(
         gpu=o.name,
         gpus_per_replica=o.gpus_per_replica,
@@ -184,7 +184,7 @@ def _serving_option(ctx: PlanContext, o: HardwareOption, p: ServingPrediction) -
         in_cluster=o.in_cluster,
         feasible=not failures,
         ttft_ms=wire(p.ttft_ms),
-        tpot_ms=wire(p.tpot_ms),
+        tpot_ms=None if tpot is None else wire(tpot),
         request_latency_ms=wire(latency),
         throughput_tokens_per_second=wire(thr),
         usd_per_hour=None if usd_h is None else sig_figs(usd_h),

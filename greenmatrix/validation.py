@@ -76,6 +76,9 @@ def describe(item: Mapping[str, Any]) -> str:
     if kind == "missing":
         return "required field is missing"
     message = str(item["msg"])
+    if kind == "value_error":
+        # A rule across fields (kvHeads and attentionHeads): our own sentence, without pydantic's label.
+        message = message.removeprefix("Value error, ")
     given = item.get("input")
     if isinstance(given, float) and not math.isfinite(given):
         # `.nan` fails every bound, so pydantic's "should be less than" would point the wrong way.

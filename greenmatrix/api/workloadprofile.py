@@ -21,6 +21,12 @@ Framework = Literal["vllm", "sglang", "trtllm", "tgi", "triton", "pytorch", "jax
 GPUName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._()-]*$")]
 RegionName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 
+# With one output token there is no second token, so no time between tokens to bound.
+SINGLE_TOKEN_TPOT_MESSAGE = (
+    "slo.tpotMs needs outputTokens of 2 or more (with one output token there is no time per output"
+    " token); bound ttftMs or p95LatencyMs instead"
+)
+
 # Grouped-query attention shares each key/value head among an equal number of query heads.
 KV_HEADS_MESSAGE = (
     "kvHeads must divide attentionHeads (each key/value head serves the same number of query heads)"
@@ -150,6 +156,24 @@ class InferenceSpec(Schema):
     """Expected request rate across all replicas; sizes the replica count."""
     slo: ServingSLO | None = None
     """Objectives the recommendation must meet."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.outputTokens >= 2 || !has(self.slo) || !has(self.slo.tpotMs)",
+                    SINGLE_TOKEN_TPOT_MESSAGE,
+                    ".slo.tpotMs",
+                )
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _tpot_needs_two_tokens(self) -> InferenceSpec:
+        if self.output_tokens < 2 and self.slo is not None and self.slo.tpot_ms is not None:
+            raise ValueError(SINGLE_TOKEN_TPOT_MESSAGE)
+        return self
 
 
 class TrainingSpec(Schema):
@@ -350,7 +374,7 @@ class OptionPrediction(Schema):
     ttft_ms: Interval | None = None
     """Predicted time to first token, in milliseconds."""
     tpot_ms: Interval | None = None
-    """Predicted time per output token, in milliseconds."""
+    """Predicted time per output token, in milliseconds (absent with one output token)."""
     request_latency_ms: Interval | None = None
     """Predicted end-to-end latency of a typical request, in milliseconds."""
     throughput_tokens_per_second: Interval | None = None

@@ -929,6 +929,15 @@ def train(data_dir: Path, out_dir: Path, *, evaluate: bool = True) -> dict:
 _LOADED: dict[Path, ServingPredictor] = {}
 
 
+def replica_throughput(s: ServingScenario, ttft_ms: float, tpot_ms: float) -> float:
+    """Output tokens/s of one replica: ``concurrency`` requests in flight, each taking TTFT + (n-1) TPOT.
+
+    The same request latency sizes replicas, so the throughput shown and the rate planned agree.
+    """
+    seconds = (ttft_ms + (s.output_tokens - 1) * tpot_ms) / 1e3
+    return s.concurrency * s.output_tokens / max(seconds, 1e-9)
+
+
 def _interval(values: np.ndarray) -> Interval:
     lo, mid, hi, point = map(float, values)
     return Interval(lo, mid, hi, None if math.isnan(point) else point)
@@ -984,10 +993,7 @@ class ServingPredictor:
         out: list[ServingPrediction] = []
         for i, (s, r) in enumerate(zip(scenarios, roofs, strict=True)):
             # Slow latencies give the low throughput: p10 throughput pairs with p90 latencies.
-            tput = [
-                s.concurrency * s.output_tokens / ((ttft[i, j] + s.output_tokens * tpot[i, j]) / 1e3)
-                for j in (2, 1, 0)
-            ]
+            tput = [replica_throughput(s, ttft[i, j], tpot[i, j]) for j in (2, 1, 0)]
             mem = (
                 r.decode_memory
                 if r.decode_memory.needed_gib_per_gpu >= r.memory.needed_gib_per_gpu

@@ -149,3 +149,17 @@ def test_bad_input_is_refused_with_the_field() -> None:
         topsis([[1.0, 2.0]], [Criterion("cost", 1.0, False)])
     with pytest.raises(ValueError, match="weight"):
         topsis([[1.0]], [Criterion("cost", -1.0, False)])
+
+
+@given(problems(min_options=3), st.data())
+@settings(max_examples=150, deadline=None)
+def test_ruling_options_out_into_the_reference_keeps_the_scores(problem, data) -> None:
+    """What an objective rules out stays in the reference: the others keep their scores and order."""
+    matrix, crits = problem
+    kept = sorted(data.draw(st.sets(st.integers(0, len(matrix) - 1), min_size=1)))
+    ruled_out = [row for i, row in enumerate(matrix) if i not in kept]
+    whole = topsis(matrix, crits)
+    part = topsis([matrix[i] for i in kept], crits, reference=ruled_out)
+    assert part.scores == pytest.approx([whole.scores[i] for i in kept], abs=1e-9)
+    by_score = [kept[i] for i in part.order]
+    assert by_score == [i for i in whole.order if i in kept]

@@ -110,6 +110,11 @@ MALFORMED = [
         ["spec.model.architecture.kvHeads", "kvHeads must divide attentionHeads"],
     ),
     (
+        "tpot-objective-with-one-output-token",
+        _with(WORKLOAD, "spec.inference", {"outputTokens": 1, "slo": {"tpotMs": 40}}),
+        ["spec.inference.slo.tpotMs", "slo.tpotMs needs outputTokens of 2 or more"],
+    ),
+    (
         "kv-heads-not-dividing-attention-heads",
         _with(WORKLOAD, "spec.model", {"architecture": {**ARCHITECTURE, "kvHeads": 6}}),
         ["spec.model.architecture.kvHeads", "kvHeads must divide attentionHeads"],
