@@ -11,11 +11,15 @@ import os
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from greenmatrix import __version__
 from greenmatrix.errors import GreenMatrixError
+
+if TYPE_CHECKING:
+    from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
 
 DEFAULT_DATA = Path("../shared/data")
 
@@ -248,8 +252,17 @@ def accuracy(data_dir: Path, datasets: tuple[str, ...]) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="An OptimizationPolicy manifest whose objectives and constraints apply.",
 )
-@click.option("--region", help="Cloud region for grid carbon (e.g. us-east-1); default: the world average.")
-@click.option("--gpus", help="Comma-separated GPUs to consider (catalog names or aliases); default: all.")
+@click.option(
+    "--region",
+    help="Cloud region for grid carbon (e.g. us-east-1), one the workload's and the policy's regions allow;"
+    " default: the first region they list, else the world average.",
+)
+@click.option(
+    "--gpus",
+    help="Comma-separated catalog GPUs to compare (names or aliases), priced or not (unpriced ones at unknown"
+    " cost); default: the GPUs with a list price, plus unpriced ones allowedGpus names"
+    " (`greenmatrix models --kind gpus` shows prices).",
+)
 @click.option("--all", "show_all", is_flag=True, help="Show every option, not only the first 30.")
 def simulate(
     workload_path: Path,
@@ -295,12 +308,32 @@ def simulate(
                 " none applied",
                 err=True,
             )
+    if policy is not None:
+        _note_what_simulate_ignores(policy)
     names = [g.strip() for g in gpus.split(",") if g.strip()] if gpus is not None else None
     if names == []:
         raise GreenMatrixError("--gpus", f"{gpus!r} names no GPU; give catalog names or aliases, or omit it")
     if region is not None:
-        region = economics.catalogued_region(region, "--region")
+        region = _allowed_region(economics.catalogued_region(region, "--region"), spec, policy)
+    if _models_named():
+        _require_learned_model(spec.task)
     result = plan(spec, None, policy, region=region, gpus=names)
+    if output == "table" and not result.options:
+        # Nothing was compared: an empty table would only push the error out of sight.
+        result.raise_if_infeasible()
+    unpriced = sorted(
+        {
+            o.gpu
+            for o in result.options
+            if o.gpus_per_replica > 0 and economics.price_per_gpu_hour(o.gpu) is None
+        }
+    )
+    if unpriced:
+        click.echo(
+            f"Note: {', '.join(unpriced)} {'has' if len(unpriced) == 1 else 'have'} no list price:"
+            " compared at unknown cost, which ranks as the highest known cost",
+            err=True,
+        )
     if output == "json":
         click.echo(json.dumps(result.to_wire(), indent=2))
     elif output == "yaml":
@@ -314,6 +347,72 @@ def simulate(
         for line in report.summary_lines(result):
             console.print(line, highlight=False, markup=False)
     result.raise_if_infeasible()
+
+
+def _note_what_simulate_ignores(policy: OptimizationPolicySpec) -> None:
+    if policy.mode == "Auto":
+        click.echo(
+            "Note: the policy's mode: Auto has no effect here; simulate only recommends (in a cluster, Auto"
+            " also scales targetRef where auto-apply is enabled)",
+            err=True,
+        )
+    if policy.paused:
+        click.echo(
+            "Note: the policy's paused: true has no effect here; simulate only recommends, as a paused"
+            " policy still does in a cluster",
+            err=True,
+        )
+
+
+def _allowed_region(region: str, spec: WorkloadProfileSpec, policy: OptimizationPolicySpec | None) -> str:
+    """`region`, if the workload's and the policy's region lists admit it (the lists stand for where
+    the workload may run, so weighing carbon elsewhere would answer a question nobody asked)."""
+    lists = [
+        ("spec.hardware.regions", spec.hardware.regions if spec.hardware else None),
+        ("policy.constraints.regions", policy.constraints.regions if policy and policy.constraints else None),
+    ]
+    given = [(field, [r.strip().lower() for r in regions]) for field, regions in lists if regions is not None]
+    for field, regions in given:
+        if region not in regions:
+            both = [r for r in regions if all(r in other for _, other in given)]
+            raise GreenMatrixError("--region", f"{region!r} is not a region {field} allows", both or regions)
+    return region
+
+
+def _models_named() -> bool:
+    """Whether the user chose the models directory (--models or GREENMATRIX_MODELS), not the default."""
+    ctx = click.get_current_context().find_root()
+    source = ctx.get_parameter_source("models_path")
+    return source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+
+
+def _require_learned_model(task: str) -> None:
+    """Load the learned model `task` needs from the models directory the user named, or exit 2: a
+    silent fall back to the roofline would answer with other models than the ones asked for."""
+    from greenmatrix.learned import core, serving, training
+
+    directory = core.models_dir()
+    if task == "training":
+        what, files = "training", [training.MODEL_NAME]
+        load = training.TrainingPredictor.load
+    else:
+        what, files = "serving", sorted(serving.MODEL_NAMES.values())
+        load = serving.ServingPredictor.load
+    expected = ", ".join(f"{f}{core.MODEL_SUFFIX} with {f}{core.SIDECAR_SUFFIX}" for f in files)
+    try:
+        load(directory)
+    except FileNotFoundError:
+        raise GreenMatrixError(
+            "--models",
+            f"{directory} has no {what} model: expected {expected},"
+            " as `greenmatrix train --out DIR` writes them",
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise GreenMatrixError(
+            "--models",
+            f"the {what} model in {directory} cannot be read ({type(err).__name__}: {err}); expected"
+            f" {expected}, as `greenmatrix train --out DIR` writes them",
+        ) from None
 
 
 @main.command()

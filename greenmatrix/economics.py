@@ -345,16 +345,34 @@ def catalogued_region(region: str, field: str = "region") -> str:
     labels keep the world-average fallback of `carbon_intensity`: an on-premises region is no typo.)
     """
     name = (region or "").strip().lower()
-    names = sorted({r for _, r in carbon_regions()})
+    names = _region_names()
     if name in names:
         return name
-    close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
+    close = closest_regions(region)
     raise GreenMatrixError(
         field,
         f"{region!r} has no grid carbon intensity in the catalog"
         " (`greenmatrix models --kind regions` lists the regions it has)",
         [*close, *(n for n in names if n not in close)],
     )
+
+
+def closest_regions(region: str) -> list[str]:
+    """The catalogued region names closest to `region`, closest first (none when nothing is close)."""
+    name = (region or "").strip().lower()
+    return difflib.get_close_matches(name, _region_names(), n=5, cutoff=0.6)
+
+
+def unknown_region_hint(region: str) -> str:
+    """What to add where a region without an intensity is accepted (it may be on premises, or a typo):
+    the closest catalogued names, the same `catalogued_region` offers when it refuses one."""
+    close = closest_regions(region)
+    return f" (closest catalogued: {', '.join(close)})" if close else ""
+
+
+@functools.cache
+def _region_names() -> tuple[str, ...]:
+    return tuple(sorted({r for _, r in carbon_regions()}))
 
 
 def carbon_g(energy_kwh: float, g_per_kwh: float) -> float:
@@ -416,7 +434,8 @@ def replica_economics(
     usd_per_hour = None if rate is None else cost_per_hour(rate, n_gpus)
     carbon = carbon_intensity(region or "", provider)
     if carbon.is_default:
-        reasons.append(f"region {region!r} has no grid intensity; used the world average")
+        hint = unknown_region_hint(region or "")
+        reasons.append(f"region {region!r} has no grid intensity{hint}; used the world average")
     g_per_hour = carbon_g(power.facility_watts / 1000.0, carbon.g_per_kwh)
     kwh_m = usd_m = g_m = None
     if tokens_per_s is not None and tokens_per_s > 0:

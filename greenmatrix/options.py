@@ -19,7 +19,7 @@ from greenmatrix import economics
 from greenmatrix.api.optimizationpolicy import OptimizationPolicySpec
 from greenmatrix.api.workloadprofile import CPUInventory, HardwareSpec, Inventory
 from greenmatrix.catalog import hardware
-from greenmatrix.errors import UnknownHardwareError
+from greenmatrix.errors import NoFeasibleHardwareError, UnknownHardwareError
 
 LAYOUTS = (1, 2, 4, 8)
 # Catalog options are sized as if the cluster could add this many nodes of a type (training only).
@@ -198,6 +198,28 @@ def _cpu_from_inventory(c: CPUInventory) -> HardwareOption:
     )
 
 
+def _priced(key: str) -> bool:
+    return economics.price_per_gpu_hour(key) is not None
+
+
+def _unpriced_named(name: str) -> tuple[str, ...]:
+    """The GPUs `name` stands for when none of them has a list price, else none: "B200" or
+    "H100-PCIe-80GB" bring theirs in, "H100" stays the priced H100-SXM-80GB it means to a buyer."""
+    keys = hardware.gpu_keys_named(name)
+    return () if any(_priced(k) for k in keys) else tuple(keys)
+
+
+def default_catalog_gpus(restrictions: Restrictions) -> list[hardware.GPUSpec]:
+    """The catalog GPUs compared when `--gpus` does not say which.
+
+    The GPUs with both specs and an on-demand price, what a cluster could actually rent, so that
+    every outside option has a cost to compare; and any GPU an allowedGpus list names that has
+    no price, at unknown cost, because a user who names a GPU wants it compared.
+    """
+    named = {key for lst in restrictions.allowed for name in lst for key in _unpriced_named(name)}
+    return [g for g in hardware.all_gpus() if _priced(g.key) or g.key in named]
+
+
 def catalog_options(
     restrictions: Restrictions,
     hw: HardwareSpec | None,
@@ -207,15 +229,11 @@ def catalog_options(
 ) -> list[HardwareOption]:
     """Options on catalog hardware (not necessarily in any cluster), plus a generic CPU node.
 
-    Without `only`, the GPUs that have both specs and an on-demand price: what a cluster could
-    actually rent, so that every outside option has a cost to compare. `only` may name any
-    catalogued GPU. The generic CPU is an Intel socket with AMX (Sapphire Rapids class), the
-    best case a cluster would add for CPU inference.
+    Without `only`, the GPUs `default_catalog_gpus` gives. `only` may name any catalogued GPU.
+    The generic CPU is an Intel socket with AMX (Sapphire Rapids class), the best case a cluster
+    would add for CPU inference.
     """
-    if only is not None:
-        specs = list(only)
-    else:
-        specs = [g for g in hardware.all_gpus() if economics.price_per_gpu_hour(g.key) is not None]
+    specs = list(only) if only is not None else default_catalog_gpus(restrictions)
     regions = (region,) if region else ()
     out: list[HardwareOption] = []
     for spec in specs:
@@ -244,3 +262,87 @@ def catalog_options(
 
 def cpu_node_memory_gib(cpu: hardware.CPUSpec) -> float:
     return max(64.0, cpu.cores * CPU_NODE_MEMORY_GIB_PER_CORE)
+
+
+# A GPU a restriction can admit: its catalog key (None for a product the catalog lacks) and, for
+# the cluster's GPUs, the node label value the restrictions may also name.
+_Candidate = tuple[str | None, str | None]
+
+
+def _cluster_candidates(inventory: Inventory | None) -> list[_Candidate]:
+    out: list[_Candidate] = []
+    for entry in (inventory.gpus or []) if inventory is not None else []:
+        spec = (hardware.try_gpu(entry.gpu) if entry.known else None) or hardware.try_gpu(entry.product)
+        out.append((spec.key if spec else None, entry.product))
+    return out
+
+
+def _names(candidates: Sequence[_Candidate], limit: int | None = None) -> list[str]:
+    names = list(dict.fromkeys(key or product or "" for key, product in candidates))
+    return names if limit is None or len(names) <= limit else [*names[:limit], "..."]
+
+
+def _allow(fields: Sequence[str]) -> str:
+    return f"{' and '.join(fields)} allow{'s' if len(fields) == 1 else ''}"
+
+
+def no_gpu_error(
+    hw: HardwareSpec | None,
+    policy: OptimizationPolicySpec | None,
+    only: Sequence[hardware.GPUSpec] | None = None,
+    inventory: Inventory | None = None,
+) -> NoFeasibleHardwareError | None:
+    """Why no GPU is left to compare, naming the restriction that emptied the set.
+
+    The workload's allowedGpus, the policy's allowedGpus and the workload's excludedGpus apply in
+    that order to every GPU the catalog or the cluster knows; the first that leaves none is named,
+    with what the ones before it allow. When the manifests leave some, `--gpus` (`only`) is named
+    if it names none of them; without it, the GPUs left have no list price, and the message says so.
+    None when GPUs remain: no option exists for another reason (the replica layouts).
+    """
+    r = hw or HardwareSpec()
+    constraints = policy.constraints if policy is not None else None
+    filters = (
+        ("spec.hardware.allowedGpus", r.allowed_gpus, True),
+        ("policy.constraints.allowedGpus", constraints.allowed_gpus if constraints else None, True),
+        ("spec.hardware.excludedGpus", r.excluded_gpus or None, False),
+    )
+    cluster = _cluster_candidates(inventory)
+    left = cluster + [(g.key, None) for g in hardware.all_gpus()]
+    used: list[str] = []
+    for field, names, admit in filters:
+        if names is None:
+            continue
+        kept = [c for c in left if _matches(c[0], c[1], names) == admit]
+        if not kept:
+            return NoFeasibleHardwareError(field, _emptied(names, admit, used), _names(left))
+        left, used = kept, [*used, field]
+    specs = list(only) if only is not None else default_catalog_gpus(Restrictions.of(hw, policy))
+    pool = cluster + [(g.key, None) for g in specs]
+    if any(c in left for c in pool):
+        return None
+    if only is not None:
+        named = ", ".join(_names([(g.key, None) for g in specs], 6))
+        return NoFeasibleHardwareError(
+            "--gpus",
+            f"{_allow(used)} none of the GPUs it names ({named})",
+            _names(left),
+        )
+    # Only unpriced GPUs pass, and none was named on its own (a family name means its priced part).
+    return NoFeasibleHardwareError(
+        used[-1],
+        f"the GPUs {_allow(used)} have no list price ({', '.join(_names(left, 6))}); name them with"
+        " --gpus, or by their own names in allowedGpus, to compare them at unknown cost",
+        _names(left),
+    )
+
+
+def _emptied(names: Sequence[str], admit: bool, before: Sequence[str]) -> str:
+    if not admit:
+        where = _allow(before) if before else "the catalog and the cluster have"
+        return f"excludes every GPU {where}"
+    if before:
+        return f"admits none of the GPUs {_allow(before)}"
+    if not names:
+        return "is empty, so no GPU is allowed, and this workload has no CPU option"
+    return "names no GPU the catalog or the cluster has"

@@ -73,6 +73,7 @@ from greenmatrix.options import (
     catalog_options,
     check_gpu_names,
     cluster_options,
+    no_gpu_error,
 )
 from greenmatrix.placement import (
     CPU_AMX_LABEL,
@@ -305,7 +306,11 @@ def _plan(
     )
     options = _options(ctx, inventory, only)
     evaluated = evaluate_training(ctx, options) if spec.task == "training" else evaluate_serving(ctx, options)
-    return _decide(ctx, inventory, evaluated)
+    result = _decide(ctx, inventory, evaluated)
+    if not options:
+        # Only the restrictions themselves show which one left nothing to compare.
+        result = replace(result, error=no_gpu_error(spec.hardware, policy, only, inventory) or result.error)
+    return result
 
 
 def _first_region(
@@ -394,7 +399,8 @@ def _region_notes(ctx: PlanContext) -> tuple[str, ...]:
     intensity = economics.carbon_intensity(ctx.region or "")
     if not intensity.is_default:
         return ()
-    where = f"region {ctx.region!r} has no grid intensity" if ctx.region else "no region given"
+    hint = economics.unknown_region_hint(ctx.region or "")
+    where = f"region {ctx.region!r} has no grid intensity{hint}" if ctx.region else "no region given"
     return (
         f"{where}: carbon of catalog options at the world-average grid ({intensity.g_per_kwh:.0f} g/kWh)",
     )
@@ -455,10 +461,9 @@ def _no_feasible(
             (e for e in infeasible if not math.isinf(e.severity)), key=lambda e: e.severity, default=None
         )
         if closest is not None:
-            tail = (
-                f"; no catalog option is feasible either, the closest is {closest.option.label}"
-                f" ({closest.prediction.reason})"
-            )
+            # Without a cluster every option is a catalog option: "either" would compare with nothing.
+            either = "no catalog option is feasible either, " if cluster_mode else ""
+            tail = f"; {either}the closest is {closest.option.label} ({closest.prediction.reason})"
             # Nothing is allowed as is: the closest option is named above, not offered.
             allowed = []
         else:

@@ -64,8 +64,9 @@ def test_batch_of_50_scenarios_is_consistent() -> None:
     for s, p in zip(scenarios, preds, strict=True):
         for iv in (p.ttft_ms, p.tpot_ms, p.throughput_tokens_s):
             assert 0 < iv.p10 <= iv.p50 <= iv.p90
-        # Throughput per replica: concurrency x osl tokens every (ttft + osl x tpot).
-        expected = s.concurrency * s.output_tokens / ((p.ttft_ms.p50 + s.output_tokens * p.tpot_ms.p50) / 1e3)
+        # Throughput per replica: concurrency x osl tokens every request latency, ttft + (osl - 1) x tpot.
+        latency_s = (p.ttft_ms.p50 + (s.output_tokens - 1) * p.tpot_ms.p50) / 1e3
+        expected = s.concurrency * s.output_tokens / latency_s
         assert p.throughput_tokens_s.p50 == pytest.approx(expected)
         roof = serving.roofline(s)
         assert p.roofline_tpot_ms == pytest.approx(roof.tpot_ms)
