@@ -89,7 +89,13 @@ from greenmatrix.placement import (
 from greenmatrix.predictors import Predictors
 from greenmatrix.ranking import Criterion, topsis
 from greenmatrix.serving_plan import evaluate_serving
-from greenmatrix.training_plan import TRAINING_UTILIZATION, evaluate_training, training_layouts
+from greenmatrix.training_plan import (
+    TRAINING_UTILIZATION,
+    evaluate_training,
+    training_layouts,
+    training_notes,
+)
+from greenmatrix.validation import workload_warnings
 
 __all__ = [
     "CPU_AMX_LABEL",
@@ -390,7 +396,12 @@ def _decide(ctx: PlanContext, inventory: Inventory | None, evaluated: list[Evalu
         advice=(),
         error=error,
         weights=weights,
-        notes=(*ctx.predictors.notes, *_region_notes(ctx)),
+        notes=(
+            *ctx.predictors.notes,
+            *_region_notes(ctx),
+            *workload_warnings(ctx.spec),
+            *(training_notes(ctx, best) if ctx.spec.task == "training" else ()),
+        ),
         evaluated=tuple(ranked + infeasible),
     )
 

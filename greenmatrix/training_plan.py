@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from greenmatrix.api.optimizationpolicy import Scaling
 from greenmatrix.api.workloadprofile import OptionPrediction
 from greenmatrix.errors import GreenMatrixError
 from greenmatrix.evaluated import Evaluated, PlanContext, unpredictable
@@ -13,10 +14,13 @@ from greenmatrix.explain import fmt_hours, sig_figs, wire
 from greenmatrix.footprint import constraint_failures, region_for, replica_economics
 from greenmatrix.learned.core import Interval
 from greenmatrix.options import CATALOG_MAX_NODES, HardwareOption
-from greenmatrix.predictors import TrainingEstimate, TrainingJob, weights_gib
+from greenmatrix.physics.llm import GIB, RUNTIME_OVERHEAD_BYTES, USABLE_MEMORY_FRACTION
+from greenmatrix.predictors import TRAINING_STATE_BYTES_PER_PARAM, TrainingEstimate, TrainingJob, weights_gib
 
 # Training keeps the GPUs busy: power is taken at full utilisation.
 TRAINING_UTILIZATION = 1.0
+# A best option slower than this is more likely a slip in tokens, samples or epochs than a plan.
+IMPLAUSIBLE_RUN_HOURS = 365 * 24.0
 
 
 def training_layouts(options: list[HardwareOption]) -> list[HardwareOption]:
@@ -34,6 +38,33 @@ def training_layouts(options: list[HardwareOption]) -> list[HardwareOption]:
             out.append(replace(o, pods=pods))
             pods *= 2
     return out
+
+
+def training_notes(ctx: PlanContext, best: Evaluated | None) -> tuple[str, ...]:
+    """What a training plan's reader should know beyond its options: bounds it ignores, a run too
+    long to be meant."""
+    notes: list[str] = []
+    scaling = ctx.policy.scaling if ctx.policy is not None else None
+    default = Scaling()
+    # An API server fills in the defaults, so there bounds that differ from them are the ones set.
+    if scaling is not None and (
+        {"min_replicas", "max_replicas"} & scaling.model_fields_set
+        or (scaling.min_replicas, scaling.max_replicas) != (default.min_replicas, default.max_replicas)
+    ):
+        notes.append(
+            "the policy's scaling.minReplicas/maxReplicas bound serving replicas only; a training job's"
+            " replicas are its pods (nodes), chosen with their GPUs by predicted run time and cost"
+        )
+    hours = best.prediction.training_hours if best is not None else None
+    if hours is not None and hours.p50 > IMPLAUSIBLE_RUN_HOURS:
+        t = ctx.spec.training
+        amount = "spec.training.tokens" if t is None or t.tokens is not None else "spec.training.samples"
+        years = hours.p50 / IMPLAUSIBLE_RUN_HOURS
+        notes.append(
+            f"the best option trains for {years:,.{1 if years < 10 else 0}f} years ({hours.p50:,.0f} h);"
+            f" check {amount} and spec.training.epochs"
+        )
+    return tuple(notes)
 
 
 def _training_tokens(ctx: PlanContext) -> tuple[float, int]:
@@ -89,6 +120,33 @@ def evaluate_training(ctx: PlanContext, options: list[HardwareOption]) -> list[E
     return out
 
 
+def _memory_failure(
+    ctx: PlanContext, job: TrainingJob, est: TrainingEstimate, capacity_gib: float
+) -> tuple[str, str]:
+    """(field, why) for a layout the job does not fit, blaming whichever part of the memory dominates.
+
+    States shrink with more GPUs, activations do not: when activations dominate, no layout fixes
+    it and the sequence length is the field to change.
+    """
+    states = TRAINING_STATE_BYTES_PER_PARAM * job.model.params_total / job.gpus / GIB
+    runtime = RUNTIME_OVERHEAD_BYTES / GIB
+    # The predictor's total is the truth; what the states and runtime leave is activations.
+    activations = max(0.0, est.memory_needed_gib - states - runtime)
+    if activations > states:
+        field = "spec.training.sequenceLength"
+    elif ctx.spec.model.name is not None:
+        field = "spec.model.name"
+    else:
+        field = "spec.model.architecture.parameters"
+    return (
+        field,
+        f"needs {est.memory_needed_gib:.0f} GiB per GPU ({states:.0f} for weights, gradients and"
+        f" optimizer states sharded over {job.gpus} GPUs, {activations:.0f} for activations at"
+        f" sequenceLength {job.sequence_length}, {runtime:.1f} runtime);"
+        f" {capacity_gib * USABLE_MEMORY_FRACTION:.0f} of its {capacity_gib:.0f} GiB are usable",
+    )
+
+
 def _training_option(
     ctx: PlanContext, o: HardwareOption, job: TrainingJob, est: TrainingEstimate
 ) -> Evaluated:
@@ -97,14 +155,8 @@ def _training_option(
     failures: list[tuple[str, str]] = []
     severity = 0.0
     if not est.fits:
-        failures.append(
-            (
-                "spec.model.name",
-                f"needs {est.memory_needed_gib:.0f} GiB per GPU for sharded weights, gradients and optimizer"
-                f" states on {job.gpus} GPUs, has {o.gpu.memory_gib:.0f} GiB",
-            )
-        )
-        severity = max(severity, est.memory_needed_gib / (o.gpu.memory_gib * 0.9))
+        failures.append(_memory_failure(ctx, job, est, o.gpu.memory_gib))
+        severity = max(severity, est.memory_needed_gib / (o.gpu.memory_gib * USABLE_MEMORY_FRACTION))
     if t.global_batch_size is not None and job.gpus > t.global_batch_size:
         failures.append(
             (

@@ -17,8 +17,17 @@ from pydantic import ValidationError
 from greenmatrix.api.optimizationpolicy import OptimizationPolicySpec
 from greenmatrix.api.workloadprofile import WorkloadProfileSpec
 from greenmatrix.catalog import hardware, llms
+from greenmatrix.catalog.precision import PRECISIONS
 from greenmatrix.errors import GreenMatrixError, InvalidSpecError, UnknownHardwareError, UnknownModelError
 from greenmatrix.options import LAYOUTS
+
+# How far a spec's parameter count may stray from what its sizes imply before a warning: the estimate
+# misses untied embeddings, shared experts and ungated feed-forwards, each well under 3x (every catalog
+# model is within 1.25x).
+PARAMETER_TOLERANCE = 3.0
+# 4-bit weights are a serving quantisation (weight-only int4, NVFP4 inference): a full training run
+# keeps 16-bit gradients and fp32 optimizer states, and the planner costs it as such.
+UNTRAINABLE_PRECISIONS = ("int4", "fp4")
 
 
 def validate_workload(
@@ -36,6 +45,57 @@ def validate_workload(
         errors += _gpu_name_errors(spec.hardware.excluded_gpus, "spec.hardware.excludedGpus", node_products)
         errors += _restriction_errors(spec)
     return errors
+
+
+def workload_warnings(spec: WorkloadProfileSpec) -> list[str]:
+    """Doubts about a spec that can be acted on: numbers unlikely to be meant, each naming its field."""
+    a = spec.model.architecture
+    if a is None:
+        return []
+    warnings: list[str] = []
+    low, high = implied_parameters(
+        layers=a.layers,
+        hidden=a.hidden_size,
+        heads=a.attention_heads,
+        kv_heads=a.kv_heads or a.attention_heads,
+        intermediate=a.intermediate_size or 4 * a.hidden_size,
+        vocab=a.vocab_size or 32000,
+        experts=a.experts,
+    )
+    if not low / PARAMETER_TOLERANCE <= a.parameters <= high * PARAMETER_TOLERANCE:
+        implied = f"{low:.2g}" if low == high else f"{low:.2g} to {high:.2g}"
+        warnings.append(
+            f"spec.model.architecture.parameters: {a.parameters:.3g} is far from the {implied} that"
+            " layers, hiddenSize, intermediateSize and vocabSize imply; the plan sizes memory and FLOPs"
+            " from parameters, so check the numbers"
+        )
+    if a.hidden_size % a.attention_heads:
+        warnings.append(
+            f"spec.model.architecture.attentionHeads: {a.attention_heads} does not divide hiddenSize"
+            f" {a.hidden_size}; each head is taken as {a.hidden_size // a.attention_heads} wide"
+            " (hiddenSize // attentionHeads), which sizes the KV cache and attention"
+        )
+    return warnings
+
+
+def implied_parameters(
+    *, layers: int, hidden: int, heads: int, kv_heads: int, intermediate: int, vocab: int, experts: int = 0
+) -> tuple[float, float]:
+    """The range of parameters a transformer of these sizes holds: attention (fewer key/value heads
+    shrink it), a gated feed-forward per expert and the embedding; norms and biases are negligible.
+
+    Dense models get one number twice. A mixture of experts spans from its attention and embedding
+    alone to every expert at `intermediate`: specs often give the dense layers' intermediateSize
+    (DeepSeek-V3's is 9x its experts'), so only a count outside that span is clearly wrong.
+    """
+    head_dim = hidden / heads
+    attention = 2 * hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim
+    feed_forward = 3 * hidden * intermediate
+    embedding = vocab * hidden
+    if not experts:
+        total = layers * (attention + feed_forward) + embedding
+        return total, total
+    return layers * attention + embedding, layers * (attention + feed_forward * experts) + embedding
 
 
 def validate_policy(
@@ -127,7 +187,24 @@ def _model_errors(spec: WorkloadProfileSpec) -> list[GreenMatrixError]:
                     f" {model.name} ({max_context} tokens)",
                 )
             )
+    if spec.task == "training" and model.precision in UNTRAINABLE_PRECISIONS:
+        errors.append(
+            InvalidSpecError(
+                "spec.model.precision",
+                f"{model.precision} is a 4-bit serving quantisation; a training run keeps 16-bit"
+                " gradients and fp32 optimizer states, so give the precision its matmuls run at",
+                [p for p in PRECISIONS if p not in UNTRAINABLE_PRECISIONS],
+            )
+        )
     training = spec.training
+    if training is not None and max_context and (training.sequence_length or 0) > max_context:
+        errors.append(
+            InvalidSpecError(
+                "spec.training.sequenceLength",
+                f"{training.sequence_length} exceeds the context window of {model.name}"
+                f" ({max_context} tokens)",
+            )
+        )
     if training is not None and training.samples is not None and training.sequence_length is None:
         # Every model GreenMatrix sizes is a language model: samples only mean something as sequences.
         errors.append(

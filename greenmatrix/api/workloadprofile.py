@@ -31,6 +31,10 @@ SINGLE_TOKEN_TPOT_MESSAGE = (
 KV_HEADS_MESSAGE = (
     "kvHeads must divide attentionHeads (each key/value head serves the same number of query heads)"
 )
+# Each head is taken to span hiddenSize / attentionHeads elements, so more heads than elements leaves
+# heads of zero width and no KV cache. Divisibility is not required: real models set head_dim apart
+# (Qwen3.5-27B: hiddenSize 5120, 24 heads of 256).
+HEADS_MESSAGE = "attentionHeads must not exceed hiddenSize (each head spans hiddenSize / attentionHeads)"
 
 
 class Architecture(Schema):
@@ -65,6 +69,7 @@ class Architecture(Schema):
                     KV_HEADS_MESSAGE,
                     ".kvHeads",
                 ),
+                cel("self.attentionHeads <= self.hiddenSize", HEADS_MESSAGE, ".attentionHeads"),
                 cel(
                     "self.experts == 0 ? self.activeExperts == 0"
                     " : (self.activeExperts >= 1 && self.activeExperts <= self.experts)",
@@ -87,6 +92,8 @@ class Architecture(Schema):
     def _consistent(self) -> Architecture:
         if self.kv_heads is not None and self.attention_heads % self.kv_heads:
             raise ValueError(KV_HEADS_MESSAGE)
+        if self.attention_heads > self.hidden_size:
+            raise ValueError(HEADS_MESSAGE)
         if self.experts == 0 and self.active_experts != 0:
             raise ValueError("activeExperts must be 0 for a dense model (experts: 0)")
         if self.experts > 0 and not 1 <= self.active_experts <= self.experts:
@@ -138,7 +145,9 @@ class ServingSLO(Schema):
     tpot_ms: Annotated[float | None, Field(gt=0, le=60000)] = None
     """Maximum time per output token after the first, in milliseconds."""
     p95_latency_ms: Annotated[float | None, Field(gt=0, le=3600000)] = None
-    """Maximum end-to-end request latency at the 95th percentile, in milliseconds."""
+    """Maximum end-to-end request latency at the 95th percentile, in milliseconds. Planning checks a
+    typical request's predicted latency (p50) against it, as for the other objectives; the live p95
+    is what the serving framework's metrics report once deployed."""
     min_throughput_tokens_per_second: Annotated[float | None, Field(gt=0, le=1e9)] = None
     """Minimum generated tokens per second across all replicas."""
 
@@ -364,9 +373,10 @@ class OptionPrediction(Schema):
     gpu: str
     """Catalog key of the GPU type, or cpu/<vendor> for CPU-only nodes."""
     gpus_per_replica: int
-    """GPUs in one replica (tensor parallel degree); 0 on CPU."""
+    """GPUs in one replica (tensor parallel degree), or in one pod of a training job; 0 on CPU."""
     replicas: int
-    """Replicas needed for the expected load (inference) or 1 (training)."""
+    """Replicas needed for the expected load (inference, within the policy's scaling bounds), or pods of
+    the training job (one per node when a job spans nodes; the scaling bounds do not apply)."""
     in_cluster: bool
     """Whether the cluster has nodes with this hardware that match the restrictions."""
     feasible: bool
@@ -422,9 +432,9 @@ class Recommendation(Schema):
     gpu: str
     """Catalog key of the GPU type, or cpu/<vendor>."""
     gpus_per_replica: int
-    """GPUs per replica (tensor parallel degree); 0 on CPU."""
+    """GPUs per replica (tensor parallel degree), or per pod of a training job; 0 on CPU."""
     replicas: int
-    """Replicas for the expected load."""
+    """Replicas for the expected load (inference), or pods of the training job."""
     latency: str
     """The headline latency, for `kubectl get`: e.g. "TPOT 21ms" or "run 7.5h"."""
     usd_per_million_tokens: float | None = None

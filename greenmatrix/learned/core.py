@@ -533,6 +533,13 @@ def _train(
     params: Mapping[str, Any],
     rounds: int,
 ) -> xgb.Booster:
+    if len(y) == 0:
+        # Only a hold-out empties a fit (the loaders refuse a file with no usable row): xgboost would
+        # fit nothing with a warning and the held-out score would be meaningless.
+        raise too_few_rows(
+            "setting a group aside to score the model on it (a GPU type, a model or a round) left"
+            " none to fit on; give usable rows from at least two of each"
+        )
     return xgb.train(dict(params), _matrix(X, y, w, feature_names), num_boost_round=rounds)
 
 
@@ -563,6 +570,11 @@ def read_csv_rows(path: Path) -> list[dict[str, str]]:
 def data_error(path: Path, problem: str) -> GreenMatrixError:
     """The error for a `--data` file: ``problem`` says what is wrong with it."""
     return GreenMatrixError("--data", f"{path}: {problem}")
+
+
+def too_few_rows(problem: str) -> GreenMatrixError:
+    """The error for `--data` whose usable rows are too few for `train` to fit and score a model."""
+    return GreenMatrixError("--data", f"too few usable rows: {problem}")
 
 
 def _first_non_utf8(path: Path) -> int:

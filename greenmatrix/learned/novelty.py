@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from greenmatrix.learned.core import conformal_offsets
+from greenmatrix.learned.core import conformal_offsets, too_few_rows
 from greenmatrix.physics import benchmarks as bench
 
 # Below this novelty the width stops shrinking: a GPU type seen in training still meets new
@@ -72,6 +72,8 @@ class NoveltyIntervals:
 
     def novelty(self, vector: Sequence[float]) -> float:
         """Standardised distance to the nearest training GPU type (0 for a training type)."""
+        if not self.vectors:
+            raise too_few_rows("no GPU type left to measure a GPU's novelty against")
         v = np.asarray(vector, dtype=float)
         sd = np.asarray(self.scale_sd, dtype=float)
         return min(float(np.sqrt((((v - np.asarray(u)) / sd) ** 2).sum())) for u in self.vectors.values())

@@ -31,6 +31,7 @@ from greenmatrix.learned.core import (
     conformal_offsets,
     count_cell,
     coverage,
+    data_error,
     mape,
     mlperf_round,
     models_dir,
@@ -278,8 +279,14 @@ def holdout_results(data_dir: Path) -> list[dict[str, Any]]:
     Every result also carries ``mape_profiled``: the same rows predicted with their GPU type seen.
     """
     ds = load_dataset(data_dir)
-    out: list[dict[str, Any]] = []
     names = sorted(set(ds.gpu.tolist()))
+    if len(ds.y) < MIN_GROUP_ROWS or len(names) < 2:
+        raise data_error(
+            Path(data_dir) / DATA_FILE,
+            f"has too few usable rows ({len(ds.y)}, on {len(names)} GPU types): scoring the model on GPU"
+            f" types it never saw needs at least {MIN_GROUP_ROWS} rows on at least 2 GPU types",
+        )
+    out: list[dict[str, Any]] = []
     oof = np.zeros_like(ds.y)
     for name in names:
         test = ds.gpu == name
@@ -307,8 +314,10 @@ def holdout_results(data_dir: Path) -> list[dict[str, Any]]:
         }
     )
     later = np.flatnonzero(ds.round == HOLDOUT_ROUND)
-    if later.size:
-        model = _fit(ds, np.flatnonzero(ds.round != HOLDOUT_ROUND))
+    earlier = np.flatnonzero(ds.round != HOLDOUT_ROUND)
+    # Data of one round has no later round to hold out; the GPU hold-outs above still score it.
+    if later.size and earlier.size:
+        model = _fit(ds, earlier)
         lo, mid, hi = model.predict(ds.X[later])
         out.append(
             {
@@ -390,9 +399,9 @@ def _card(ds: Dataset, model: CorrectionModel, results: list[dict[str, Any]]) ->
         + [
             f"time = max(3 x forward FLOPs x samples / (n x peak x {phys.ASSUMED_MFU}), memory traffic / (n "
             "x "
-            "bandwidth)) + steps x ring all-reduce of the gradients (2(n-1)/n x bytes / link bandwidth + "
-            "2 log2(n) hop latencies); NVLink/PCIe inside a node, the network beyond. bf16 (fp16 for RNN-T, "
-            "DLRM).",
+            "bandwidth)) + steps x ring all-reduce of the 16-bit gradients (2(n-1)/n x bytes / link "
+            "bandwidth + 2 log2(n) hop latencies; 32-bit for fp32 training); NVLink/PCIe inside a node, "
+            "the network beyond. bf16 (fp16 for RNN-T, DLRM).",
         ],
         "Features": FEATURES,
         "Target": (

@@ -4,7 +4,8 @@
     memory      = embedding bytes / (n x bandwidth)            (embedding-bound DLRM)
     elementwise = activation bytes / (n x bandwidth)           (norms, activations, optimizer: not on
                                                                 tensor cores, so they add to compute)
-    comm        = steps x ring all-reduce of the gradients     (data parallel, not overlapped)
+    comm        = steps x ring all-reduce of the gradients     (data parallel, not overlapped; at
+                                                                16 bits, or 32 for fp32/tf32 training)
     time        = max(compute, memory) + elementwise + comm
     (compute is at least steps x STEP_FLOOR_S: at thousands of GPUs the convergence-limited global
     batch leaves each GPU a few samples per step)
@@ -25,11 +26,16 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from greenmatrix.catalog.precision import bytes_per_param, flops_key
+from greenmatrix.catalog.precision import flops_key, normalize_precision
 
 # A well-tuned data-parallel job sustains about 40% of dense tensor peak (MLPerf-class CNN and BERT
 # runs land at 30-50%); the learned correction fixes the rest per workload family.
 ASSUMED_MFU = 0.4
+# Low-precision training (Transformer Engine, Megatron) casts only the matmul inputs to fp8; the
+# gradients stay 16-bit beside fp32 master weights, so the all-reduce moves 16 bits per gradient
+# whatever the precision, and fp32/tf32 training moves fp32 ones.
+_GRADIENT_BYTES: dict[str, float] = {"fp32": 4.0, "tf32": 4.0}
+_GRADIENT_BYTES_DEFAULT = 2.0
 # Per-hop latency of a collective step (NVLink/NCCL ~5 us, network ~10 us), used by a tree-depth term
 # so that very large jobs pay a latency floor per step rather than nothing.
 _HOP_LATENCY_INTRA_S = 5e-6
@@ -165,7 +171,7 @@ def training_time(
         batch = min(batch, work.max_global_batch)
     steps = max(1.0, work.samples / batch)
     compute = max(compute, steps * work.min_step_s)
-    comm = steps * allreduce_seconds(work.grad_params * bytes_per_param(work.precision), gpu, gpu_count)
+    comm = steps * allreduce_seconds(work.grad_params * gradient_bytes(work.precision), gpu, gpu_count)
     if work.exchange_bytes_per_sample and gpu_count > 1:
         comm += work.samples * work.exchange_bytes_per_sample / (n * _link_bandwidth(gpu, gpu_count))
     return TrainingTime(
@@ -181,6 +187,11 @@ def training_time(
         samples_per_step=batch,
         gpus=gpu_count,
     )
+
+
+def gradient_bytes(precision: str) -> float:
+    """Bytes per gradient in the data-parallel all-reduce of a job trained at `precision`."""
+    return _GRADIENT_BYTES.get(normalize_precision(precision) or "bf16", _GRADIENT_BYTES_DEFAULT)
 
 
 def _link_bandwidth(gpu: GPULike, gpu_count: int) -> float:

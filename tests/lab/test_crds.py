@@ -120,6 +120,15 @@ MALFORMED = [
         ["spec.model.architecture.kvHeads", "kvHeads must divide attentionHeads"],
     ),
     (
+        "attention-heads-over-hidden-size",
+        _with(
+            WORKLOAD,
+            "spec.model",
+            {"architecture": {**ARCHITECTURE, "hiddenSize": 64, "attentionHeads": 128}},
+        ),
+        ["spec.model.architecture.attentionHeads", "attentionHeads must not exceed hiddenSize"],
+    ),
+    (
         "active-experts-over-experts",
         _with(WORKLOAD, "spec.model", {"architecture": {**ARCHITECTURE, "experts": 8, "activeExperts": 9}}),
         ["spec.model.architecture.activeExperts", "activeExperts must be between 1 and experts"],
