@@ -211,6 +211,7 @@ def resolve_model(spec: WorkloadProfileSpec) -> ModelArch:
         hidden_size=a.hidden_size,
         heads=a.attention_heads,
         kv_heads=a.kv_heads,
+        head_dim=a.head_dim,
         intermediate_size=a.intermediate_size or 4 * a.hidden_size,
         vocab=a.vocab_size or 32000,
         params_active=a.active_parameters,

@@ -169,7 +169,17 @@ def plan_table(plan: Plan, *, limit: int | None = None) -> Table:
     """The options of a plan, best first, with predictions and their p10-p90 ranges."""
     training = plan.task == "training"
     in_cluster = any(o.in_cluster for o in plan.options)
-    table = Table(title=escape("Hardware options, best first (p50 [p10-p90])"), show_lines=False)
+    # $/1M tok and gCO2/1M tok count the tokens the load sends, not the capacity tok/s/replica shows:
+    # dividing $/h by that column would make a half-idle replica look cheap.
+    caption = (
+        None
+        if training
+        else "tok/s/replica: one replica's capacity at the concurrency; per-token cost and carbon count the"
+        " tokens served (requestsPerSecond x outputTokens, else the target utilisation of that capacity)"
+    )
+    table = Table(
+        title=escape("Hardware options, best first (p50 [p10-p90])"), caption=caption, show_lines=False
+    )
     table.add_column("#", justify="right")
     table.add_column("option")
     if in_cluster:

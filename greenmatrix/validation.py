@@ -58,6 +58,7 @@ def workload_warnings(spec: WorkloadProfileSpec) -> list[str]:
         hidden=a.hidden_size,
         heads=a.attention_heads,
         kv_heads=a.kv_heads or a.attention_heads,
+        head_dim=a.head_dim or a.hidden_size / a.attention_heads,
         intermediate=a.intermediate_size or 4 * a.hidden_size,
         vocab=a.vocab_size or 32000,
         experts=a.experts,
@@ -69,17 +70,25 @@ def workload_warnings(spec: WorkloadProfileSpec) -> list[str]:
             " layers, hiddenSize, intermediateSize and vocabSize imply; the plan sizes memory and FLOPs"
             " from parameters, so check the numbers"
         )
-    if a.hidden_size % a.attention_heads:
+    if a.head_dim is None and a.hidden_size % a.attention_heads:
         warnings.append(
             f"spec.model.architecture.attentionHeads: {a.attention_heads} does not divide hiddenSize"
             f" {a.hidden_size}; each head is taken as {a.hidden_size // a.attention_heads} wide"
-            " (hiddenSize // attentionHeads), which sizes the KV cache and attention"
+            " (hiddenSize // attentionHeads), which sizes the KV cache and attention; give headDim"
         )
     return warnings
 
 
 def implied_parameters(
-    *, layers: int, hidden: int, heads: int, kv_heads: int, intermediate: int, vocab: int, experts: int = 0
+    *,
+    layers: int,
+    hidden: int,
+    heads: int,
+    kv_heads: int,
+    head_dim: float,
+    intermediate: int,
+    vocab: int,
+    experts: int = 0,
 ) -> tuple[float, float]:
     """The range of parameters a transformer of these sizes holds: attention (fewer key/value heads
     shrink it), a gated feed-forward per expert and the embedding; norms and biases are negligible.
@@ -88,7 +97,6 @@ def implied_parameters(
     alone to every expert at `intermediate`: specs often give the dense layers' intermediateSize
     (DeepSeek-V3's is 9x its experts'), so only a count outside that span is clearly wrong.
     """
-    head_dim = hidden / heads
     attention = 2 * hidden * heads * head_dim + 2 * hidden * kv_heads * head_dim
     feed_forward = 3 * hidden * intermediate
     embedding = vocab * hidden

@@ -66,9 +66,9 @@ class Scaling(Schema):
     """Bounds and guardrails for replica changes (used by Auto mode; shown in Recommend mode)."""
 
     min_replicas: Annotated[int, Field(ge=0, le=10000)] = 1
-    """Fewest replicas ever recommended or applied."""
+    """Fewest serving replicas ever recommended or applied (training jobs size their pods by run time)."""
     max_replicas: Annotated[int, Field(ge=1, le=10000)] = 10
-    """Most replicas ever recommended or applied."""
+    """Most serving replicas ever recommended or applied (training jobs size their pods by run time)."""
     max_scale_up_step: Annotated[int, Field(ge=1, le=10000)] = 4
     """Most replicas added in one action."""
     max_scale_down_step: Annotated[int, Field(ge=1, le=10000)] = 1

@@ -50,6 +50,9 @@ class Architecture(Schema):
     """Number of attention (query) heads."""
     kv_heads: Annotated[int | None, Field(ge=1, le=1024)] = None
     """Key/value heads (grouped-query attention), a divisor of attentionHeads; defaults to attentionHeads."""
+    head_dim: Annotated[int | None, Field(ge=1, le=4096)] = None
+    """Width of one attention head (head_dim); defaults to hiddenSize / attentionHeads. Sizes the KV
+    cache and attention, so give it when config.json does (Qwen3 and Gemma heads are wider)."""
     intermediate_size: Annotated[int | None, Field(ge=1, le=1048576)] = None
     """Feed-forward inner size; defaults to 4 x hiddenSize (per expert for mixture-of-experts models)."""
     vocab_size: Annotated[int | None, Field(ge=1, le=4194304)] = None

@@ -15,7 +15,7 @@ from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
 from greenmatrix.api.workloadprofile import Architecture, OptionPrediction
 from greenmatrix.catalog import llms
 from greenmatrix.cli import main
-from greenmatrix.planner import plan
+from greenmatrix.planner import plan, resolve_model
 from greenmatrix.predictors import Predictors
 from greenmatrix.validation import implied_parameters, workload_warnings
 
@@ -129,6 +129,7 @@ def test_every_catalog_model_is_within_the_tolerance_of_its_implied_size() -> No
             hidden=m.hidden_size,
             heads=m.heads,
             kv_heads=m.kv_heads,
+            head_dim=m.head_dim,
             intermediate=m.intermediate_size or 4 * m.hidden_size,
             vocab=m.vocab,
             experts=m.experts,
@@ -141,6 +142,17 @@ def test_heads_that_do_not_divide_the_hidden_size_are_doubted_not_refused() -> N
     qwen = architecture(parameters=2.7e10, layers=64, hiddenSize=5120, attentionHeads=24, kvHeads=4)
     [warning] = workload_warnings(qwen)
     assert warning.startswith("spec.model.architecture.attentionHeads: 24 does not divide hiddenSize")
+    assert "give headDim" in warning
+
+
+def test_a_given_head_width_sizes_the_kv_cache_and_settles_the_doubt() -> None:
+    numbers = {"parameters": 2.7e10, "layers": 64, "hiddenSize": 5120, "attentionHeads": 24, "kvHeads": 4}
+    assumed = architecture(**numbers)
+    given = architecture(**numbers, headDim=256)
+    assert workload_warnings(given) == []
+    # 256-wide heads against the 213 hiddenSize // attentionHeads would assume.
+    ratio = resolve_model(given).kv_elems_per_token_full / resolve_model(assumed).kv_elems_per_token_full
+    assert ratio == pytest.approx(256 / 213)
 
 
 def test_more_heads_than_hidden_elements_are_refused() -> None:
