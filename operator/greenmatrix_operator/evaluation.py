@@ -27,7 +27,7 @@ from greenmatrix.errors import GreenMatrixError
 from greenmatrix.inventory import NodeHardware, node_matches, summarize
 from greenmatrix.planner import Plan, plan
 from greenmatrix.predictors import Predictors
-from greenmatrix.validation import schema_errors, validate_policy, validate_workload
+from greenmatrix.validation import schema_errors, validate_policy, validate_workload, workload_warnings
 from greenmatrix_operator.status import INVALID_SPEC, READY, ConditionState
 
 # Reasons the operator writes (CamelCase, as metav1.Condition requires).
@@ -35,6 +35,9 @@ NO_MATCHING_HARDWARE = "NoMatchingHardware"
 NO_FEASIBLE_HARDWARE = "NoFeasibleHardware"
 RECOMMENDATION_PROVIDED = "RecommendationProvided"
 SPEC_VALID = "SpecValid"
+# Valid, but with numbers unlikely to be meant (parameters far from what the sizes imply): planned
+# as written, and said where `kubectl describe` and the Events show it.
+SPEC_DOUBTFUL = "SpecDoubtful"
 POLICY_ACCEPTED = "PolicyAccepted"
 
 
@@ -183,7 +186,12 @@ def evaluate_workload(
         return _invalid(errors)
     constraints = policy.spec.constraints if policy else None
     inventory = summarizer(nodes, parsed.hardware, constraints)
-    valid = ConditionState(INVALID_SPEC, "False", SPEC_VALID, "the spec passed every check")
+    doubts = workload_warnings(parsed)
+    valid = (
+        ConditionState(INVALID_SPEC, "False", SPEC_DOUBTFUL, "; ".join(doubts))
+        if doubts
+        else ConditionState(INVALID_SPEC, "False", SPEC_VALID, "the spec passed every check")
+    )
     run = planner or planner_for(Predictors.load())
     try:
         result = run(

@@ -29,6 +29,7 @@ from greenmatrix.inventory import NodeHardware, summarize
 from greenmatrix.planner import Plan
 from greenmatrix.predictors import Predictors
 from greenmatrix_operator.evaluation import (
+    SPEC_DOUBTFUL,
     PolicyView,
     applied_policy,
     cluster_region,
@@ -40,7 +41,14 @@ from greenmatrix_operator.evaluation import (
 )
 from greenmatrix_operator.kube import Gone, KubeError, Rejected
 from greenmatrix_operator.records import OPTIMIZATION_POLICY, WORKLOAD_PROFILE, ObjectKey, ObjectRecord
-from greenmatrix_operator.status import READY, condition, merge_conditions, now_rfc3339, status_patch
+from greenmatrix_operator.status import (
+    INVALID_SPEC,
+    READY,
+    condition,
+    merge_conditions,
+    now_rfc3339,
+    status_patch,
+)
 from greenmatrix_operator.workqueue import WorkQueue
 
 logger = logging.getLogger(__name__)
@@ -400,6 +408,13 @@ class Reconciler:
         elif (moved := _moved(current.get("recommendation"), desired.get("recommendation"))) is not None:
             self.stats["events_Normal"] += 1
             await self.kube.post_event(record, "Normal", RECOMMENDATION_CHANGED, moved)
+        doubt = condition(desired, INVALID_SPEC)
+        if doubt is not None and doubt["reason"] == SPEC_DOUBTFUL:
+            seen = condition(current, INVALID_SPEC) or {}
+            # Once per doubt: the same doubt on every resync would bury the other Events.
+            if (seen.get("reason"), seen.get("message")) != (SPEC_DOUBTFUL, doubt.get("message")):
+                self.stats["events_Warning"] += 1
+                await self.kube.post_event(record, "Warning", SPEC_DOUBTFUL, doubt.get("message", ""))
 
 
 def _headline(recommendation: Mapping[str, Any]) -> str:

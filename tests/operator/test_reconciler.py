@@ -364,3 +364,38 @@ def test_metrics_are_prometheus_text() -> None:
     assert 'greenmatrix_operator_status_writes_total{kind="WorkloadProfile"} 1' in text
     assert "# TYPE greenmatrix_operator_queue_depth gauge" in text
     assert text.count("# TYPE greenmatrix_operator_reconciles_total counter") == 1
+
+
+def test_a_doubtful_spec_is_planned_and_warned_about_once() -> None:
+    """Valid numbers that are unlikely to be meant: a recommendation, an InvalidSpec=False condition
+    saying why, and one Warning Event however often the profile is reconciled."""
+    arch = {"parameters": 1e6, "layers": 80, "hiddenSize": 8192, "attentionHeads": 64, "kvHeads": 8}
+    record = wp("odd", {"task": "inference", "model": {"architecture": arch}, "inference": {}})
+    reconciler, writer, indexes = make([H100], [record])
+    asyncio.run(reconciler.reconcile(record.key))
+    status = writer.statuses[record.key]
+    invalid = next(c for c in status["conditions"] if c["type"] == "InvalidSpec")
+    assert (invalid["status"], invalid["reason"]) == ("False", "SpecDoubtful")
+    assert invalid["message"].startswith("spec.model.architecture.parameters: ")
+    assert "recommendation" in status
+    assert (record.key, "Warning", "SpecDoubtful") in writer.events
+    echoed = wp(
+        "odd", {"task": "inference", "model": {"architecture": arch}, "inference": {}}, rv="2", status=status
+    )
+    indexes.workloads[("ml", "odd")] = [echoed]
+    reconciler.node_changed("h0", H100)
+    asyncio.run(reconciler.reconcile(record.key))
+    assert writer.events.count((record.key, "Warning", "SpecDoubtful")) == 1
+    # Fixing the numbers clears the doubt.
+    fixed = {**arch, "parameters": 6.9e10}
+    indexes.workloads[("ml", "odd")] = [
+        wp(
+            "odd",
+            {"task": "inference", "model": {"architecture": fixed}, "inference": {}},
+            rv="3",
+            status=status,
+        )
+    ]
+    asyncio.run(reconciler.reconcile(record.key))
+    invalid = next(c for c in writer.statuses[record.key]["conditions"] if c["type"] == "InvalidSpec")
+    assert invalid["reason"] == "SpecValid"
