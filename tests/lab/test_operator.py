@@ -252,6 +252,31 @@ def test_nonsense_specs_are_not_ready_with_a_reason_and_a_warning(
             lab.kubectl("delete", "-n", ns, "-f", str(path), "--ignore-not-found", check=False)
 
 
+def test_a_doubtful_spec_is_planned_with_a_warning(lab: Lab, examples: str) -> None:
+    """Numbers the API server accepts but nobody means (1e6 parameters in 80 layers of 8192): the
+    profile gets a recommendation, InvalidSpec=False with reason SpecDoubtful and a Warning Event."""
+    ns = examples
+    arch = {"parameters": 1.0e6, "layers": 80, "hiddenSize": 8192, "attentionHeads": 64, "kvHeads": 8}
+    manifest = {
+        "apiVersion": "greenmatrix.io/v1alpha1",
+        "kind": "WorkloadProfile",
+        "metadata": {"name": "doubtful-numbers"},
+        "spec": {"task": "inference", "model": {"architecture": arch}, "inference": {}},
+    }
+    lab.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(manifest))
+    try:
+        lab.kubectl("wait", "--for=condition=Ready", "wp/doubtful-numbers", "-n", ns, "--timeout=60s")
+        invalid = cond(wp(lab, ns, "doubtful-numbers"), "InvalidSpec")
+        assert (invalid["status"], invalid["reason"]) == ("False", "SpecDoubtful")
+        assert invalid["message"].startswith("spec.model.architecture.parameters: ")
+        warnings = wait_until(
+            lambda: [e for e in events(lab, ns, "doubtful-numbers") if e["type"] == "Warning"]
+        )
+        assert [e["reason"] for e in warnings] == ["SpecDoubtful"]
+    finally:
+        lab.kubectl("delete", "wp", "doubtful-numbers", "-n", ns, "--ignore-not-found", check=False)
+
+
 def test_objects_deleted_mid_flight_do_not_hurt(
     lab: Lab, gm_operator: RunningOperator, examples: str
 ) -> None:
