@@ -893,6 +893,7 @@ def train(data_dir: Path, out_dir: Path, *, evaluate: bool = True) -> dict:
     out_dir = Path(out_dir)
     written: list[Path] = []
     offsets: dict[str, tuple[float, float, float, float]] = {}
+    fitted: dict[str, CorrectionModel] = {}
     measured_gpus = sorted({s.gpu.key for s in ds.scenarios})
     measured_cells = sorted({measured_cell(s) for s in ds.scenarios})
     for target, (measured, _roof, base) in _targets(ds, roofs).items():
@@ -903,10 +904,14 @@ def train(data_dir: Path, out_dir: Path, *, evaluate: bool = True) -> dict:
         # Which GPU x architecture pairs it has seen: those get the interval of measured configurations.
         model.info["measured_cells"] = measured_cells
         offsets[target] = (model.offset_lo, model.offset_hi, model.known_lo or 0.0, model.known_hi or 0.0)
-        written += model.save(out_dir, MODEL_NAMES[target])
+        fitted[target] = model
     rows: list[BenchRow] = []
     if evaluate:
+        # Before anything is written: data too thin for the hold-out must not leave half a model set.
         rows = benchmark(data_dir)
+    for target, model in fitted.items():
+        written += model.save(out_dir, MODEL_NAMES[target])
+    if evaluate:
         card = _card(ds, rows, offsets, neighbour_consistency(ds))
         written.append(write_model_card(out_dir, "serving", card))
         # Machine-readable copy of the card's held-out table, for tests and `greenmatrix bench`.

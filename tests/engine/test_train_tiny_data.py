@@ -76,6 +76,16 @@ def test_serving_data_of_a_few_rows_is_a_data_error(tmp_path: Path) -> None:
 
 
 @needs_data
+def test_a_failed_serving_train_writes_no_model_into_an_existing_out(tmp_path: Path) -> None:
+    root = first_rows(tmp_path, serving.DATA_FILE, 30)  # enough to fit, one GPU type: no hold-out
+    out = tmp_path / "models"
+    out.mkdir()  # the user's own folder: kept, but nothing half-trained may land in it
+    result = run("train", "--data", str(root), "--out", str(out), "--dataset", "llm-serving")
+    assert_one_line_error(result, "too few usable rows")
+    assert out.is_dir() and list(out.iterdir()) == []
+
+
+@needs_data
 def test_inference_data_of_a_few_rows_is_a_data_error(tmp_path: Path) -> None:
     root = first_rows(tmp_path, mlperf_inference.DATA_FILE, 8, Scenario="Offline")
     out = tmp_path / "models"
