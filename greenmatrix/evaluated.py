@@ -38,13 +38,14 @@ class Evaluated:
 
     @property
     def runnable(self) -> bool:
-        """Whether it could run the workload if no objective or policy constraint were set: such an
-        option is part of what the feasible ones are compared against."""
-        return all(f.startswith(_OBJECTIVE_FIELDS) for f, _ in self.failures)
+        """Whether it could run the workload but for an objective, a policy constraint or the room
+        left in the cluster: such an option is part of what the feasible ones are compared against,
+        so neither a tighter objective nor a node coming or going reorders the others."""
+        return all(f.startswith(_RULING_OUT_FIELDS) for f, _ in self.failures)
 
 
-# Fields whose limits only rule options out; they never change an option's predicted numbers.
-_OBJECTIVE_FIELDS = ("spec.inference.slo.", "spec.training.deadlineHours", "policy.constraints.")
+# Limits that only rule options out; they never change an option's predicted numbers.
+_RULING_OUT_FIELDS = ("spec.inference.slo.", "spec.training.deadlineHours", "policy.constraints.", "cluster")
 
 
 @dataclass

@@ -16,8 +16,9 @@ what the policy weighs, one better on something else comes first), then by the u
 closeness, then by input order, so the result never depends on hashing or timing.
 
 The ideal, the anti-ideal and the norms can also take reference options that are not ranked: the
-planner passes those an objective or a constraint rules out, so that how strict an objective is
-decides which options qualify but not how the qualifying ones compare (plain TOPSIS reverses ranks
+planner passes those an objective, a constraint or the cluster's room rules out, so that how strict
+an objective is (or how many nodes there are) decides which options qualify but not how the
+qualifying ones compare (plain TOPSIS reverses ranks
 when an alternative is removed).
 
 Missing values (NaN, e.g. an option without a list price) are replaced by the worst value seen on

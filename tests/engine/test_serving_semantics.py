@@ -8,14 +8,23 @@ meets does not change the winner. Thresholds come from the predictors' own outpu
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
-from greenmatrix.api import WorkloadProfileSpec
-from greenmatrix.api.workloadprofile import SINGLE_TOKEN_TPOT_MESSAGE
+from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
+from greenmatrix.api.workloadprofile import SINGLE_TOKEN_TPOT_MESSAGE, GPUInventory, Inventory
 from greenmatrix.planner import plan
 from greenmatrix.predictors import Predictors
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+REGION = "us-east-1"  # the chat policy allows only us-east-1
+
+
+def example(name: str) -> dict:
+    return yaml.safe_load((EXAMPLES / name).read_text())["spec"]
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +116,43 @@ def test_tightening_an_objective_the_winner_meets_keeps_the_winner(predictors: P
     assert tight.recommendation.predicted.gpus_per_replica == rec.predicted.gpus_per_replica
     assert tight.recommendation.predicted.score == rec.predicted.score
     assert sum(o.feasible for o in tight.options) < sum(o.feasible for o in loose.options)
+
+
+def test_a_node_that_lifts_a_capacity_limit_does_not_reorder_the_others(predictors: Predictors) -> None:
+    """One H200 node leaves an 8-GPU layout short of room; a second makes it fit. The options that
+    fitted already keep their scores, so the recommendation does not flap as nodes come and go."""
+    spec = WorkloadProfileSpec.model_validate(
+        yaml.safe_load((EXAMPLES / "llama-8b-chat.yaml").read_text())["spec"]
+    )
+    policy = OptimizationPolicySpec.model_validate(
+        yaml.safe_load((EXAMPLES / "policy-chat-cost.yaml").read_text())["spec"]
+    )
+
+    def with_h200(nodes: int) -> Inventory:
+        entries = [("H100-SXM-80GB", "NVIDIA-H100-80GB-HBM3", 2), ("H200-SXM-141GB", "NVIDIA-H200", nodes)]
+        return Inventory(
+            gpus=[
+                GPUInventory(
+                    gpu=k,
+                    product=p,
+                    known=True,
+                    nodes=n,
+                    gpus_per_node=8,
+                    total_gpus=8 * n,
+                    regions=["us-east-1"],
+                )
+                for k, p, n in entries
+            ],
+            matched_nodes=2 + nodes,
+            total_nodes=2 + nodes,
+        )
+
+    one, two = (plan(spec, with_h200(n), policy, region=REGION, predictors=predictors) for n in (1, 2))
+    short = {e.option.label for e in one.evaluated if any(f == "cluster" for f, _ in e.failures)}
+    assert short and not any(f == "cluster" for e in two.evaluated for f, _ in e.failures)
+    assert one.recommendation is not None and two.recommendation is not None
+    assert one.recommendation.predicted == two.recommendation.predicted
+    scores = {e.option.label: e.prediction.score for e in two.evaluated if e.feasible}
+    assert {e.option.label: e.prediction.score for e in one.evaluated if e.feasible} == {
+        label: score for label, score in scores.items() if label not in short
+    }
