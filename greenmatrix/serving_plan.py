@@ -137,18 +137,18 @@ def _serving_option(ctx: PlanContext, o: HardwareOption, p: ServingPrediction) -
         severity = max(severity, replicas / max(cap, 1))
     # One output token has no time between tokens: the scenario's TPOT is a step that never runs.
     tpot = p.tpot_ms if inference.output_tokens > 1 else None
-    checks: list[tuple[str, str, float | None, float, float] | None] = []
+    checks: list[tuple[str, str, float | None, float, float]] = []
     if slo is not None:
-        checks = [
-            ("spec.inference.slo.ttftMs", "TTFT", slo.ttft_ms, p.ttft_ms.p50, p.ttft_ms.p90),
-            ("spec.inference.slo.tpotMs", "TPOT", slo.tpot_ms, tpot.p50, tpot.p90) if tpot else None,
-            ("spec.inference.slo.p95LatencyMs", "latency", slo.p95_latency_ms, latency.p50, latency.p90),
-        ]
+        checks.append(("spec.inference.slo.ttftMs", "TTFT", slo.ttft_ms, p.ttft_ms.p50, p.ttft_ms.p90))
+        if tpot is not None:
+            checks.append(("spec.inference.slo.tpotMs", "TPOT", slo.tpot_ms, tpot.p50, tpot.p90))
+        checks.append(
+            ("spec.inference.slo.p95LatencyMs", "latency", slo.p95_latency_ms, latency.p50, latency.p90)
+        )
     margin: bool | None = None
-    for check in checks:
-        if check is None or check[2] is None:
+    for fieldname, what, limit, p50, p90 in checks:
+        if limit is None:
             continue
-        fieldname, what, limit, p50, p90 = check
         margin = (margin is not False) and p90 <= limit
         if p50 > limit:
             failures.append((fieldname, f"{what} {num(p50)} ms > {limit:g} ms"))
