@@ -141,3 +141,23 @@ def test_serving_interval_bands_quote_the_card() -> None:
     new = f"runs {band('tpot', 'new GPU or model')} and {band('ttft', 'new GPU or model')}"
     assert measured in text, measured
     assert new in text, new
+
+
+def test_serving_per_group_figures_quote_the_card() -> None:
+    """The README's 'each held-out group once' coverage and error are the card's last two columns."""
+    order = [(kind, target) for kind in ("gpu", "model") for target in ("tpot", "ttft")]
+    # The card's last two columns: MAPE and coverage with each held-out group once.
+    last_two = {key: _card_row("serving.md", f"each {key[0]} in turn", key[1])[-2:] for key in order}
+    text = " ".join(README.split())
+    pair = r"(\d+\.\d+) / (\d+\.\d+)"
+    percents = r"(\d+\.\d+)% / (\d+\.\d+)%"
+    found = re.search(
+        rf"serving coverage is {pair} \(TPOT / TTFT, GPU types\) and {pair} \(models\), inside 0.75-0.85, "
+        rf"where the error reads {percents} and {percents}",
+        text,
+    )
+    assert found, "README: the per-group coverage sentence is missing"
+    quoted = [float(x) for x in found.groups()]
+    card = [float(last_two[key][1]) for key in order] + [float(last_two[key][0]) for key in order]
+    assert quoted == card
+    assert all(0.75 <= c <= 0.85 for c in card[:4]), "the README says the per-group coverage is in band"
