@@ -6,8 +6,9 @@ parallel degree, from predictions the plan already made for the other layouts of
 Nothing is a rule of thumb. Three kinds:
 
 - **Quantize**: serve at fp8, int8 or int4 when the recommended GPU runs that precision natively
-  (int4 is weight-only and runs anywhere) and the serving framework supports it. Quality loss
-  is not predicted; the advice says to check it.
+  (int4 is weight-only and runs anywhere) and the serving framework supports it; int4 only when it
+  gains over the 8-bit format advised beside it. Quality loss is not predicted; the advice says to
+  check it.
 - **ChangeTensorParallel**: another GPUs-per-replica on the same GPU type that is faster (or
   cheaper) while still feasible.
 - **ChangeConcurrency**: twice or half the requests in flight per replica, when that lowers the
@@ -119,13 +120,16 @@ def quantize(spec: WorkloadProfileSpec, plan: Plan, replan: Replan) -> list[Advi
     eight = [p for p in ("fp8", "int8") if p in allowed and (base is None or p in native)][:1]
     candidates = [p for p in (*eight, "int4") if p in allowed and _BITS[p] < _BITS[current]]
     out = []
+    milder: OptionPrediction | None = None
     for precision in candidates:
         variant = _try(replan, _with_model(spec, precision=precision, kv_cache_precision=None))
         new = _best(variant) if variant is not None else None
         if new is None:
             continue
         gain = _compare(new, base)
-        if gain:
+        # A narrower format risks more quality: advise it only for a gain over the milder one advised.
+        if gain and (milder is None or _compare(new, milder)):
+            milder = new
             out.append(
                 Advice(
                     action="Quantize",
