@@ -7,7 +7,9 @@ metav1.LabelSelector, cross-version object references) so that tools such as
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import functools
+import types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -36,6 +38,43 @@ class Schema(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """The object as it appears in a manifest or a status patch (camelCase, unset fields omitted)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    # The CLI must accept every manifest `kubectl apply` gets admitted (tests/lab/test_crd_agreement.py),
+    # and two things reach the API server differently from how YAML reads them. The API server prunes
+    # null from every field and map value its schema does not mark nullable, so `precision: null` or
+    # `matchLabels: {team: null}` means the field is absent and its default applies (an unknown field
+    # stays unknown, null or not). And kubectl's YAML-to-JSON conversion writes an integral float as an
+    # integer, so `maxReplicas: 4.0` or `1e3` arrives as an integer that a strict int field would refuse.
+    @model_validator(mode="before")
+    @classmethod
+    def _as_the_api_server_reads_it(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        fields = _field_kinds(cls)
+        read = {}
+        for key, value in data.items():
+            if value is None and key in fields:
+                continue
+            integer, mapping = fields.get(key, (False, False))
+            if integer and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            elif mapping and isinstance(value, dict):
+                value = {k: v for k, v in value.items() if v is not None}
+            read[key] = value
+        return read
+
+
+@functools.cache
+def _field_kinds(model: type[BaseModel]) -> dict[str, tuple[bool, bool]]:
+    """Each field of `model` by wire and Python name: whether it holds an integer, whether a map."""
+    kinds = {}
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        arms = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+        kinds[name] = (int in arms, any(get_origin(arm) is dict for arm in arms))
+        if info.alias:
+            kinds[info.alias] = kinds[name]
+    return kinds
 
 
 def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:

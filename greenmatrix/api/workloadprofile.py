@@ -67,8 +67,10 @@ class Architecture(Schema):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
+                # kvHeads below 1 is the minimum's to report: the modulus would fail the rule with
+                # "modulus by zero evaluating rule" at the architecture, a second error pydantic lacks.
                 cel(
-                    "!has(self.kvHeads) || self.attentionHeads % self.kvHeads == 0",
+                    "!has(self.kvHeads) || self.kvHeads < 1 || self.attentionHeads % self.kvHeads == 0",
                     KV_HEADS_MESSAGE,
                     ".kvHeads",
                 ),
@@ -90,7 +92,7 @@ class Architecture(Schema):
     )
 
     # The validators below restate the CEL rules for manifests read without an API server (the CLI);
-    # tests/lab/test_crds*.py feeds the same malformed manifests to both and checks they agree.
+    # tests/lab/test_crd_agreement.py feeds the same manifests to both and checks they agree.
     @model_validator(mode="after")
     def _consistent(self) -> Architecture:
         if self.kv_heads is not None and self.attention_heads % self.kv_heads:
