@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from greenmatrix.api.optimizationpolicy import Constraints, OptimizationPolicySpec, Scaling
 from greenmatrix.api.workloadprofile import OptionPrediction, WorkloadProfileSpec
 from greenmatrix.catalog.llms import ModelArch
+from greenmatrix.catalog.precision import PRECISIONS
 from greenmatrix.options import HardwareOption, Restrictions
 from greenmatrix.predictors import Predictors
 
@@ -62,8 +63,10 @@ class PlanContext:
     predictors: Predictors
 
 
-def unpredictable(o: HardwareOption, why: str) -> Evaluated:
-    """An option the predictors could not judge: infeasible, ranked last, `why` as its reason."""
+def unpredictable(o: HardwareOption, why: str, field: str = "hardware") -> Evaluated:
+    """An option the predictors could not judge: infeasible, ranked last, `why` as its reason.
+
+    `field` is what the user would change to have it judged, when something in the spec is."""
     nan = float("nan")
     return Evaluated(
         option=o,
@@ -75,9 +78,23 @@ def unpredictable(o: HardwareOption, why: str) -> Evaluated:
             feasible=False,
             reason=why,
         ),
-        failures=(("hardware", why),),
+        failures=((field, why),),
         values=(nan,) * len(CRITERIA),
         severity=math.inf,
         headline="not predicted",
         weights_gib=0.0,
     )
+
+
+def unrated_precision(o: HardwareOption, precision: str) -> Evaluated | None:
+    """The option as unpredictable when the catalog lists no tensor rate its GPU runs `precision` at
+    (fp32 on Blackwell parts, which list tf32), else None.
+
+    The predictors would only fail inside with their own words ("jobs[0].precision"); the user can
+    change spec.model.precision, so the reason names it and what the GPU does run.
+    """
+    if o.gpu is None or o.note or o.gpu.flops_key(precision) is not None:
+        return None
+    runs = ", ".join(p for p in PRECISIONS if o.gpu.flops_key(p) is not None)
+    why = f"the catalog lists no {precision} tensor rate for {o.name} (it runs {runs})"
+    return unpredictable(o, why, "spec.model.precision")

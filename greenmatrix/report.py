@@ -105,7 +105,7 @@ def load_manifest(path: Path, kind: str, model: type[BaseModel], flag: str = "-f
     """The one `kind` object in a YAML file."""
     found = load_objects(path, kind, model, flag)
     if not found:
-        kinds = sorted({str(d.get("kind")) for d in _documents(path, flag) if isinstance(d, dict)})
+        kinds = sorted({_what(d) for d in _documents(path, flag)})
         raise GreenMatrixError(
             "kind",
             f"{path} holds no {kind} (found {', '.join(kinds or ['nothing'])});"
@@ -115,6 +115,15 @@ def load_manifest(path: Path, kind: str, model: type[BaseModel], flag: str = "-f
     if len(found) > 1:
         raise GreenMatrixError("kind", f"{path} holds {len(found)} {kind} objects; give one per file")
     return found[0]
+
+
+def _what(doc: Any) -> str:
+    """A YAML document as the user would name it: its kind, else what it is instead of an object."""
+    if isinstance(doc, dict):
+        # str(None) would read as a kind named "None".
+        return str(doc["kind"]) if doc.get("kind") is not None else "a mapping without kind"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "text", list: "a list"}
+    return f"{names.get(type(doc), type(doc).__name__)} instead of a mapping"
 
 
 def load_workload(path: Path) -> WorkloadProfileSpec:

@@ -8,7 +8,7 @@ from typing import Any
 
 from greenmatrix.api.workloadprofile import OptionPrediction
 from greenmatrix.errors import GreenMatrixError
-from greenmatrix.evaluated import Evaluated, PlanContext, unpredictable
+from greenmatrix.evaluated import Evaluated, PlanContext, unpredictable, unrated_precision
 from greenmatrix.explain import fmt_ms, headline_metric, num, sig_figs, wire
 from greenmatrix.footprint import constraint_failures, region_for, replica_economics
 from greenmatrix.learned.serving import ServingPrediction, ServingScenario
@@ -66,13 +66,14 @@ def _predict_serving(
 
 def evaluate_serving(ctx: PlanContext, options: list[HardwareOption]) -> list[Evaluated]:
     """Every option judged for serving the spec, in the order given; one prediction batch."""
-    pairs = [(o, _scenario(ctx, o)) for o in options]
-    scenarios = [s for _, s in pairs if s is not None]
+    gaps = [unrated_precision(o, ctx.spec.model.precision) for o in options]
+    pairs = [(o, gap, None if gap else _scenario(ctx, o)) for o, gap in zip(options, gaps, strict=True)]
+    scenarios = [s for _, _, s in pairs if s is not None]
     predictions = iter(_predict_serving(ctx.predictors, scenarios))
     out = []
-    for o, s in pairs:
+    for o, gap, s in pairs:
         if s is None:
-            out.append(unpredictable(o, o.note or "no specs to predict from"))
+            out.append(gap or unpredictable(o, o.note or "no specs to predict from"))
             continue
         p = next(predictions)
         if isinstance(p, str):
@@ -166,7 +167,9 @@ def _serving_option(ctx: PlanContext, o: HardwareOption, p: ServingPrediction) -
     load = min(served_tps / max(thr.p50, 1e-9), 1.0)
     m = replica_economics(ctx, o, gpus, load, region)
     usd_h = None if m.usd_per_hour is None else m.usd_per_hour * replicas
-    served_tps = max(served_tps, 1e-9)
+    # Only nothing served (a throughput of zero) needs a floor: a tiny rate, such as a light load
+    # spread over a million replicas, must still price every token it serves.
+    served_tps = served_tps if served_tps > 0 else 1e-9
     usd_m = None if m.usd_per_hour is None else m.usd_per_hour / (served_tps * 3600.0) * 1e6
     jpt = m.watts / served_tps
     g_m = jpt * 1e6 / 3.6e6 * m.g_per_kwh

@@ -9,7 +9,7 @@ from dataclasses import replace
 from greenmatrix.api.optimizationpolicy import Scaling
 from greenmatrix.api.workloadprofile import OptionPrediction
 from greenmatrix.errors import GreenMatrixError
-from greenmatrix.evaluated import Evaluated, PlanContext, unpredictable
+from greenmatrix.evaluated import Evaluated, PlanContext, unpredictable, unrated_precision
 from greenmatrix.explain import fmt_hours, sig_figs, wire
 from greenmatrix.footprint import constraint_failures, region_for, replica_economics
 from greenmatrix.learned.core import Interval
@@ -81,8 +81,12 @@ def evaluate_training(ctx: PlanContext, options: list[HardwareOption]) -> list[E
     t = ctx.spec.training
     assert t is not None
     jobs: list[tuple[HardwareOption, TrainingJob | None]] = []
-    for o in options:
-        if o.gpu is None or o.note:
+    gaps: dict[int, Evaluated] = {}
+    for i, o in enumerate(options):
+        gap = unrated_precision(o, ctx.spec.model.precision)
+        if gap is not None:
+            gaps[i] = gap
+        if o.gpu is None or o.note or gap is not None:
             jobs.append((o, None))
             continue
         job = TrainingJob(
@@ -108,9 +112,9 @@ def evaluate_training(ctx: PlanContext, options: list[HardwareOption]) -> list[E
                 estimates.append(str(err))
     it = iter(estimates)
     out = []
-    for o, job in jobs:
+    for i, (o, job) in enumerate(jobs):
         if job is None:
-            out.append(unpredictable(o, o.note or "no specs to predict from"))
+            out.append(gaps.get(i) or unpredictable(o, o.note or "no specs to predict from"))
             continue
         est = next(it)
         if isinstance(est, str):

@@ -136,6 +136,22 @@ def field_path(loc: Sequence[int | str], prefix: str = "spec") -> str:
     return path
 
 
+# Pydantic's complaints about a field that holds a number (its type or its bounds).
+_NUMBER_ERRORS = frozenset(
+    {
+        "int_type",
+        "int_from_float",
+        "float_type",
+        "finite_number",
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "multiple_of",
+    }
+)
+
+
 def describe(item: Mapping[str, Any]) -> str:
     """One pydantic complaint in a manifest author's words: what was given when the type is wrong."""
     kind = item["type"]
@@ -148,8 +164,9 @@ def describe(item: Mapping[str, Any]) -> str:
         # A rule across fields (kvHeads and attentionHeads): our own sentence, without pydantic's label.
         message = message.removeprefix("Value error, ")
     given = item.get("input")
-    if isinstance(given, float) and not math.isfinite(given):
+    if isinstance(given, float) and not math.isfinite(given) and kind in _NUMBER_ERRORS:
         # `.nan` fails every bound, so pydantic's "should be less than" would point the wrong way.
+        # Only where a number belongs: `precision: .nan` needs a precision name, not a number.
         return f"must be a finite number, got {given}"
     # YAML makes `"32"` a string and `yes` a boolean: the manifest looks right at a glance, so say
     # what was read.

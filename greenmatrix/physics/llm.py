@@ -124,9 +124,15 @@ class Precisions:
     def of(cls, weights: str, experts: str | None = None, kv: str | None = None) -> Precisions:
         w = normalize_precision(weights) or "bf16"
         e = normalize_precision(experts) or w
-        # Serving engines store the KV cache in fp8 whenever the weights are 8-bit or narrower.
+        # Serving engines store the KV cache in fp8 whenever the weights are 8-bit or narrower, and
+        # in the model's own dtype otherwise (vLLM's kv_cache_dtype "auto"): 32 bits for fp32/tf32
+        # weights, whose cache half the size would fit layouts that cannot hold it.
         k = normalize_precision(kv) or (
-            "fp8" if w in ("fp8", "fp4", "int8") or e in ("fp8", "fp4") else "bf16"
+            "fp8"
+            if w in ("fp8", "fp4", "int8") or e in ("fp8", "fp4")
+            else "fp32"
+            if w in ("fp32", "tf32")
+            else "bf16"
         )
         # Weight-only int4 dequantises to 16-bit matmuls; fp8/fp4 run natively where supported.
         compute = "bf16" if e == "int4" else e

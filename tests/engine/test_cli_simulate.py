@@ -229,6 +229,22 @@ def test_not_a_workload_profile(tmp_path: Path) -> None:
     assert "not UTF-8 text" in expect_error(run("simulate", "-f", str(binary)), "-f")
 
 
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("{}\n", "(found a mapping without kind)"),
+        ("metadata: {name: w}\nspec: {task: inference}\n", "(found a mapping without kind)"),
+        ("[1, 2]\n", "(found a list instead of a mapping)"),
+        ("just text\n", "(found text instead of a mapping)"),
+        ("", "(found nothing)"),
+    ],
+)
+def test_a_file_without_a_workload_says_what_it_holds(tmp_path: Path, text: str, found: str) -> None:
+    # A mapping without kind used to be reported as "found None", a list or text as "found nothing".
+    message = expect_error(run("simulate", "-f", write(tmp_path, text)), "kind")
+    assert found in message, message
+
+
 def test_schema_violation_names_the_camel_case_field(tmp_path: Path) -> None:
     text = CHAT.replace("concurrency: 8", "concurrency: 0") % ""
     message = expect_error(run("simulate", "-f", write(tmp_path, text)), "spec.inference.concurrency")

@@ -91,6 +91,20 @@ def test_kv_cache_per_token_gqa_and_mla() -> None:
     assert kv_bytes_per_sequence(DSV3, 1, "fp8") == pytest.approx(61 * 576)
 
 
+@pytest.mark.parametrize(
+    ("weights", "kv"),
+    [("fp32", "fp32"), ("tf32", "fp32"), ("bf16", "bf16"), ("int4", "bf16"), ("fp8", "fp8")],
+)
+def test_the_kv_cache_defaults_to_the_weights_width(weights: str, kv: str) -> None:
+    # As spec.model.kvCachePrecision documents: fp32 weights used to get a 16-bit cache, so a layout
+    # too small for the real (32-bit) cache was planned as fitting.
+    assert Precisions.of(weights).kv == kv
+    fit = memory_fit(LLAMA8, H100, Precisions.of(weights), 64, 8192 + 256, Parallelism(tp=2))
+    assert fit.kv_gib_per_gpu == pytest.approx(64 * kv_bytes_per_sequence(LLAMA8, 8192 + 256, kv) / 2 / 2**30)
+    if weights == "fp32":
+        assert not fit.fits  # 15 GiB of weights and 66 GiB of cache per GPU
+
+
 def test_memory_fit_rejects_70b_bf16_on_one_l4() -> None:
     fit = memory_fit(LLAMA70, L4, Precisions.of("bf16"), 1, 2048, Parallelism())
     assert not fit.fits

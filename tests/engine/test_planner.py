@@ -321,6 +321,31 @@ def test_int4_is_advised_only_for_a_gain_over_the_8_bit_advice(
     assert ("int4" in advised) == (concurrency == 8)  # both sides of the rule are exercised
 
 
+@pytest.mark.parametrize("task", ["inference", "training"])
+def test_a_precision_a_gpu_lists_no_rate_for_names_the_precision_and_what_it_runs(
+    predictors: Predictors, task: str
+) -> None:
+    # The catalog lists tf32, not fp32, for Blackwell: the error used to name the field "hardware"
+    # with the predictor's own words ("jobs[0].precision: gpu ... has no tensor rate").
+    if task == "inference":
+        spec = chat(precision="fp32")
+    else:
+        spec = workload(
+            task="training",
+            model={"name": "meta-llama/Llama-3.1-8B-Instruct", "precision": "fp32"},
+            training={"tokens": 1e9},
+        )
+    result = plan(spec, None, predictors=predictors, gpus=["B200", "GB300"])
+    assert result.recommendation is None and result.error is not None
+    assert result.error.field == "spec.model.precision"
+    assert "no fp32 tensor rate for B200-SXM-180GB (it runs tf32, bf16" in result.error.message
+    # Beside GPUs that list fp32, the Blackwell parts are infeasible for the same reason, ranked last.
+    mixed = plan(spec, None, predictors=predictors, gpus=["B200", "H100-SXM-80GB"])
+    b200 = [o for o in mixed.options if o.gpu == "B200-SXM-180GB"]
+    assert b200 and all(not o.feasible and "no fp32 tensor rate" in o.reason for o in b200)
+    assert mixed.options[-1].gpu == "B200-SXM-180GB"
+
+
 def test_bad_names_are_refused_with_the_field(predictors: Predictors) -> None:
     with pytest.raises(UnknownModelError) as err:
         plan(chat(model="no-such/model-7B"), None, predictors=predictors)

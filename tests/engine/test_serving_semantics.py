@@ -156,3 +156,16 @@ def test_a_node_that_lifts_a_capacity_limit_does_not_reorder_the_others(predicto
     assert {e.option.label: e.prediction.score for e in one.evaluated if e.feasible} == {
         label: score for label, score in scores.items() if label not in short
     }
+
+
+def test_cost_and_energy_per_token_count_every_token_served_however_few(predictors: Predictors) -> None:
+    # A throughput objective far beyond the load sizes millions of replicas: each serves under 1e-9
+    # tokens/s, which used to be floored there, so $/1M tokens and J/token came out 16-52x too low.
+    spec = chat(output_tokens=1, requestsPerSecond=0.001, slo={"minThroughputTokensPerSecond": 1e9})
+    result = plan(spec, None, predictors=predictors, gpus=["L4"], advise=False)
+    served = 0.001 * 1  # requestsPerSecond x outputTokens, over all replicas
+    for o in result.options:
+        assert o.replicas > 1e6
+        assert o.usd_per_hour is not None and o.watts is not None and o.joules_per_token is not None
+        assert o.usd_per_million_tokens == pytest.approx(o.usd_per_hour / (served * 3600) * 1e6, rel=1e-3)
+        assert o.joules_per_token == pytest.approx(o.watts / served, rel=1e-3)

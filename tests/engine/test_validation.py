@@ -123,6 +123,28 @@ def test_schema_errors_use_wire_field_paths() -> None:
     assert errors[0].reason == "InvalidSpec"
 
 
+@pytest.mark.parametrize(
+    ("overrides", "field", "says"),
+    [
+        ({"task": float("inf")}, "spec.task", "Input should be 'inference' or 'training'"),
+        ({"model": {"name": MODEL, "precision": float("nan")}}, "spec.model.precision", "'fp32', 'tf32'"),
+        ({"hardware": float("-inf")}, "spec.hardware", "valid dictionary"),
+        ({"inference": {"concurrency": float("inf")}}, "spec.inference.concurrency", "finite number"),
+        ({"inference": {"requestsPerSecond": float("nan")}}, "spec.inference.requestsPerSecond", "finite"),
+    ],
+)
+def test_a_value_that_is_not_finite_gets_what_the_field_takes(
+    overrides: dict[str, Any], field: str, says: str
+) -> None:
+    # YAML's `.inf` and `.nan` are floats: "must be a finite number" only helps where a number belongs.
+    raw: dict[str, Any] = {"task": "inference", "model": {"name": MODEL}, "inference": {}, **overrides}
+    with pytest.raises(ValidationError) as caught:
+        WorkloadProfileSpec.model_validate(raw, strict=True)
+    (error,) = schema_errors(caught.value)
+    assert error.field == field
+    assert says in error.message, error.message
+
+
 @pytest.mark.parametrize(("low", "high", "ok"), [(3, 3, False), (5, 7, False), (3, 5, True), (16, 64, False)])
 def test_gpu_bounds_that_admit_no_replica_layout_name_the_field_and_the_layouts(
     low: int, high: int, ok: bool
