@@ -166,8 +166,11 @@ class InferenceSpec(Schema):
     """Typical generated (output) length in tokens."""
     concurrency: Annotated[int, Field(ge=1, le=65536)] = 16
     """Requests in flight per replica (the serving engine's batch)."""
-    requests_per_second: Annotated[float | None, Field(ge=0, le=1e7)] = None
-    """Expected request rate across all replicas; sizes the replica count."""
+    requests_per_second: Annotated[float | None, Field(gt=0, le=1e7)] = None
+    """Expected request rate across all replicas; sizes the replica count. Omit it when unknown:
+    replicas then follow the SLOs and the policy's minimum, and per-token cost assumes each replica
+    runs at the policy's targetUtilization. Zero is refused (omit the field instead): with no traffic
+    there is no token to price."""
     slo: ServingSLO | None = None
     """Objectives the recommendation must meet."""
 

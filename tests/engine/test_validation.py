@@ -123,6 +123,17 @@ def test_schema_errors_use_wire_field_paths() -> None:
     assert errors[0].reason == "InvalidSpec"
 
 
+def test_a_request_rate_of_zero_is_refused_naming_the_field() -> None:
+    # Zero traffic prices no token: the rate is omitted when unknown, never 0.
+    with pytest.raises(ValidationError) as caught:
+        WorkloadProfileSpec.model_validate(
+            {"task": "inference", "model": {"name": MODEL}, "inference": {"requestsPerSecond": 0}}
+        )
+    errors = schema_errors(caught.value)
+    assert fields(errors) == ["spec.inference.requestsPerSecond"]
+    assert "greater than 0" in errors[0].message
+
+
 @pytest.mark.parametrize(
     ("overrides", "field", "says"),
     [

@@ -76,6 +76,11 @@ MALFORMED = [
         ["spec.inference.inputTokens", "greater than or equal to 1"],
     ),
     (
+        "zero-requests-per-second",
+        _with(WORKLOAD, "spec.inference.requestsPerSecond", 0),
+        ["spec.inference.requestsPerSecond", "greater than 0"],
+    ),
+    (
         "name-and-architecture",
         _with(WORKLOAD, "spec.model.architecture", ARCHITECTURE),
         ["spec.model", "set exactly one of model.name"],
