@@ -118,7 +118,8 @@ class ModelSpec(Schema):
     precision: Precision = "bf16"
     """Numeric precision of the weights as served or trained."""
     kv_cache_precision: Precision | None = None
-    """Precision of the KV cache (inference); defaults to the weights' precision, or bf16 below 8 bits."""
+    """Precision of the KV cache (inference). Default: fp8 for fp8, int8 and fp4 weights, bf16 for
+    bf16, fp16 and weight-only int4, fp32 for fp32 and tf32 (what serving engines pick for them)."""
     framework: Framework = "vllm"
     """Serving backend or training framework."""
 
