@@ -85,14 +85,17 @@ def load_objects(path: Path, kind: str, model: type[BaseModel], flag: str = "-f"
             continue
         if doc.get("apiVersion") not in (None, API_VERSION):
             raise GreenMatrixError("apiVersion", f"{doc.get('apiVersion')!r} is not supported", [API_VERSION])
+        # A policy's fields are named as the planner names them (policy.constraints.maxCostPerHour), so
+        # an error in a policy beside a workload does not read as the workload's own spec field.
+        prefix = "policy" if kind == "OptimizationPolicy" else "spec"
         spec = doc.get("spec")
         if not isinstance(spec, dict):
-            raise InvalidSpecError("spec", f"the {kind} has no spec mapping")
+            raise InvalidSpecError(prefix, f"the {kind} has no spec mapping")
         try:
             # Strict, as the API server's schema is: `concurrency: "32"` or `true` is refused, not coerced.
             parsed = model.model_validate(spec, strict=True)
         except ValidationError as err:
-            raise schema_error(err) from None
+            raise schema_error(err, prefix) from None
         metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
         labels = metadata.get("labels") if isinstance(metadata.get("labels"), dict) else {}
         out.append(

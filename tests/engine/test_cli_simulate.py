@@ -173,9 +173,21 @@ def test_a_selector_requirement_whose_values_do_not_fit_its_operator_is_refused(
         "p.yaml",
     )
     message = expect_error(
-        run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--policy", bad), "spec.selector"
+        run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--policy", bad), "policy.selector"
     )
     assert "values must be non-empty for In" in message
+
+
+def test_a_policy_field_error_names_the_policy_not_the_workloads_spec(tmp_path: Path) -> None:
+    # `spec.hardware` would read as the workload's own (valid) field; the planner says policy.constraints.
+    policy = "kind: OptimizationPolicy\nmetadata: {name: p}\nspec: {hardware: {maxGpus: 2}}\n"
+    chat = (EXAMPLES / "llama-8b-chat.yaml").read_text()
+    for args in (
+        ("-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--policy", write(tmp_path, policy, "p.yaml")),
+        ("-f", write(tmp_path, policy + "---\n" + chat, "both.yaml")),
+    ):
+        message = expect_error(run("simulate", *args), "policy.hardware")
+        assert "unknown field" in message
 
 
 def test_gpus_naming_no_gpu_is_an_error_not_every_gpu() -> None:
@@ -255,7 +267,8 @@ def test_schema_violation_names_the_camel_case_field(tmp_path: Path) -> None:
         tmp_path, "kind: OptimizationPolicy\nspec: {objectives: {latency: 0, cost: 0}}\n", "p.yaml"
     )
     expect_error(
-        run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--policy", bad_policy), "spec.objectives"
+        run("simulate", "-f", str(EXAMPLES / "llama-8b-chat.yaml"), "--policy", bad_policy),
+        "policy.objectives",
     )
 
 
