@@ -227,6 +227,10 @@ class Reconciler:
         assert self.indexes is not None
         for namespace, name_ in list(self.indexes.workloads):
             self.queue.add(ObjectKey(WORKLOAD_PROFILE, namespace, name_))
+        # Policies too: allowedGpus may name a product the catalog lacks, which is valid only while
+        # a node carries it.
+        for namespace in list(self.indexes.policies):
+            self._add_policies(namespace)
 
     def workload_changed(self, record: ObjectRecord, deleted: bool = False) -> None:
         """A WorkloadProfile event: reconcile it, and its namespace's policies when its labels moved."""

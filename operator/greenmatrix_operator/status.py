@@ -69,12 +69,25 @@ def merge_conditions(
 def status_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any] | None:
     """A JSON merge patch turning `current` into `desired`, or None when they already agree.
 
-    Top-level keys absent from `desired` are removed (null in a merge patch): the status is the
+    Keys absent from `desired` are removed (null in a merge patch) at every depth: the status is the
     operator's alone, so what it no longer derives must not linger.
     """
-    patch: dict[str, Any] = {k: v for k, v in desired.items() if current.get(k) != v}
+    return _merge_patch(current, desired) or None
+
+
+def _merge_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    for key, value in desired.items():
+        before = current.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            # A merge patch merges into objects: sending `value` whole would keep keys it no longer
+            # has (a recommendation's sloMargin after its profile dropped the SLO), so null them.
+            if nested := _merge_patch(before, value):
+                patch[key] = nested
+        elif before != value:
+            patch[key] = value
     patch.update({k: None for k in current if k not in desired})
-    return patch or None
+    return patch
 
 
 def condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:

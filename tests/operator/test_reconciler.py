@@ -110,6 +110,15 @@ def test_status_patch_is_none_when_equal_and_nulls_dropped_keys() -> None:
     assert status_patch({"a": 1, "inventory": {}}, {"a": 2}) == {"a": 2, "inventory": None}
 
 
+def test_status_patch_nulls_keys_dropped_inside_objects() -> None:
+    # A merge patch merges into objects: a recommendation that lost its sloMargin must say so, or the
+    # API server keeps the old value for good (the lab's convergence test found it).
+    current = {"recommendation": {"gpu": "L4", "predicted": {"sloMargin": True, "tpotMs": {"p50": 9}}}}
+    desired = {"recommendation": {"gpu": "L4", "predicted": {"tpotMs": {"p50": 9}}}}
+    assert status_patch(current, desired) == {"recommendation": {"predicted": {"sloMargin": None}}}
+    assert status_patch(desired, desired) is None
+
+
 # --- evaluation ---------------------------------------------------------------------------------
 
 
