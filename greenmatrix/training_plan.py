@@ -80,14 +80,15 @@ def evaluate_training(ctx: PlanContext, options: list[HardwareOption]) -> list[E
     tokens, seq = _training_tokens(ctx)
     t = ctx.spec.training
     assert t is not None
-    jobs: list[tuple[HardwareOption, TrainingJob | None]] = []
-    gaps: dict[int, Evaluated] = {}
-    for i, o in enumerate(options):
+    # Each option with its job, or already judged when nothing can be predicted for it.
+    jobs: list[tuple[HardwareOption, TrainingJob | Evaluated]] = []
+    for o in options:
+        if o.gpu is None or o.note:
+            jobs.append((o, unpredictable(o, o.note or "no specs to predict from")))
+            continue
         gap = unrated_precision(o, ctx.spec.model.precision)
         if gap is not None:
-            gaps[i] = gap
-        if o.gpu is None or o.note or gap is not None:
-            jobs.append((o, None))
+            jobs.append((o, gap))
             continue
         job = TrainingJob(
             model=ctx.arch,
@@ -100,7 +101,7 @@ def evaluate_training(ctx: PlanContext, options: list[HardwareOption]) -> list[E
             framework=ctx.spec.model.framework,
         )
         jobs.append((o, job))
-    real = [j for _, j in jobs if j is not None]
+    real = [j for _, j in jobs if isinstance(j, TrainingJob)]
     try:
         estimates: list[TrainingEstimate | str] = list(ctx.predictors.training(real))
     except (ValueError, ZeroDivisionError, GreenMatrixError):
@@ -112,9 +113,9 @@ def evaluate_training(ctx: PlanContext, options: list[HardwareOption]) -> list[E
                 estimates.append(str(err))
     it = iter(estimates)
     out = []
-    for i, (o, job) in enumerate(jobs):
-        if job is None:
-            out.append(gaps.get(i) or unpredictable(o, o.note or "no specs to predict from"))
+    for o, job in jobs:
+        if isinstance(job, Evaluated):
+            out.append(job)
             continue
         est = next(it)
         if isinstance(est, str):
