@@ -1,7 +1,70 @@
-"""GreenMatrix engine: pure functions from workloads and hardware to ranked, explained predictions.
+"""GreenMatrix engine: pure functions from workloads, hardware and observations to ranked, explained
+predictions and decisions.
 
-Nothing in this package performs I/O against a cluster or Prometheus; the operator and the CLI
-gather inputs and call in here.
+This module is the engine's public door: the operator and the CLI import from here, never from the
+rooms behind it. Names load on first use (PEP 562), so `import greenmatrix` stays cheap and a CLI
+command pays only for what it touches. Nothing in this package performs I/O against a cluster or
+Prometheus, or reads a clock; the operator and the CLI gather inputs and call in here.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it.
+_EXPORTS: dict[str, str] = {
+    # the API (CRD) models
+    "API_VERSION": "greenmatrix.api",
+    "GROUP": "greenmatrix.api",
+    "VERSION": "greenmatrix.api",
+    "WorkloadProfileSpec": "greenmatrix.api",
+    "OptimizationPolicySpec": "greenmatrix.api",
+    "Constraints": "greenmatrix.api.optimizationpolicy",
+    "Scaling": "greenmatrix.api.optimizationpolicy",
+    "HardwareSpec": "greenmatrix.api.workloadprofile",
+    "Inventory": "greenmatrix.api.workloadprofile",
+    # errors
+    "GreenMatrixError": "greenmatrix.errors",
+    "InvalidSpecError": "greenmatrix.errors",
+    "NoFeasibleHardwareError": "greenmatrix.errors",
+    "UnknownHardwareError": "greenmatrix.errors",
+    "UnknownModelError": "greenmatrix.errors",
+    # values
+    "Interval": "greenmatrix.interval",
+    # the cluster's hardware
+    "NodeHardware": "greenmatrix.inventory",
+    "node_matches": "greenmatrix.inventory",
+    "summarize": "greenmatrix.inventory",
+    # checking specs
+    "schema_errors": "greenmatrix.validation",
+    "validate_policy": "greenmatrix.validation",
+    "validate_workload": "greenmatrix.validation",
+    "workload_warnings": "greenmatrix.validation",
+    # the static recommendation
+    # policy rules
+    "applied_policy": "greenmatrix.policy",
+    "constraints_of": "greenmatrix.policy",
+    "scaling_of": "greenmatrix.policy",
+    "weights_of": "greenmatrix.policy",
+    "Plan": "greenmatrix.planner",
+    "plan": "greenmatrix.planner",
+    "Predictors": "greenmatrix.predictors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'greenmatrix' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

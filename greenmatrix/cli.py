@@ -281,6 +281,7 @@ def simulate(
     from greenmatrix import economics, report
     from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
     from greenmatrix.planner import plan
+    from greenmatrix.policy import applied_policy
 
     workload = report.load_manifest(workload_path, "WorkloadProfile", WorkloadProfileSpec)
     spec = workload.spec
@@ -298,7 +299,7 @@ def simulate(
         # As `kubectl apply -f` would create them beside the workload, policies in the same file apply
         # as the operator would apply them: the highest priority of those selecting the workload.
         embedded = report.load_objects(workload_path, "OptimizationPolicy", OptimizationPolicySpec)
-        chosen = report.applied_policy(embedded, workload.labels)
+        chosen = applied_policy(embedded, workload.labels)
         if chosen is not None:
             policy = chosen.spec
             click.echo(f"Note: applying OptimizationPolicy {chosen.name!r} from {workload_path}", err=True)

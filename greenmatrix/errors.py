@@ -39,6 +39,24 @@ class UnknownHardwareError(GreenMatrixError):
 
 
 class NoFeasibleHardwareError(GreenMatrixError):
-    """No hardware option meets the workload's memory needs or objectives."""
+    """No hardware option meets the workload's memory needs or objectives.
+
+    `best_catalog_option` is the label of the best feasible option the catalog offers outside the
+    cluster (None when there is none); `catalog_note` says it, or the closest infeasible one, in words
+    ("best catalog option: H100-SXM-80GB x1 (TPOT 9 ms [7-12], $3.9/h)"), as the message ends with it.
+    """
 
     reason = "NoFeasibleHardware"
+
+    def __init__(
+        self,
+        field: str,
+        message: str,
+        allowed: Sequence[str] = (),
+        *,
+        best_catalog_option: str | None = None,
+        catalog_note: str = "",
+    ) -> None:
+        super().__init__(field, message, allowed)
+        self.best_catalog_option = best_catalog_option
+        self.catalog_note = catalog_note

@@ -9,7 +9,7 @@ from typing import Literal
 from greenmatrix.api.workloadprofile import InferenceSpec
 from greenmatrix.api.workloadprofile import Interval as WireInterval
 from greenmatrix.evaluated import CRITERIA, Evaluated, PlanContext
-from greenmatrix.learned.core import Interval
+from greenmatrix.interval import Interval
 
 # --- formatting -----------------------------------------------------------------------------------
 

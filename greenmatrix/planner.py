@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from greenmatrix import economics
-from greenmatrix.api.optimizationpolicy import Constraints, Objectives, OptimizationPolicySpec, Scaling
+from greenmatrix.api.optimizationpolicy import OptimizationPolicySpec
 from greenmatrix.api.workloadprofile import (
     Advice,
     Inventory,
@@ -86,6 +86,7 @@ from greenmatrix.placement import (
     node_selector_for,
     pod_resources,
 )
+from greenmatrix.policy import constraints_of, scaling_of, weights_of
 from greenmatrix.predictors import Predictors
 from greenmatrix.ranking import Criterion, topsis
 from greenmatrix.serving_plan import evaluate_serving
@@ -220,27 +221,6 @@ def resolve_model(spec: WorkloadProfileSpec) -> ModelArch:
     )
 
 
-def weights_of(policy: OptimizationPolicySpec | None) -> dict[str, float]:
-    o = policy.objectives if policy is not None else Objectives()
-    raw = {
-        "latency": o.latency,
-        "throughput": o.throughput,
-        "cost": o.cost,
-        "energy": o.energy,
-        "carbon": o.carbon,
-    }
-    total = sum(raw.values())
-    return {k: v / total for k, v in raw.items()}
-
-
-def _scaling(policy: OptimizationPolicySpec | None) -> Scaling:
-    return policy.scaling if policy is not None else Scaling()
-
-
-def _constraints(policy: OptimizationPolicySpec | None) -> Constraints:
-    return (policy.constraints if policy is not None else None) or Constraints()
-
-
 # --- the plan -----------------------------------------------------------------------------------
 
 
@@ -305,8 +285,8 @@ def _plan(
         spec=spec,
         arch=resolve_model(spec),
         policy=policy,
-        scaling=_scaling(policy),
-        constraints=_constraints(policy),
+        scaling=scaling_of(policy),
+        constraints=constraints_of(policy),
         restrictions=Restrictions.of(spec.hardware, policy),
         region=region or _first_region(spec, policy, inventory),
         predictors=predictors or Predictors.load(),
@@ -464,9 +444,11 @@ def _no_feasible(
         head = "no option in the cluster is feasible: " + "; ".join(reasons[:6])
     else:
         head = "no hardware option is feasible: " + "; ".join(reasons[:6])
+    best, note, allowed = None, "", []
     if outside:
         top = outside[0]
-        tail = f"; best catalog option: {top.option.label} ({top.headline}, {cost_text(ctx, top)})"
+        best = top.option.label
+        note = f"best catalog option: {best} ({top.headline}, {cost_text(ctx, top)})"
         allowed = [e.option.label for e in outside[:3]]
     elif infeasible:
         closest = min(
@@ -474,12 +456,10 @@ def _no_feasible(
         )
         if closest is not None:
             # Without a cluster every option is a catalog option: "either" would compare with nothing.
+            # Nothing is allowed as is: the closest option is named, not offered.
             either = "no catalog option is feasible either, " if cluster_mode else ""
-            tail = f"; {either}the closest is {closest.option.label} ({closest.prediction.reason})"
-            # Nothing is allowed as is: the closest option is named above, not offered.
-            allowed = []
-        else:
-            tail, allowed = "", []
-    else:
-        tail, allowed = "", []
-    return NoFeasibleHardwareError(field_name, head + tail, allowed)
+            note = f"{either}the closest is {closest.option.label} ({closest.prediction.reason})"
+    tail = f"; {note}" if note else ""
+    return NoFeasibleHardwareError(
+        field_name, head + tail, allowed, best_catalog_option=best, catalog_note=note
+    )

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from greenmatrix.catalog.hardware import CPUSpec, GPUSpec
 from greenmatrix.catalog.llms import ModelArch
 from greenmatrix.catalog.precision import bytes_per_param
-from greenmatrix.learned.core import Interval
+from greenmatrix.interval import Interval
 from greenmatrix.learned.serving import ServingPrediction, ServingScenario, replica_throughput
 from greenmatrix.learned.serving import roofline as serving_roofline
 from greenmatrix.physics import llm as llm_physics

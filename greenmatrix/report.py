@@ -8,7 +8,6 @@ the CLI exits 2 with one line instead of a traceback. Tables are rich tables ove
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,13 +134,6 @@ def load_workload(path: Path) -> WorkloadProfileSpec:
 
 def load_policy(path: Path, flag: str = "--policy") -> OptimizationPolicySpec:
     return load_manifest(path, "OptimizationPolicy", OptimizationPolicySpec, flag).spec
-
-
-def applied_policy(policies: Sequence[Manifest], labels: Mapping[str, str]) -> Manifest | None:
-    """The policy that applies to an object with these labels, as the operator chooses it: the highest
-    priority among those whose selector matches, ties to the first name."""
-    selecting = [p for p in policies if p.spec.selector.matches(dict(labels))]
-    return min(selecting, key=lambda p: (-p.spec.priority, p.name), default=None)
 
 
 # --- tables ------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from greenmatrix.errors import GreenMatrixError
 from greenmatrix.evaluated import Evaluated, PlanContext, unpredictable, unrated_precision
 from greenmatrix.explain import fmt_hours, sig_figs, wire
 from greenmatrix.footprint import constraint_failures, region_for, replica_economics
-from greenmatrix.learned.core import Interval
+from greenmatrix.interval import Interval
 from greenmatrix.options import CATALOG_MAX_NODES, HardwareOption
 from greenmatrix.physics.llm import GIB, RUNTIME_OVERHEAD_BYTES, USABLE_MEMORY_FRACTION
 from greenmatrix.predictors import TRAINING_STATE_BYTES_PER_PARAM, TrainingEstimate, TrainingJob, weights_gib

@@ -3,7 +3,6 @@
 from greenmatrix.learned.core import (
     BenchRow,
     CorrectionModel,
-    Interval,
     coverage,
     leave_group_out,
     mape,
@@ -14,7 +13,6 @@ from greenmatrix.learned.core import (
 __all__ = [
     "BenchRow",
     "CorrectionModel",
-    "Interval",
     "coverage",
     "leave_group_out",
     "mape",

@@ -25,11 +25,11 @@ import numpy as np
 
 from greenmatrix.catalog.precision import bytes_per_param
 from greenmatrix.errors import GreenMatrixError
+from greenmatrix.interval import Interval
 from greenmatrix.learned import novelty
 from greenmatrix.learned.core import (
     BenchRow,
     CorrectionModel,
-    Interval,
     conformal_offsets,
     count_cell,
     coverage,

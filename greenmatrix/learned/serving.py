@@ -26,10 +26,10 @@ import numpy as np
 from greenmatrix.catalog.llms import ModelArch
 from greenmatrix.catalog.precision import normalize_precision
 from greenmatrix.errors import GreenMatrixError, InvalidSpecError
+from greenmatrix.interval import Interval
 from greenmatrix.learned.core import (
     BenchRow,
     CorrectionModel,
-    Interval,
     count_cell,
     coverage,
     leave_group_out,

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from greenmatrix.errors import GreenMatrixError
+from greenmatrix.interval import Interval
 from greenmatrix.learned.core import (
     BenchRow,
     CorrectionModel,
-    Interval,
     conformal_offsets,
     count_cell,
     coverage,

@@ -26,6 +26,7 @@ from greenmatrix.api.workloadprofile import HardwareSpec, Inventory, WorkloadPro
 from greenmatrix.errors import GreenMatrixError
 from greenmatrix.inventory import NodeHardware, node_matches, summarize
 from greenmatrix.planner import Plan, plan
+from greenmatrix.policy import applied_policy
 from greenmatrix.predictors import Predictors
 from greenmatrix.validation import schema_errors, validate_policy, validate_workload, workload_warnings
 from greenmatrix_operator.status import INVALID_SPEC, READY, ConditionState
@@ -61,12 +62,6 @@ def parse_policies(raw: Iterable[tuple[str, Mapping[str, Any]]]) -> list[PolicyV
         except ValidationError:
             continue
     return views
-
-
-def applied_policy(policies: Sequence[PolicyView], labels: Mapping[str, str]) -> PolicyView | None:
-    """The policy that applies: highest priority among those selecting the labels, ties to the first name."""
-    selecting = [p for p in policies if p.selects(labels)]
-    return min(selecting, key=lambda p: (-p.spec.priority, p.name), default=None)
 
 
 def unknown_products(nodes: Iterable[NodeHardware]) -> set[str]:
@@ -154,15 +149,6 @@ def _no_match_message(inventory: Inventory, policy: PolicyView | None) -> str:
     )
 
 
-def _catalog_hint(message: str) -> str:
-    """The planner's pointer to the catalog ("best catalog option: ..."), if its message has one."""
-    for marker in ("best catalog option", "no catalog option"):
-        at = message.find(marker)
-        if at >= 0:
-            return message[at:]
-    return ""
-
-
 def evaluate_workload(
     spec: Mapping[str, Any],
     nodes: Sequence[NodeHardware],
@@ -218,7 +204,7 @@ def evaluate_workload(
     else:
         if inventory.matched_nodes == 0:
             reason, message = NO_MATCHING_HARDWARE, _no_match_message(inventory, policy)
-            hint = _catalog_hint(result.error.message) if result.error else ""
+            hint = result.error.catalog_note if result.error else ""
             message += f"; {hint}" if hint else ""
         else:
             reason = NO_FEASIBLE_HARDWARE

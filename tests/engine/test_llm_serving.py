@@ -13,8 +13,9 @@ import pytest
 
 from greenmatrix.catalog import hardware
 from greenmatrix.catalog.llms import model_arch
+from greenmatrix.interval import Interval
 from greenmatrix.learned import serving
-from greenmatrix.learned.core import Interval, models_dir
+from greenmatrix.learned.core import models_dir
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("GREENMATRIX_DATA", REPO / "../shared/data"))
