@@ -49,9 +49,9 @@ _EXPORTS: dict[str, str] = {
     "constraints_of": "greenmatrix.policy",
     "scaling_of": "greenmatrix.policy",
     "weights_of": "greenmatrix.policy",
-    "Plan": "greenmatrix.planner",
-    "plan": "greenmatrix.planner",
-    "Predictors": "greenmatrix.predictors",
+    "Plan": "greenmatrix.plan.result",
+    "plan": "greenmatrix.plan.planner",
+    "Predictors": "greenmatrix.predict.predictors",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -20,8 +20,9 @@ DCGM_FI_DEV_GPU_UTIL / 100):
 - PUE (facility overhead: cooling, power distribution) defaults to 1.2 and applies to energy
   and carbon, not to cloud prices (which already include it).
 
-Energy is facility energy (IT x PUE) unless a function says IT. Carbon = facility kWh x grid
-gCO2eq/kWh of the region (`carbon_intensity`), operational only (no embodied carbon).
+Energy is facility energy (IT x PUE). Carbon = facility kWh x grid gCO2eq/kWh of the region
+(`carbon_intensity`), operational only (no embodied carbon). `replica_economics` puts it together
+for one replica; the planner and the live loop both price replicas with it.
 """
 
 from __future__ import annotations
@@ -170,33 +171,6 @@ def fit_load_factor(rows: Iterable[tuple[float, float, float]]) -> float:
     return num / den
 
 
-# --- energy -----------------------------------------------------------------------------------
-
-
-def joules(watts: float, seconds: float) -> float:
-    return _check("watts", watts) * _check("seconds", seconds)
-
-
-def kwh(joules_: float) -> float:
-    return _check("joules", joules_) / _J_PER_KWH
-
-
-def energy_per_request_j(watts: float, requests_per_s: float) -> float:
-    """Joules per request for a replica drawing `watts` while serving `requests_per_s`."""
-    return _check("watts", watts) / _check("requests_per_s", requests_per_s, strict=True)
-
-
-def energy_per_million_tokens_kwh(watts: float, tokens_per_s: float) -> float:
-    """kWh per 1M tokens for a replica drawing `watts` while producing `tokens_per_s`."""
-    j_per_token = _check("watts", watts) / _check("tokens_per_s", tokens_per_s, strict=True)
-    return j_per_token * 1e6 / _J_PER_KWH
-
-
-def run_energy_kwh(watts: float, hours: float) -> float:
-    """kWh of a training (or batch) run of `hours` at average `watts`."""
-    return _check("watts", watts) * _check("hours", hours) / 1000.0
-
-
 # --- cost -------------------------------------------------------------------------------------
 
 
@@ -262,16 +236,6 @@ def price_per_gpu_hour(gpu_key: str, provider: str | None = None, region: str | 
 
 def cost_per_hour(usd_per_gpu_hour: float, n_gpus: int) -> float:
     return _check("usd_per_gpu_hour", usd_per_gpu_hour) * _check("n_gpus", n_gpus, low=1)
-
-
-def cost_per_million_tokens(usd_per_hour: float, tokens_per_s: float) -> float:
-    """USD per 1M tokens for a replica costing `usd_per_hour` that produces `tokens_per_s`."""
-    tokens_per_hour = _check("tokens_per_s", tokens_per_s, strict=True) * _S_PER_H
-    return _check("usd_per_hour", usd_per_hour) / tokens_per_hour * 1e6
-
-
-def cost_per_run(usd_per_hour: float, hours: float) -> float:
-    return _check("usd_per_hour", usd_per_hour) * _check("hours", hours)
 
 
 # --- carbon -----------------------------------------------------------------------------------
@@ -375,87 +339,52 @@ def _region_names() -> tuple[str, ...]:
     return tuple(sorted({r for _, r in carbon_regions()}))
 
 
-def carbon_g(energy_kwh: float, g_per_kwh: float) -> float:
-    return _check("energy_kwh", energy_kwh) * _check("g_per_kwh", g_per_kwh)
-
-
-def carbon_per_million_tokens_g(facility_watts: float, tokens_per_s: float, g_per_kwh: float) -> float:
-    """gCO2eq per 1M tokens (pass facility watts, i.e. including PUE)."""
-    return carbon_g(energy_per_million_tokens_kwh(facility_watts, tokens_per_s), g_per_kwh)
-
-
-def carbon_per_run_g(facility_watts: float, hours: float, g_per_kwh: float) -> float:
-    return carbon_g(run_energy_kwh(facility_watts, hours), g_per_kwh)
-
-
 # --- one replica, all together ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ReplicaEconomics:
-    """Power, price, energy and carbon of one replica; per-token figures need a throughput."""
+    """Price, facility power and emissions of one replica (or one training job) at a utilisation."""
 
-    power: PowerDraw
-    price: Price | None
-    usd_per_hour: float | None
-    carbon: CarbonIntensity
-    g_co2_per_hour: float
-    tokens_per_s: float | None
-    kwh_per_million_tokens: float | None
-    usd_per_million_tokens: float | None
-    g_co2_per_million_tokens: float | None
-    reasons: tuple[str, ...]  # why a figure is missing, e.g. "no price for T4 on gcp"
+    usd_per_hour: float | None  # None: no list price
+    watts: float  # facility watts (IT x PUE)
+    g_per_hour: float
+    g_per_kwh: float
+    notes: tuple[str, ...]  # why a figure is missing or ranks as it does
+
+    def per_million_tokens(self, tokens_per_s: float) -> tuple[float | None, float, float]:
+        """($ per 1M tokens or None, joules per token, gCO2 per 1M tokens) while serving tokens_per_s."""
+        usd = None if self.usd_per_hour is None else self.usd_per_hour / (tokens_per_s * _S_PER_H) * 1e6
+        j_per_token = self.watts / tokens_per_s
+        return usd, j_per_token, j_per_token * 1e6 / _J_PER_KWH * self.g_per_kwh
+
+
+@functools.cache
+def _cheapest(gpu_key: str) -> Price | None:
+    # The price list is fixed for the process; looking it up per option dominated small plans.
+    return price_per_gpu_hour(gpu_key)
 
 
 def replica_economics(
-    gpu: hardware.GPUSpec | str,
-    n_gpus: int,
-    utilization: float,
-    *,
-    tokens_per_s: float | None = None,
-    region: str | None = None,
-    provider: str | None = None,
-    pue: float = PUE_DEFAULT,
-    usd_per_gpu_hour: float | None = None,
+    device: hardware.GPUSpec | hardware.CPUSpec, gpus: int, utilization: float, region: str | None
 ) -> ReplicaEconomics:
-    """Everything economic about a replica. `usd_per_gpu_hour` overrides the price list."""
-    spec = gpu if isinstance(gpu, hardware.GPUSpec) else hardware.gpu(gpu)
-    power = replica_power_for(spec, n_gpus, utilization, pue=pue)
-    reasons: list[str] = []
-    price = None
-    if usd_per_gpu_hour is None:
-        price = price_per_gpu_hour(spec.key, provider=provider)
-        if price is None:
-            where = f" on {provider}" if provider else ""
-            reasons.append(f"no price for {spec.key}{where} in the catalog")
-        rate = None if price is None else price.usd_per_gpu_hour
+    """Price, facility power and emissions of ONE replica of `gpus` GPUs (or a CPU node) busy
+    `utilization` of the time, with the carbon of `region`'s grid (the world average when unknown)."""
+    u = min(max(utilization, 0.0), 1.0)
+    intensity = carbon_intensity(region or "")
+    if isinstance(device, hardware.GPUSpec):
+        watts = replica_power_for(device, gpus, u).facility_watts
+        price = _cheapest(device.key)
+        usd = None if price is None else cost_per_hour(price.usd_per_gpu_hour, gpus)
+        notes = (
+            () if price else (f"no list price for {device.key}: cost unknown, ranked as the most expensive",)
+        )
     else:
-        rate = usd_per_gpu_hour
-    usd_per_hour = None if rate is None else cost_per_hour(rate, n_gpus)
-    carbon = carbon_intensity(region or "", provider)
-    if carbon.is_default:
-        hint = unknown_region_hint(region or "")
-        reasons.append(f"region {region!r} has no grid intensity{hint}; used the world average")
-    g_per_hour = carbon_g(power.facility_watts / 1000.0, carbon.g_per_kwh)
-    kwh_m = usd_m = g_m = None
-    if tokens_per_s is not None and tokens_per_s > 0:
-        kwh_m = energy_per_million_tokens_kwh(power.facility_watts, tokens_per_s)
-        g_m = carbon_g(kwh_m, carbon.g_per_kwh)
-        usd_m = None if usd_per_hour is None else cost_per_million_tokens(usd_per_hour, tokens_per_s)
-    elif tokens_per_s is not None:
-        reasons.append("throughput is 0: per-token figures undefined")
-    return ReplicaEconomics(
-        power=power,
-        price=price,
-        usd_per_hour=usd_per_hour,
-        carbon=carbon,
-        g_co2_per_hour=g_per_hour,
-        tokens_per_s=tokens_per_s,
-        kwh_per_million_tokens=kwh_m,
-        usd_per_million_tokens=usd_m,
-        g_co2_per_million_tokens=g_m,
-        reasons=tuple(reasons),
-    )
+        # The socket is the whole host here; the same idle-to-load line as a GPU, then PUE.
+        watts = gpu_watts(device.tdp_watts, u) * PUE_DEFAULT
+        usd = None
+        notes = ("no list price for CPU nodes: cost unknown, ranked as the most expensive",)
+    return ReplicaEconomics(usd, watts, watts / 1000.0 * intensity.g_per_kwh, intensity.g_per_kwh, notes)
 
 
 def _load(name: str) -> list[dict[str, Any]]:

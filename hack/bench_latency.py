@@ -18,8 +18,8 @@ import time
 from greenmatrix.api import WorkloadProfileSpec
 from greenmatrix.catalog import hardware
 from greenmatrix.learned.serving import ServingScenario
-from greenmatrix.planner import plan, resolve_model
-from greenmatrix.predictors import Predictors, backend_for
+from greenmatrix.plan.planner import plan, resolve_model
+from greenmatrix.predict.predictors import Predictors, backend_for
 
 SERVING = {
     "task": "inference",

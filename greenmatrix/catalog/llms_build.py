@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,160 +97,184 @@ def _linear_attention(c: Mapping[str, Any]) -> int:
     return h * (2 * kh * kd + 2 * vh * vd) + h * 2 * vh + conv + vh * vd * h
 
 
+@dataclass
+class _Counts:
+    """What a family's layers add up to; defaults are a dense GQA model's."""
+
+    attn_per_layer: list[int]
+    inter: int
+    head_dim: int
+    experts: int = 0
+    top_k: int = 0
+    shared_params_per_layer: int = 0
+    expert_params: int = 0  # one expert, one layer
+    moe_layers: int = 0
+    dense_mlp_layers: int = 0
+    attention: str = "gqa"
+    kv_elems_full: int = 0
+    kv_elems_window: int = 0
+    attn_flops_full: int = 0
+    attn_flops_window: int = 0
+    window: int = 0
+    state_elems: int = 0
+    kv_lora_rank: int = 0
+
+
+def _dense(c: Mapping[str, Any], n: _Shape) -> _Counts:
+    return _Counts(
+        attn_per_layer=[_gqa_attention(n.h, n.heads, n.kv_heads, n.head_dim)] * n.layers,
+        inter=int(c.get("intermediate_size") or 0),
+        head_dim=n.head_dim,
+        dense_mlp_layers=n.layers,
+        kv_elems_full=n.layers * 2 * n.kv_heads * n.head_dim,
+        attn_flops_full=n.layers * 4 * n.heads * n.head_dim,
+    )
+
+
+def _routed_experts(k: _Counts, c: Mapping[str, Any], h: int, layers: int, experts: int, top_k: int) -> None:
+    """Every layer's MLP is routed experts (the MoE GQA and hybrid-linear families)."""
+    k.experts, k.top_k = experts, top_k
+    k.inter = int(c.get("moe_intermediate_size") or c["intermediate_size"])
+    k.expert_params = 3 * h * k.inter
+    k.moe_layers, k.dense_mlp_layers = layers, 0
+
+
+def _moe_gqa(c: Mapping[str, Any], n: _Shape) -> _Counts:
+    k = _Counts([_gqa_attention(n.h, n.heads, n.kv_heads, n.head_dim)] * n.layers, 0, n.head_dim)
+    experts = int(c.get("num_experts") or c.get("num_local_experts") or c.get("n_routed_experts"))
+    _routed_experts(
+        k, c, n.h, n.layers, experts, int(c.get("num_experts_per_tok") or c.get("experts_per_token"))
+    )
+    k.shared_params_per_layer = 3 * n.h * int(c.get("shared_intermediate_size") or 0)
+    per_layer_kv = 2 * n.kv_heads * n.head_dim
+    per_layer_flops = 4 * n.heads * n.head_dim
+    types = c.get("layer_types") or []
+    window_layers = 0
+    if c.get("model_type") == "gpt_oss" and types:
+        k.window = int(c.get("sliding_window") or 0)
+        window_layers = sum(1 for t in types if t == "sliding_attention")
+    full_layers = n.layers - window_layers
+    k.kv_elems_full, k.kv_elems_window = full_layers * per_layer_kv, window_layers * per_layer_kv
+    k.attn_flops_full, k.attn_flops_window = full_layers * per_layer_flops, window_layers * per_layer_flops
+    return k
+
+
+def _mla(c: Mapping[str, Any], n: _Shape) -> _Counts:
+    moe_inter = int(c["moe_intermediate_size"])
+    dense_layers = int(c.get("first_k_dense_replace") or 0)
+    rope_dim = int(c["qk_rope_head_dim"])
+    qk = int(c["qk_nope_head_dim"]) + rope_dim
+    return _Counts(
+        attn_per_layer=[_mla_attention(c)] * n.layers,
+        inter=int(c.get("intermediate_size") or 0),
+        head_dim=qk,
+        attention="mla",
+        experts=int(c["n_routed_experts"]),
+        top_k=int(c["num_experts_per_tok"]),
+        expert_params=3 * n.h * moe_inter,
+        shared_params_per_layer=3 * n.h * moe_inter * int(c.get("n_shared_experts") or 0),
+        dense_mlp_layers=dense_layers,
+        moe_layers=n.layers - dense_layers,
+        kv_lora_rank=int(c["kv_lora_rank"]),
+        # The latent cache: one compressed vector plus the shared rope key per token and layer.
+        kv_elems_full=n.layers * (int(c["kv_lora_rank"]) + rope_dim),
+        attn_flops_full=n.layers * 2 * n.heads * (qk + int(c["v_head_dim"])),
+    )
+
+
+def _hybrid_linear(c: Mapping[str, Any], n: _Shape) -> _Counts:
+    types = list(c.get("layer_types") or [])
+    if len(types) != n.layers:
+        interval = int(c.get("full_attention_interval") or 4)
+        types = ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(n.layers)]
+    full_layers = sum(1 for t in types if t == "full_attention")
+    gated = bool(c.get("attn_output_gate", False))
+    k = _dense(c, n)
+    k.attention = "hybrid_linear"
+    k.attn_per_layer = [
+        _gqa_attention(n.h, n.heads, n.kv_heads, n.head_dim, gated)
+        if t == "full_attention"
+        else _linear_attention(c)
+        for t in types
+    ]
+    k.kv_elems_full = full_layers * 2 * n.kv_heads * n.head_dim
+    k.attn_flops_full = full_layers * 4 * n.heads * n.head_dim
+    # The recurrent state is a fixed matrix per value head, whatever the context length.
+    k.state_elems = (
+        (n.layers - full_layers)
+        * int(c["linear_num_value_heads"])
+        * int(c["linear_key_head_dim"])
+        * int(c["linear_value_head_dim"])
+    )
+    if "num_experts" in c:
+        _routed_experts(k, c, n.h, n.layers, int(c["num_experts"]), int(c["num_experts_per_tok"]))
+        k.shared_params_per_layer = 3 * n.h * int(c.get("shared_expert_intermediate_size") or 0)
+    return k
+
+
+@dataclass(frozen=True)
+class _Shape:
+    h: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+
+_FAMILIES = (
+    (_DENSE, _dense),
+    (_MOE_GQA, _moe_gqa),
+    (_MLA, _mla),
+    (_HYBRID_LINEAR, _hybrid_linear),
+)
+
+
 def derive(name: str, raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     """Architecture numbers for one config; raises ValueError for families it cannot count."""
     c = _text_config(raw)
     family = str(c.get("model_type", ""))
-    h = int(c["hidden_size"])
-    layers = int(c["num_hidden_layers"])
-    heads = int(c["num_attention_heads"])
+    h, heads = int(c["hidden_size"]), int(c["num_attention_heads"])
     kv_heads = int(c.get("num_key_value_heads") or heads)
-    head_dim = int(c.get("head_dim") or h // heads)
-    vocab = int(c["vocab_size"])
-    tied = bool(c.get("tie_word_embeddings", False))
-    embed = vocab * h * (1 if tied else 2)
-
-    experts = 0
-    top_k = 0
-    shared_params_per_layer = 0
-    expert_params = 0  # one expert, one layer
-    moe_layers = 0
-    dense_mlp_layers = layers
-    inter = int(c.get("intermediate_size") or 0)
-    attention = "gqa"
-    kv_elems_full = kv_elems_window = 0
-    attn_flops_full = attn_flops_window = 0
-    full_layers = layers
-    window_layers = 0
-    window = 0
-    state_elems = 0
-    sparse_topk = int(c.get("index_topk") or 0)
-    kv_lora_rank = 0
-    rope_dim = 0
-
-    if family in _DENSE:
-        attn_per_layer = [_gqa_attention(h, heads, kv_heads, head_dim)] * layers
-        kv_elems_full = layers * 2 * kv_heads * head_dim
-        attn_flops_full = layers * 4 * heads * head_dim
-    elif family in _MOE_GQA:
-        experts = int(c.get("num_experts") or c.get("num_local_experts") or c.get("n_routed_experts"))
-        top_k = int(c.get("num_experts_per_tok") or c.get("experts_per_token"))
-        moe_inter = int(c.get("moe_intermediate_size") or c["intermediate_size"])
-        expert_params = 3 * h * moe_inter
-        shared_inter = int(c.get("shared_intermediate_size") or 0)
-        shared_params_per_layer = 3 * h * shared_inter
-        moe_layers = layers
-        dense_mlp_layers = 0
-        inter = moe_inter
-        attn_per_layer = [_gqa_attention(h, heads, kv_heads, head_dim)] * layers
-        per_layer_kv = 2 * kv_heads * head_dim
-        per_layer_flops = 4 * heads * head_dim
-        types = c.get("layer_types") or []
-        if family == "gpt_oss" and types:
-            window = int(c.get("sliding_window") or 0)
-            window_layers = sum(1 for t in types if t == "sliding_attention")
-            full_layers = layers - window_layers
-        kv_elems_full = full_layers * per_layer_kv
-        kv_elems_window = window_layers * per_layer_kv
-        attn_flops_full = full_layers * per_layer_flops
-        attn_flops_window = window_layers * per_layer_flops
-    elif family in _MLA:
-        attention = "mla"
-        experts = int(c["n_routed_experts"])
-        top_k = int(c["num_experts_per_tok"])
-        moe_inter = int(c["moe_intermediate_size"])
-        expert_params = 3 * h * moe_inter
-        shared_params_per_layer = 3 * h * moe_inter * int(c.get("n_shared_experts") or 0)
-        dense_mlp_layers = int(c.get("first_k_dense_replace") or 0)
-        moe_layers = layers - dense_mlp_layers
-        attn_per_layer = [_mla_attention(c)] * layers
-        kv_lora_rank = int(c["kv_lora_rank"])
-        rope_dim = int(c["qk_rope_head_dim"])
-        # The latent cache: one compressed vector plus the shared rope key per token and layer.
-        kv_elems_full = layers * (kv_lora_rank + rope_dim)
-        qk = int(c["qk_nope_head_dim"]) + rope_dim
-        attn_flops_full = layers * 2 * heads * (qk + int(c["v_head_dim"]))
-        head_dim = qk
-    elif family in _HYBRID_LINEAR:
-        attention = "hybrid_linear"
-        types = list(c.get("layer_types") or [])
-        if len(types) != layers:
-            interval = int(c.get("full_attention_interval") or 4)
-            types = [
-                "full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(layers)
-            ]
-        full_layers = sum(1 for t in types if t == "full_attention")
-        linear_layers = layers - full_layers
-        gated = bool(c.get("attn_output_gate", False))
-        attn_per_layer = [
-            _gqa_attention(h, heads, kv_heads, head_dim, gated)
-            if t == "full_attention"
-            else _linear_attention(c)
-            for t in types
-        ]
-        kv_elems_full = full_layers * 2 * kv_heads * head_dim
-        attn_flops_full = full_layers * 4 * heads * head_dim
-        # The recurrent state is a fixed matrix per value head, whatever the context length.
-        state_elems = (
-            linear_layers
-            * int(c["linear_num_value_heads"])
-            * int(c["linear_key_head_dim"])
-            * int(c["linear_value_head_dim"])
-        )
-        if "num_experts" in c:
-            experts = int(c["num_experts"])
-            top_k = int(c["num_experts_per_tok"])
-            moe_inter = int(c["moe_intermediate_size"])
-            expert_params = 3 * h * moe_inter
-            shared_params_per_layer = 3 * h * int(c.get("shared_expert_intermediate_size") or 0)
-            moe_layers = layers
-            dense_mlp_layers = 0
-            inter = moe_inter
-    else:
+    n = _Shape(h, int(c["num_hidden_layers"]), heads, kv_heads, int(c.get("head_dim") or h // heads))
+    count = next((f for names, f in _FAMILIES if family in names), None)
+    if count is None:
         raise ValueError(f"model_type {family!r} is not a family this builder can count")
-
-    attn_total = sum(attn_per_layer)
-    dense_mlp = dense_mlp_layers * 3 * h * int(c.get("intermediate_size") or 0)
-    router = moe_layers * h * experts
-    total = (
-        attn_total
-        + dense_mlp
+    k = count(c, n)
+    vocab = int(c["vocab_size"])
+    embed = vocab * h * (1 if c.get("tie_word_embeddings", False) else 2)
+    common = (
+        sum(k.attn_per_layer)
+        + k.dense_mlp_layers * 3 * h * int(c.get("intermediate_size") or 0)
         + embed
-        + router
-        + moe_layers * (shared_params_per_layer + experts * expert_params)
+        + k.moe_layers * h * k.experts  # routers
     )
-    active = (
-        attn_total
-        + dense_mlp
-        + embed
-        + router
-        + moe_layers * (shared_params_per_layer + top_k * expert_params)
-    )
+    total = common + k.moe_layers * (k.shared_params_per_layer + k.experts * k.expert_params)
+    active = common + k.moe_layers * (k.shared_params_per_layer + k.top_k * k.expert_params)
     return {
         "name": name,
         "family": family,
         "params_total": int(total),
         "params_active": int(active),
-        "layers": layers,
+        "layers": n.layers,
         "hidden_size": h,
         "heads": heads,
         "kv_heads": kv_heads,
-        "head_dim": head_dim,
-        "intermediate_size": inter,
-        "experts": experts,
-        "experts_per_token": top_k,
-        "moe_layers": moe_layers,
-        "expert_params": int(expert_params),
+        "head_dim": k.head_dim,
+        "intermediate_size": k.inter,
+        "experts": k.experts,
+        "experts_per_token": k.top_k,
+        "moe_layers": k.moe_layers,
+        "expert_params": int(k.expert_params),
         "vocab": vocab,
-        "attention": attention,
-        "kv_lora_rank": kv_lora_rank,
-        "kv_elems_per_token_full": int(kv_elems_full),
-        "kv_elems_per_token_window": int(kv_elems_window),
-        "sliding_window": window,
-        "attn_flops_per_ctx_full": int(attn_flops_full),
-        "attn_flops_per_ctx_window": int(attn_flops_window),
-        "sparse_attention_topk": sparse_topk,
-        "state_elems_per_seq": int(state_elems),
+        "attention": k.attention,
+        "kv_lora_rank": k.kv_lora_rank,
+        "kv_elems_per_token_full": int(k.kv_elems_full),
+        "kv_elems_per_token_window": int(k.kv_elems_window),
+        "sliding_window": k.window,
+        "attn_flops_per_ctx_full": int(k.attn_flops_full),
+        "attn_flops_per_ctx_window": int(k.attn_flops_window),
+        "sparse_attention_topk": int(c.get("index_topk") or 0),
+        "state_elems_per_seq": int(k.state_elems),
         "max_context": int(c.get("max_position_embeddings") or 0),
         "sources": [source],
     }

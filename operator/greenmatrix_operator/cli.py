@@ -12,7 +12,7 @@ import click
 import kopf
 import kubernetes
 
-from greenmatrix.predictors import Predictors
+from greenmatrix.predict.predictors import Predictors
 from greenmatrix_operator import handlers, metrics
 from greenmatrix_operator.kube import KubeClient
 from greenmatrix_operator.reconciler import Reconciler

@@ -2,7 +2,7 @@
 
 A WorkloadProfile is evaluated in steps that read like the review sentence: parse the spec,
 check what the schema cannot, summarise the matching hardware under the applied policy's
-constraints, then plan on that inventory (`greenmatrix.planner`) with the policy's objectives.
+constraints, then plan on that inventory (`greenmatrix.plan.planner`) with the policy's objectives.
 An OptimizationPolicy's status is which WorkloadProfiles it selects and on which of them it wins.
 
 Conditions follow two conventions at once. `Ready` is the summary kstatus, Argo CD and
@@ -25,9 +25,10 @@ from greenmatrix.api.optimizationpolicy import Constraints, OptimizationPolicySp
 from greenmatrix.api.workloadprofile import HardwareSpec, Inventory, WorkloadProfileSpec
 from greenmatrix.errors import GreenMatrixError
 from greenmatrix.inventory import NodeHardware, node_matches, summarize
-from greenmatrix.planner import Plan, plan
+from greenmatrix.plan.planner import plan
+from greenmatrix.plan.result import Plan
 from greenmatrix.policy import applied_policy
-from greenmatrix.predictors import Predictors
+from greenmatrix.predict.predictors import Predictors
 from greenmatrix.validation import schema_errors, validate_policy, validate_workload, workload_warnings
 from greenmatrix_operator.status import INVALID_SPEC, READY, ConditionState
 
@@ -161,7 +162,7 @@ def evaluate_workload(
     """Parse, validate, summarise the hardware the workload may use, then plan on it.
 
     `summarizer` and `region_of` let the caller memoise per node set (many profiles share
-    restrictions); `planner` defaults to `greenmatrix.planner.plan` with the process's predictors.
+    restrictions); `planner` defaults to `greenmatrix.plan.planner.plan` with the process's predictors.
     """
     try:
         parsed = WorkloadProfileSpec.model_validate(spec)

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 from greenmatrix.api.optimizationpolicy import Constraints, OptimizationPolicySpec
 from greenmatrix.api.workloadprofile import HardwareSpec, Inventory, WorkloadProfileSpec
 from greenmatrix.inventory import NodeHardware, summarize
-from greenmatrix.planner import Plan
-from greenmatrix.predictors import Predictors
+from greenmatrix.plan.result import Plan
+from greenmatrix.predict.predictors import Predictors
 from greenmatrix_operator.evaluation import (
     SPEC_DOUBTFUL,
     PolicyView,

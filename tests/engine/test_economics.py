@@ -51,8 +51,7 @@ def test_replica_power_for_uses_the_catalog() -> None:
         (lambda: ec.gpu_watts(0, 0.5), "tdp_watts"),
         (lambda: ec.replica_power(700, 0, 0.5), "n_gpus"),
         (lambda: ec.replica_power(700, 1, 0.5, pue=0.9), "pue"),
-        (lambda: ec.energy_per_million_tokens_kwh(500, 0), "tokens_per_s"),
-        (lambda: ec.cost_per_million_tokens(10, -1), "tokens_per_s"),
+        (lambda: ec.cost_per_hour(2.5, 0), "n_gpus"),
     ],
 )
 def test_bad_numbers_name_the_field(call, field: str) -> None:
@@ -60,29 +59,15 @@ def test_bad_numbers_name_the_field(call, field: str) -> None:
         call()
 
 
-def test_energy_arithmetic() -> None:
-    assert ec.joules(500, 3600) == 1.8e6
-    assert ec.kwh(3.6e6) == 1.0
-    # 1000 W at 2 requests/s -> 500 J per request
-    assert ec.energy_per_request_j(1000, 2) == 500.0
-    # 1000 W at 1000 tok/s -> 1 J/token -> 1e6 J per 1M tokens = 0.2778 kWh
-    assert ec.energy_per_million_tokens_kwh(1000, 1000) == pytest.approx(1e6 / 3.6e6)
-    # 5 kW for 10 h = 50 kWh
-    assert ec.run_energy_kwh(5000, 10) == pytest.approx(50.0)
-
-
-def test_cost_arithmetic() -> None:
+def test_per_token_arithmetic() -> None:
     assert ec.cost_per_hour(2.5, 4) == 10.0
-    # $10/h at 1000 tok/s = 3.6M tokens/h -> $2.777.../1M tokens
-    assert ec.cost_per_million_tokens(10, 1000) == pytest.approx(10 / 3.6)
-    assert ec.cost_per_run(12.5, 8) == 100.0
-
-
-def test_carbon_arithmetic() -> None:
-    assert ec.carbon_g(2.0, 400) == 800.0
-    # 1000 W at 1000 tok/s: 0.2778 kWh per 1M tokens x 360 g/kWh = 100 g
-    assert ec.carbon_per_million_tokens_g(1000, 1000, 360) == pytest.approx(100.0)
-    assert ec.carbon_per_run_g(2000, 3, 500) == pytest.approx(3000.0)
+    # $10/h and 1000 W at 1000 tok/s: 3.6M tokens/h -> $2.78/1M tokens; 1 J/token -> 0.2778 kWh per
+    # 1M tokens x 360 g/kWh = 100 g
+    r = ec.ReplicaEconomics(usd_per_hour=10.0, watts=1000.0, g_per_hour=360.0, g_per_kwh=360.0, notes=())
+    usd, j_per_token, grams = r.per_million_tokens(1000.0)
+    assert usd == pytest.approx(10 / 3.6) and j_per_token == 1.0 and grams == pytest.approx(100.0)
+    unpriced = ec.ReplicaEconomics(usd_per_hour=None, watts=1000.0, g_per_hour=0.0, g_per_kwh=0.0, notes=())
+    assert unpriced.per_million_tokens(1000.0)[0] is None
 
 
 @needs_data
@@ -139,24 +124,26 @@ def test_unknown_region_gets_the_documented_default() -> None:
 
 
 def test_replica_economics_composes_the_parts() -> None:
-    r = ec.replica_economics("h100_sxm", 8, 0.6, tokens_per_s=20_000, region="us-east-1", provider="aws")
+    h100 = hardware.gpu("h100_sxm")
+    r = ec.replica_economics(h100, 8, 0.6, "us-east-1")
     price = ec.price_per_gpu_hour("H100-SXM-80GB")
     assert price is not None and r.usd_per_hour == pytest.approx(8 * price.usd_per_gpu_hour)
     power = ec.replica_power_for("H100-SXM-80GB", 8, 0.6)
-    assert r.power == power
-    assert r.kwh_per_million_tokens == pytest.approx(power.facility_watts / 20_000 * 1e6 / 3.6e6)
-    assert r.usd_per_million_tokens == pytest.approx(r.usd_per_hour / (20_000 * 3600) * 1e6)
-    assert r.g_co2_per_million_tokens == pytest.approx(r.kwh_per_million_tokens * r.carbon.g_per_kwh)
-    assert r.reasons == ()
+    assert r.watts == pytest.approx(power.facility_watts)
+    assert r.g_per_kwh == ec.carbon_intensity("us-east-1").g_per_kwh
+    assert r.g_per_hour == pytest.approx(power.facility_watts / 1000 * r.g_per_kwh)
+    assert r.notes == ()
+    # utilisation is clamped to [0, 1]
+    busy = ec.replica_economics(h100, 8, 1.0, None).watts
+    assert ec.replica_economics(h100, 8, 1.7, "us-east-1").watts == busy
 
 
 def test_replica_economics_explains_missing_figures() -> None:
-    r = ec.replica_economics("B200", 8, 0.5, tokens_per_s=1000, region="nowhere-1")
-    assert r.usd_per_hour is None and r.usd_per_million_tokens is None
-    assert r.kwh_per_million_tokens is not None
-    assert any("no price" in m for m in r.reasons) and any("world average" in m for m in r.reasons)
-    override = ec.replica_economics("B200", 8, 0.5, usd_per_gpu_hour=6.0)
-    assert override.usd_per_hour == 48.0
+    r = ec.replica_economics(hardware.gpu("B200"), 8, 0.5, "nowhere-1")
+    assert r.usd_per_hour is None and any("no list price" in m for m in r.notes)
+    assert r.g_per_kwh == ec.WORLD_AVERAGE_G_PER_KWH
+    cpu = ec.replica_economics(hardware.cpu_option("Intel", avx512=True, amx=True), 0, 0.5, None)
+    assert cpu.usd_per_hour is None and cpu.watts > 0 and "CPU" in cpu.notes[0]
 
 
 @given(

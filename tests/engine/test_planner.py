@@ -15,8 +15,9 @@ import yaml
 from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
 from greenmatrix.api.workloadprofile import GPUInventory, Inventory
 from greenmatrix.errors import NoFeasibleHardwareError, UnknownHardwareError, UnknownModelError
-from greenmatrix.planner import Plan, plan
-from greenmatrix.predictors import Predictors
+from greenmatrix.plan.planner import plan
+from greenmatrix.plan.result import Plan
+from greenmatrix.predict.predictors import Predictors
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.yaml") if "kind: WorkloadProfile" in p.read_text())

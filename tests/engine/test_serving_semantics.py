@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
 from greenmatrix.api.workloadprofile import SINGLE_TOKEN_TPOT_MESSAGE, GPUInventory, Inventory
-from greenmatrix.planner import plan
-from greenmatrix.predictors import Predictors
+from greenmatrix.plan.planner import plan
+from greenmatrix.predict.predictors import Predictors
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 REGION = "us-east-1"  # the chat policy allows only us-east-1

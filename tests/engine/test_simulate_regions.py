@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from greenmatrix import economics
 from greenmatrix.api import WorkloadProfileSpec
 from greenmatrix.cli import main
-from greenmatrix.planner import plan
-from greenmatrix.predictors import Predictors
+from greenmatrix.plan.planner import plan
+from greenmatrix.predict.predictors import Predictors
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = ROOT / "examples" / "llama-8b-chat.yaml"

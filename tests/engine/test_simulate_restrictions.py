@@ -14,9 +14,9 @@ from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
 from greenmatrix.api.workloadprofile import GPUInventory, HardwareSpec, Inventory
 from greenmatrix.cli import main
 from greenmatrix.learned.core import models_dir
-from greenmatrix.options import Restrictions, catalog_options
-from greenmatrix.planner import plan
-from greenmatrix.predictors import Predictors
+from greenmatrix.plan.options import Restrictions, catalog_options
+from greenmatrix.plan.planner import plan
+from greenmatrix.predict.predictors import Predictors
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = ROOT / "examples" / "llama-8b-chat.yaml"

@@ -11,8 +11,8 @@ import pytest
 
 from greenmatrix.api.workloadprofile import WorkloadProfileSpec
 from greenmatrix.errors import NoFeasibleHardwareError
-from greenmatrix.planner import plan
-from greenmatrix.predictors import Predictors
+from greenmatrix.plan.planner import plan
+from greenmatrix.predict.predictors import Predictors
 from greenmatrix.validation import validate_workload
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"

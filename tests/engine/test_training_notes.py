@@ -15,8 +15,8 @@ from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
 from greenmatrix.api.workloadprofile import Architecture, OptionPrediction
 from greenmatrix.catalog import llms
 from greenmatrix.cli import main
-from greenmatrix.planner import plan, resolve_model
-from greenmatrix.predictors import Predictors
+from greenmatrix.plan.planner import plan, resolve_model
+from greenmatrix.predict.predictors import Predictors
 from greenmatrix.validation import implied_parameters, workload_warnings
 
 LLAMA_8B = "meta-llama/Llama-3.1-8B-Instruct"

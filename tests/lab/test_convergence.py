@@ -48,7 +48,7 @@ from operator_helpers import RunningOperator, get_json, wait_until
 
 from greenmatrix.api import GROUP, VERSION
 from greenmatrix.inventory import NodeHardware
-from greenmatrix.predictors import Predictors
+from greenmatrix.predict.predictors import Predictors
 
 pytest_plugins = ["operator_fixtures"]
 

@@ -29,7 +29,7 @@ from greenmatrix_operator.records import WORKLOAD_PROFILE, ObjectKey, ObjectReco
 
 from greenmatrix import economics
 from greenmatrix.inventory import NodeHardware
-from greenmatrix.predictors import Predictors
+from greenmatrix.predict.predictors import Predictors
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CPU_LABELS = {

@@ -50,6 +50,13 @@ class HardwareOption:
         return self.cpu is not None
 
     @property
+    def device(self) -> hardware.GPUSpec | hardware.CPUSpec:
+        """The GPU (or CPU) a replica runs on, for options the predictors can judge."""
+        device = self.gpu or self.cpu
+        assert device is not None, f"{self.name} has no specs"
+        return device
+
+    @property
     def label(self) -> str:
         """How tables and explanations name it: "L4 x1", "H100-SXM-80GB x4", "cpu/intel"."""
         if self.is_cpu:

@@ -18,11 +18,11 @@ Nothing is a rule of thumb. Three kinds:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from greenmatrix.api.workloadprofile import Advice, OptionPrediction, WorkloadProfileSpec
 from greenmatrix.catalog import hardware
 from greenmatrix.errors import GreenMatrixError
+from greenmatrix.plan.result import Plan
 
 # Quantised formats each serving framework can load (weights; fp8 also activations).
 FRAMEWORK_PRECISIONS: dict[str, tuple[str, ...]] = {
@@ -37,9 +37,6 @@ FRAMEWORK_PRECISIONS: dict[str, tuple[str, ...]] = {
 _BITS = {"fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "fp4": 4}
 # A change is worth advising when it moves a figure by at least this fraction.
 MIN_GAIN = 0.05
-
-if TYPE_CHECKING:  # the planner imports this module lazily; no cycle at runtime
-    from greenmatrix.planner import Plan
 
 
 Replan = Callable[[WorkloadProfileSpec], "Plan"]

@@ -8,8 +8,8 @@ from typing import Literal
 
 from greenmatrix.api.workloadprofile import InferenceSpec
 from greenmatrix.api.workloadprofile import Interval as WireInterval
-from greenmatrix.evaluated import CRITERIA, Evaluated, PlanContext
 from greenmatrix.interval import Interval
+from greenmatrix.plan.context import CRITERIA, Evaluated, PlanContext
 
 # --- formatting -----------------------------------------------------------------------------------
 

@@ -39,15 +39,12 @@ This module decides; its parts live beside it: `serving_plan` and `training_plan
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 from greenmatrix import economics
 from greenmatrix.api.optimizationpolicy import OptimizationPolicySpec
 from greenmatrix.api.workloadprofile import (
-    Advice,
     Inventory,
     OptionPrediction,
     Recommendation,
@@ -55,19 +52,16 @@ from greenmatrix.api.workloadprofile import (
 )
 from greenmatrix.catalog import hardware, llms
 from greenmatrix.catalog.llms import ModelArch
-from greenmatrix.errors import GreenMatrixError, NoFeasibleHardwareError
-from greenmatrix.evaluated import CRITERIA, Evaluated, PlanContext
-from greenmatrix.explain import (
-    cost_text,
+from greenmatrix.errors import GreenMatrixError
+from greenmatrix.plan.advice import advise as make_advice
+from greenmatrix.plan.context import CRITERIA, Evaluated, PlanContext
+from greenmatrix.plan.explain import (
     explanation,
-    fmt_hours,
-    fmt_ms,
     headline_latency,
-    money,
-    num,
     sig_figs,
 )
-from greenmatrix.options import (
+from greenmatrix.plan.infeasible import no_feasible_error
+from greenmatrix.plan.options import (
     HardwareOption,
     Restrictions,
     catalog_options,
@@ -75,116 +69,25 @@ from greenmatrix.options import (
     cluster_options,
     no_gpu_error,
 )
-from greenmatrix.placement import (
-    CPU_AMX_LABEL,
-    CPU_CORES_PER_GPU,
-    CPU_VENDOR_LABEL,
-    GPU_PRODUCT_LABEL,
-    HOST_MEMORY_MARGIN_GIB,
-    TRAINING_CPU_CORES_PER_GPU,
-    TRAINING_HOST_GIB_PER_GPU,
+from greenmatrix.plan.placement import (
     node_selector_for,
     pod_resources,
 )
-from greenmatrix.policy import constraints_of, scaling_of, weights_of
-from greenmatrix.predictors import Predictors
-from greenmatrix.ranking import Criterion, topsis
-from greenmatrix.serving_plan import evaluate_serving
-from greenmatrix.training_plan import (
-    TRAINING_UTILIZATION,
+from greenmatrix.plan.ranking import Criterion, topsis
+from greenmatrix.plan.result import MAX_ALTERNATIVES, MAX_BETTER_OUTSIDE, Plan
+from greenmatrix.plan.serving import evaluate_serving
+from greenmatrix.plan.training import (
     evaluate_training,
     training_layouts,
     training_notes,
 )
-from greenmatrix.validation import workload_warnings
-
-__all__ = [
-    "CPU_AMX_LABEL",
-    "CPU_CORES_PER_GPU",
-    "CPU_MAX_PARAMS",
-    "CPU_VENDOR_LABEL",
-    "CRITERIA",
-    "GPU_PRODUCT_LABEL",
-    "HOST_MEMORY_MARGIN_GIB",
-    "MAX_ALTERNATIVES",
-    "MAX_BETTER_OUTSIDE",
-    "TRAINING_CPU_CORES_PER_GPU",
-    "TRAINING_HOST_GIB_PER_GPU",
-    "TRAINING_UTILIZATION",
-    "Evaluated",
-    "Plan",
-    "explanation",
-    "fmt_hours",
-    "fmt_ms",
-    "money",
-    "num",
-    "plan",
-    "resolve_model",
-    "weights_of",
-]
-
+from greenmatrix.policy import constraints_of, scaling_of, weights_of
+from greenmatrix.predict.predictors import Predictors
+from greenmatrix.validation import validate_policy, validate_workload, workload_warnings
 
 # CPU options are considered only for models up to this size: beyond it a CPU socket cannot serve
 # a useful token rate (a 3B model at bf16 reads 6 GB per token, ~20 tokens/s per socket at best).
 CPU_MAX_PARAMS = 3e9
-MAX_ALTERNATIVES = 10
-MAX_BETTER_OUTSIDE = 5
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The engine's answer for one workload: what to run on, the alternatives, and advice."""
-
-    task: str
-    options: tuple[OptionPrediction, ...]
-    """Every option considered: feasible ones best first, then infeasible ones closest first."""
-    recommendation: Recommendation | None
-    alternatives: tuple[OptionPrediction, ...]
-    better_outside_cluster: tuple[OptionPrediction, ...]
-    advice: tuple[Advice, ...]
-    error: NoFeasibleHardwareError | None
-    """Set when no option in the cluster (or, without a cluster, in the catalog) is feasible."""
-    weights: dict[str, float]
-    notes: tuple[str, ...] = ()
-    evaluated: tuple[Evaluated, ...] = field(default=(), repr=False, compare=False)
-
-    @property
-    def feasible(self) -> bool:
-        return self.recommendation is not None
-
-    def raise_if_infeasible(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-    def status(self) -> dict[str, Any]:
-        """The WorkloadProfile status fields the plan sets, on the wire (camelCase).
-
-        A field the plan leaves empty is None, so that a JSON merge patch of this dict clears what
-        an earlier plan wrote. `appliedPolicy` and conditions are the operator's to set.
-        """
-        out: dict[str, Any] = {
-            "recommendation": self.recommendation.to_wire() if self.recommendation else None,
-            "alternatives": [o.to_wire() for o in self.alternatives[:MAX_ALTERNATIVES]] or None,
-            "betterOutsideCluster": [o.to_wire() for o in self.better_outside_cluster[:MAX_BETTER_OUTSIDE]]
-            or None,
-            "advice": [a.to_wire() for a in self.advice[:10]] or None,
-        }
-        return out
-
-    def to_wire(self) -> dict[str, Any]:
-        """The whole plan as plain data (camelCase), as `greenmatrix simulate -o json` prints it."""
-        out = {"task": self.task, **self.status(), "options": [o.to_wire() for o in self.options]}
-        out["weights"] = dict(self.weights)
-        if self.error is not None:
-            out["error"] = {
-                "reason": self.error.reason,
-                "field": self.error.field,
-                "message": self.error.message,
-                "allowed": list(self.error.allowed),
-            }
-        if self.notes:
-            out["notes"] = list(self.notes)
-        return out
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -241,8 +144,6 @@ def plan(
     catalog options to these GPU names. Bad input raises a GreenMatrixError naming the field; no
     feasible option is not an exception but `Plan.error` (NoFeasibleHardware).
     """
-    from greenmatrix.advice import advise as make_advice
-
     result = _plan(spec, inventory, policy, region=region, predictors=predictors, gpus=gpus)
     if not advise or not result.evaluated:
         return result
@@ -274,8 +175,6 @@ def _plan(
     predictors: Predictors | None,
     gpus: Sequence[str] | None,
 ) -> Plan:
-    from greenmatrix.validation import validate_policy, validate_workload
-
     products = [g.product for g in (inventory.gpus or [])] if inventory else []
     problems = validate_workload(spec, products) + (validate_policy(policy, products) if policy else [])
     if problems:
@@ -367,7 +266,7 @@ def _decide(ctx: PlanContext, inventory: Inventory | None, evaluated: list[Evalu
     if cluster_mode and best is not None:
         above = ranked[: ranked.index(best)]
         better = tuple(e.prediction for e in above if not e.option.in_cluster)[:MAX_BETTER_OUTSIDE]
-    error = None if best is not None else _no_feasible(ctx, inventory, ranked, infeasible)
+    error = None if best is not None else no_feasible_error(ctx, inventory, ranked, infeasible)
     return Plan(
         task=ctx.spec.task,
         options=tuple(e.prediction for e in ranked + infeasible),
@@ -413,53 +312,4 @@ def _recommendation(
         predicted=p,
         explanation=explanation(ctx, best, others, weights),
         basis=best.basis or None,
-    )
-
-
-def _no_feasible(
-    ctx: PlanContext, inventory: Inventory | None, ranked: list[Evaluated], infeasible: list[Evaluated]
-) -> NoFeasibleHardwareError:
-    """Why nothing in the cluster works, and the best the catalog offers instead."""
-    cluster_mode = inventory is not None
-    failing = [e for e in infeasible if e.option.in_cluster] if cluster_mode else infeasible
-    outside = [e for e in ranked if not e.option.in_cluster]
-    # One reason per hardware kind: its closest layout's.
-    per_kind: dict[str, Evaluated] = {}
-    for e in failing:
-        per_kind.setdefault(e.option.name, e)
-    reasons = [f"{e.option.label}: {e.prediction.reason}" for e in per_kind.values()]
-    # The field every failing option fails on, earliest in the order the checks run (memory
-    # before load before SLOs): what no option can satisfy is what the user has to change.
-    fields = [{f for f, _ in e.failures} for e in failing]
-    common = set.intersection(*fields) if fields else set()
-    order = [f for f, _ in failing[0].failures] if failing else []
-    field_name = next((f for f in order if f in common), order[0] if order else "spec.hardware")
-    if not ranked and not infeasible:
-        head = "no hardware option passes the workload's and the policy's GPU restrictions"
-        field_name = "spec.hardware.allowedGpus"
-    elif cluster_mode and not failing:
-        head = "no hardware in the cluster matches the workload's restrictions"
-        field_name = "spec.hardware"
-    elif cluster_mode:
-        head = "no option in the cluster is feasible: " + "; ".join(reasons[:6])
-    else:
-        head = "no hardware option is feasible: " + "; ".join(reasons[:6])
-    best, note, allowed = None, "", []
-    if outside:
-        top = outside[0]
-        best = top.option.label
-        note = f"best catalog option: {best} ({top.headline}, {cost_text(ctx, top)})"
-        allowed = [e.option.label for e in outside[:3]]
-    elif infeasible:
-        closest = min(
-            (e for e in infeasible if not math.isinf(e.severity)), key=lambda e: e.severity, default=None
-        )
-        if closest is not None:
-            # Without a cluster every option is a catalog option: "either" would compare with nothing.
-            # Nothing is allowed as is: the closest option is named, not offered.
-            either = "no catalog option is feasible either, " if cluster_mode else ""
-            note = f"{either}the closest is {closest.option.label} ({closest.prediction.reason})"
-    tail = f"; {note}" if note else ""
-    return NoFeasibleHardwareError(
-        field_name, head + tail, allowed, best_catalog_option=best, catalog_note=note
     )

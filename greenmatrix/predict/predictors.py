@@ -15,9 +15,8 @@ interval (see `CPU_*`).
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from greenmatrix.catalog.hardware import CPUSpec, GPUSpec
@@ -362,18 +361,5 @@ def backend_for(framework: str) -> str:
     return framework if framework in LEARNED_BACKENDS else "vllm"
 
 
-def with_precision(s: ServingScenario, precision: str) -> ServingScenario:
-    return replace(s, precision=precision, kv_precision=None)
-
-
 def weights_gib(model: ModelArch, precision: str) -> float:
     return model.params_total * bytes_per_param(precision) / llm_physics.GIB
-
-
-def request_latency(ttft: Interval, tpot: Interval, output_tokens: int) -> Interval:
-    n = max(output_tokens - 1, 0)
-    return Interval(ttft.p10 + n * tpot.p10, ttft.p50 + n * tpot.p50, ttft.p90 + n * tpot.p90)
-
-
-def ceil_div(a: float, b: float) -> int:
-    return max(1, math.ceil(a / b - 1e-9))

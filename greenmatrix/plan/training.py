@@ -8,14 +8,20 @@ from dataclasses import replace
 
 from greenmatrix.api.optimizationpolicy import Scaling
 from greenmatrix.api.workloadprofile import OptionPrediction
+from greenmatrix.economics import replica_economics
 from greenmatrix.errors import GreenMatrixError
-from greenmatrix.evaluated import Evaluated, PlanContext, unpredictable, unrated_precision
-from greenmatrix.explain import fmt_hours, sig_figs, wire
-from greenmatrix.footprint import constraint_failures, region_for, replica_economics
 from greenmatrix.interval import Interval
-from greenmatrix.options import CATALOG_MAX_NODES, HardwareOption
 from greenmatrix.physics.llm import GIB, RUNTIME_OVERHEAD_BYTES, USABLE_MEMORY_FRACTION
-from greenmatrix.predictors import TRAINING_STATE_BYTES_PER_PARAM, TrainingEstimate, TrainingJob, weights_gib
+from greenmatrix.plan.context import Evaluated, PlanContext, unpredictable, unrated_precision
+from greenmatrix.plan.explain import fmt_hours, sig_figs, wire
+from greenmatrix.plan.footprint import constraint_failures, region_for
+from greenmatrix.plan.options import CATALOG_MAX_NODES, HardwareOption
+from greenmatrix.predict.predictors import (
+    TRAINING_STATE_BYTES_PER_PARAM,
+    TrainingEstimate,
+    TrainingJob,
+    weights_gib,
+)
 
 # Training keeps the GPUs busy: power is taken at full utilisation.
 TRAINING_UTILIZATION = 1.0
@@ -181,7 +187,7 @@ def _training_option(
     region, region_failure = region_for(ctx, o)
     if region_failure:
         failures.append(("spec.hardware.regions", region_failure))
-    m = replica_economics(ctx, o, job.gpus, TRAINING_UTILIZATION, region)
+    m = replica_economics(o.device, job.gpus, TRAINING_UTILIZATION, region)
     hours = est.hours.p50
     usd_run = None if m.usd_per_hour is None else m.usd_per_hour * hours
     kwh = m.watts * hours / 1000.0

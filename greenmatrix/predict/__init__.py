@@ -1,0 +1,1 @@
+"""The predictors the planner asks: the learned models, loaded once, with physics fallbacks."""
