@@ -112,8 +112,12 @@ SPLIT_ROWS = ["... of which benchmarks run before v4.0 / new in v4.0"]
 KNOWN_ROWS = ["... of which rows whose GPU type ran the same benchmark and scenario before"]
 
 
-def _cases(rows: list[Quoted]) -> list[tuple[str, Quoted]]:
-    return [(document, row) for row in rows for document in row.documents]
+def _cases(rows: list[Quoted]) -> list[object]:
+    return [
+        pytest.param(document, row, id=f"{document}: {row.label}, {row.held_out}")
+        for row in rows
+        for document in row.documents
+    ]
 
 
 def _card_skip(card: str) -> int:
@@ -344,3 +348,43 @@ def test_the_kubectl_get_row_is_what_the_engine_recommends() -> None:
     expected = [rec["gpu"], str(rec["gpusPerReplica"]), str(rec["replicas"]), rec["latency"]]
     assert cells[3:7] == expected
     assert cells[7] == f"{rec['usdPerMillionTokens']:g}"
+
+
+REORGANISED = (ROOT / "greenmatrix" / "plan").is_dir() and (
+    ROOT / "operator" / "greenmatrix_operator" / "control"
+).is_dir()
+
+
+def _layout_paths() -> list[str]:
+    """The paths the README's Layout table names; a bare name is beside the row's first path."""
+    lines = _text(README).split("## Layout", 1)[1].splitlines()
+    paths = []
+    for line in lines:
+        if not line.startswith("| `"):
+            continue
+        names = re.findall(r"`([^`]+)`", _cells(line)[0])
+        base = str(Path(names[0].rstrip("/")).parent)
+        paths += [name if "/" in name else f"{base}/{name}" for name in names]
+    return [str(Path(p)) for p in paths]
+
+
+@pytest.mark.skipif(
+    not REORGANISED, reason="the engine and operator reorganisation (issue 19) is not on this branch"
+)
+def test_the_layout_table_matches_the_tree() -> None:
+    """Every path the Layout table and 'Where to look' name exists, and each engine and operator
+    module or folder has a row: a newcomer finds things from the table."""
+    listed = _layout_paths()
+    missing = [p for p in listed if not (ROOT / p).exists()]
+    where = re.search(r"Where to look: (.*?)\n\n", _text(README), re.S)
+    assert where, "README: the 'Where to look' sentence is missing"
+    missing += [p for p in re.findall(r"`([^`]+)`", where.group(1)) if not (ROOT / p).exists()]
+    assert not missing, f"the README names paths that do not exist: {missing}"
+    ignored = {"__pycache__", "py.typed", "__init__.py"}
+    unlisted = [
+        str(entry.relative_to(ROOT))
+        for folder in ("greenmatrix", "operator/greenmatrix_operator")
+        for entry in sorted((ROOT / folder).iterdir())
+        if entry.name not in ignored and str(entry.relative_to(ROOT)) not in listed
+    ]
+    assert not unlisted, f"the README's Layout table has no row for {unlisted}"
