@@ -309,6 +309,22 @@ def test_per_gpu_figures_quote_the_cards() -> None:
     assert f"L4 ({_percent(mlperf['L4'])}) and RTX 4090 ({_percent(mlperf['RTX 4090'])})" in text
     assert f"(H100, the only Hopper: TPOT {_percent(h100)})" in text
     assert f"(TPOT {_percent(layout)} on rows with a stated layout)" in text
+    everything = int(_card_row("serving.md", "each gpu in turn", "tpot")[2])
+    stated = int(_card_row("serving.md", "each gpu in turn (rows with known layout)", "tpot")[2])
+    assert f"{everything - stated} of the {everything} rows come from exports without worker counts" in text
+
+
+def test_the_gains_named_quote_the_card() -> None:
+    """What the L2 term and the inference-server ceiling bought, as the card's history records it."""
+    card = " ".join((CARDS / "mlperf_inference.md").read_text().split())
+    triton = re.search(r"Triton-served Server rows (\d+)% -> (\d+)%", card)
+    l2 = re.findall(r"\(L4 (\d+)% -> (\d+)%, RTX 4090 (\d+)% -> (\d+)%\)", card)
+    assert triton and l2, "the card no longer records the Triton ceiling's or the L2 term's gain"
+    l4_before, l4_after, rtx_before, rtx_after = (int(x) for x in l2[-1])
+    gains = sorted((l4_before - l4_after, rtx_before - rtx_after))
+    text = _flat(ACCURACY)
+    assert f"which took their error from {triton[1]}% to {triton[2]}%" in text
+    assert f"gained {gains[0]}-{gains[1]} points when the roofline let L2 carry activations" in text
 
 
 def test_seed_spread_quotes_the_card() -> None:
