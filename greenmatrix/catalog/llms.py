@@ -17,8 +17,6 @@ from typing import Any
 from greenmatrix.errors import UnknownModelError
 
 _DATA = Path(__file__).parent / "data" / "llms.json"
-ATTENTION_KINDS = ("gqa", "mla", "hybrid_linear")
-
 
 @dataclass(frozen=True)
 class ModelArch:
