@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 import time
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from greenmatrix.api.optimizationpolicy import Scaling
+from greenmatrix.interval import Interval
 from greenmatrix.live.replay import (
     Outcome,
     Trace,
@@ -40,7 +42,9 @@ from greenmatrix.live.replay import (
 )
 from greenmatrix.plan.capacity import replicas_for
 
-HPA_TARGETS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+# 0.5-0.9 as the issue asks; lower ones only so that a strategy overloading less than HPA@0.5 still
+# finds its match.
+HPA_TARGETS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 GREENMATRIX_TARGETS = (0.6, 0.7, 0.8, 0.9, 1.0)
 # One policy for every trace: bounds wide enough for the peak, steps and windows as a platform team
 # would set them; only the target utilisation varies in the sweep.
@@ -99,6 +103,35 @@ def _per_minute(path: Path) -> Trace:
     return Trace(grid, counts / 60.0)
 
 
+class LiveForecastPeaks:
+    """The demand forecaster of `greenmatrix.live.forecast` (once merged) behind replay's protocol.
+
+    A decision at row i covers rows i..i+k-1 (the lead time); row i+j is forecast (j+1) steps ahead
+    from the rows up to i-1, whose interval ended when the decision is made. The walk-forward runs
+    once per horizon over the whole trace (each row's forecast reads only rows before its moment)."""
+
+    def __init__(self, trace: Trace, lead: float) -> None:
+        from greenmatrix.live.forecast import forecast_series  # lands with the forecast branch
+        from greenmatrix.live.observations import Series
+
+        self.times = trace.timestamps
+        step = float(np.median(np.diff(self.times)))
+        self.rows = max(1, math.ceil(lead / step - 1e-9))
+        series = Series(trace.timestamps, trace.demand)
+        self.walks = [forecast_series(series, (j + 1) * step) for j in range(self.rows)]
+
+    def peak(self, timestamps: np.ndarray, values: np.ndarray, now: float, lead: float) -> Interval | None:
+        i = int(np.searchsorted(self.times, now, side="left"))
+        quantiles = []
+        for j, walk in enumerate(self.walks[: self.rows]):
+            if i + j < len(self.times) and np.isfinite(walk.p90[i + j]):
+                quantiles.append((walk.p10[i + j], walk.p50[i + j], walk.p90[i + j]))
+        if not quantiles:
+            return None
+        high = np.max(np.asarray(quantiles), axis=0)
+        return Interval(float(high[0]), float(high[1]), float(high[2]))
+
+
 def oracle_replicas(trace: Trace, capacity: float, startup: float) -> np.ndarray:
     """Perfect foresight: enough for the highest demand until the next row's replicas are ready."""
     demand, times, durations = trace.demand, trace.timestamps, trace.durations
@@ -111,8 +144,10 @@ def oracle_replicas(trace: Trace, capacity: float, startup: float) -> np.ndarray
     return asked
 
 
-def bench(trace: Trace, startup: float, peak_replicas: int) -> dict:
+def bench(trace: Trace, startup: float, peak_replicas: int, forecaster: str) -> dict:
     capacity = float(np.nanmax(trace.demand)) / peak_replicas
+    lead = startup + float(trace.durations[0])
+    ahead = LiveForecastPeaks(trace, lead) if forecaster == "live" else None
     base = Scaling(**POLICY, target_utilization=HEADLINE_TARGET)
     initial = trace.initial_replicas(capacity, base)
 
@@ -121,15 +156,19 @@ def bench(trace: Trace, startup: float, peak_replicas: int) -> dict:
 
     hpa = [judged(f"HPA@{t:g}", hpa_replicas(trace, capacity, startup, base, t)) for t in HPA_TARGETS]
     ours = [
-        judged(f"GreenMatrix@{t:g}", greenmatrix_replicas(trace, capacity, startup, _policy(t)))
+        judged(
+            f"GreenMatrix@{t:g}", greenmatrix_replicas(trace, capacity, startup, _policy(t), forecaster=ahead)
+        )
         for t in GREENMATRIX_TARGETS
     ]
     static = outcome("static peak", trace, static_replicas(trace, capacity), capacity, startup)
     oracle = judged("oracle", oracle_replicas(trace, capacity, startup))
     rows = [*ours, *hpa, static, oracle]
     headline = next(o for o in ours if o.name == f"GreenMatrix@{HEADLINE_TARGET:g}")
+    room = 1.0 - oracle.gpu_hours / next(h for h in hpa if h.name == "HPA@0.5").gpu_hours
     return {
         "capacity_rps": capacity,
+        "oracle_saving_vs_hpa_0.5": round(room, 3),
         "rows": [_row(o) for o in rows],
         "matches": [_match(o, hpa) for o in (*ours, oracle)],
         "headline": _match(headline, hpa),
@@ -150,14 +189,19 @@ def _row(o: Outcome) -> dict:
 
 
 def _match(o: Outcome, hpa: list[Outcome]) -> dict:
-    """The cheapest HPA target with no more overload minutes, and the GPU-hours saved against it."""
+    """The cheapest HPA target with no more overload minutes, and the GPU-hours saved against it.
+
+    When every target overloads more, the one that overloads least stands in (`fewer_overloads`)."""
     fits = [h for h in hpa if h.overload_minutes <= o.overload_minutes]
-    if not fits:
-        return {"strategy": o.name, "matched_hpa": None, "saving": None}
+    fewer = not fits
+    if fewer:
+        least = min(h.overload_minutes for h in hpa)
+        fits = [h for h in hpa if h.overload_minutes == least]
     cheapest = min(fits, key=lambda h: h.gpu_hours)
     return {
         "strategy": o.name,
         "matched_hpa": cheapest.name,
+        "fewer_overloads": fewer,
         "saving": round(1.0 - o.gpu_hours / cheapest.gpu_hours, 3),
     }
 
@@ -173,14 +217,17 @@ def render(results: dict[str, dict]) -> str:
                 f"{row['overload_minutes']:>14.1f}{row['actions']:>9}"
             )
         for match in result["matches"]:
-            against = match["matched_hpa"] or "no HPA target overloads as little"
-            saving = "" if match["saving"] is None else f": {match['saving']:+.1%} GPU-hours saved"
-            lines.append(f"  {match['strategy']:<18} vs {against}{saving}")
+            note = " (overloads less than every HPA target)" if match["fewer_overloads"] else ""
+            lines.append(
+                f"  {match['strategy']:<18} vs {match['matched_hpa']}: "
+                f"{match['saving']:+.1%} GPU-hours saved{note}"
+            )
+        lines.append(f"  perfect foresight saves {result['oracle_saving_vs_hpa_0.5']:.1%} against HPA@0.5")
     lines.append("\nHeadline (policy target 0.7) against the matched HPA, target >= 25% saved:")
     for name, result in results.items():
         head = result["headline"]
-        saving = "n/a" if head["saving"] is None else f"{head['saving']:+.1%}"
-        lines.append(f"  {name:<24} {head['matched_hpa'] or 'none':<10} {saving}")
+        note = "  (overloads less than every HPA target)" if head["fewer_overloads"] else ""
+        lines.append(f"  {name:<24} {head['matched_hpa']:<10} {head['saving']:+.1%}{note}")
     return "\n".join(lines)
 
 
@@ -191,13 +238,19 @@ def main() -> int:
     )
     parser.add_argument("--startup", type=float, default=180.0)
     parser.add_argument("--peak-replicas", type=int, default=20)
+    parser.add_argument(
+        "--forecaster",
+        choices=["stand-in", "live"],
+        default="stand-in",
+        help="stand-in: replay.RecentPeak; live: greenmatrix.live.forecast (once merged)",
+    )
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
     args = parser.parse_args()
     results = {}
     for source in SOURCES:
         began = time.perf_counter()
         trace = load(args.data, source)
-        results[source.name] = bench(trace, args.startup, args.peak_replicas)
+        results[source.name] = bench(trace, args.startup, args.peak_replicas, args.forecaster)
         took = time.perf_counter() - began
         print(f"{source.name}: {len(trace.demand)} rows in {took:.1f}s", file=sys.stderr, flush=True)
     print(json.dumps(results, indent=2) if args.output == "json" else render(results))

@@ -69,6 +69,13 @@ class Proposal:
         limited = replicas != self.replicas
         return replace(self, replicas=replicas, limits=(*self.limits, Limit(step, limited, reason)))
 
+    def clamped(self, step: str, low: int, high: int, reasons: tuple[str, str, str]) -> Proposal:
+        """This proposal kept within [low, high]; `reasons` say it was raised, lowered, or inside."""
+        raised, lowered, inside = reasons
+        replicas = min(max(self.replicas, low), high)
+        reason = raised if replicas > self.replicas else lowered if replicas < self.replicas else inside
+        return self.judged(step, replicas, reason)
+
 
 class Guardrail(Protocol):
     def __call__(self, proposal: Proposal, state: GuardrailState) -> Proposal: ...
@@ -98,15 +105,9 @@ class StepLimits:
     down: int
 
     def __call__(self, proposal: Proposal, state: GuardrailState) -> Proposal:
+        removed, added = f"at most {self.down} removed per action", f"at most {self.up} added per action"
         low, high = proposal.current - self.down, proposal.current + self.up
-        replicas = min(max(proposal.replicas, low), high)
-        if replicas > proposal.replicas:
-            reason = f"at most {self.down} removed per action"
-        elif replicas < proposal.replicas:
-            reason = f"at most {self.up} added per action"
-        else:
-            reason = "within the step limits"
-        return proposal.judged("StepLimits", replicas, reason)
+        return proposal.clamped("StepLimits", low, high, (removed, added, "within the step limits"))
 
 
 @dataclass(frozen=True)
@@ -132,14 +133,8 @@ class Bounds:
     maximum: int
 
     def __call__(self, proposal: Proposal, state: GuardrailState) -> Proposal:
-        replicas = min(max(proposal.replicas, self.minimum), self.maximum)
-        if replicas > proposal.replicas:
-            reason = f"minReplicas is {self.minimum}"
-        elif replicas < proposal.replicas:
-            reason = f"maxReplicas is {self.maximum}"
-        else:
-            reason = "within the bounds"
-        return proposal.judged("Bounds", replicas, reason)
+        said = (f"minReplicas is {self.minimum}", f"maxReplicas is {self.maximum}", "within the bounds")
+        return proposal.clamped("Bounds", self.minimum, self.maximum, said)
 
 
 @dataclass(frozen=True)

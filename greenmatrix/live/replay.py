@@ -59,6 +59,18 @@ class RecentPeak:
 
 
 @dataclass(frozen=True)
+class UntilWarm:
+    """The `primary` forecaster's answer, or the `fallback`'s while the primary is warming up."""
+
+    primary: DemandForecaster
+    fallback: DemandForecaster
+
+    def peak(self, timestamps: np.ndarray, values: np.ndarray, now: float, lead: float) -> Quantiles | None:
+        answer = self.primary.peak(timestamps, values, now, lead)
+        return answer if answer is not None else self.fallback.peak(timestamps, values, now, lead)
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What one strategy asked for on each row, and what it cost and missed."""
 
@@ -112,9 +124,10 @@ def greenmatrix_replicas(
     anomalous: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per row, the replicas GreenMatrix asks for: the decision on the forecast over the lead time
-    (start-up plus the row's interval), capped by the policy's guardrails. `anomalous[j]` flags row
+    (start-up plus the row's interval), capped by the policy's guardrails; while `forecaster` warms
+    up, the stand-in `RecentPeak` answers (default: the stand-in alone). `anomalous[j]` flags row
     j as its anomaly detector judged it: kept out of the forecast, and no action on it alone."""
-    forecaster = forecaster or RecentPeak()
+    forecaster = RecentPeak() if forecaster is None else UntilWarm(forecaster, RecentPeak())
     flags = np.zeros(len(trace.demand), bool) if anomalous is None else np.asarray(anomalous, bool)
     clean = np.where(flags, np.nan, trace.demand)
     rails = guardrails_of(scaling, paused=paused)
