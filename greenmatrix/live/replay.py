@@ -107,6 +107,11 @@ class Trace:
         last = float(np.median(steps[:32])) if steps.size else 60.0
         return np.append(steps, last)
 
+    def step_known_at(self, row: int) -> float:
+        """The typical step as known at `row`'s start (its own end is not known yet): 0 at the first."""
+        seen = np.diff(self.timestamps[: min(row, 32) + 1])
+        return float(np.median(seen)) if seen.size else 0.0
+
     def initial_replicas(self, capacity: float, scaling: Scaling) -> int:
         known = _finite(self.demand)
         need = replicas_for(float(known[0]) if known.size else 0.0, capacity, scaling.target_utilization)
@@ -124,7 +129,7 @@ def greenmatrix_replicas(
     anomalous: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per row, the replicas GreenMatrix asks for: the decision on the forecast over the lead time
-    (start-up plus the row's interval), capped by the policy's guardrails; while `forecaster` warms
+    (start-up plus the typical step), capped by the policy's guardrails; while `forecaster` warms
     up, the stand-in `RecentPeak` answers (default: the stand-in alone). `anomalous[j]` flags row
     j as its anomaly detector judged it: kept out of the forecast, and no action on it alone."""
     forecaster = RecentPeak() if forecaster is None else UntilWarm(forecaster, RecentPeak())
@@ -135,8 +140,9 @@ def greenmatrix_replicas(
     current = trace.initial_replicas(capacity, scaling)
     state = GuardrailState()
     asked = np.empty(len(clean), int)
-    for i, (now, duration) in enumerate(zip(trace.timestamps, trace.durations, strict=True)):
-        demand = forecaster.peak(trace.timestamps[:i], clean[:i], float(now), startup + float(duration))
+    for i, now in enumerate(trace.timestamps):
+        lead = startup + trace.step_known_at(i)
+        demand = forecaster.peak(trace.timestamps[:i], clean[:i], float(now), lead)
         desired = current
         if demand is not None:
             latest_flagged = bool(i and flags[i - 1])

@@ -95,12 +95,14 @@ def test_bad_traces_are_refused() -> None:
 
 @st.composite
 def traces(draw: st.DrawFn) -> tuple[Trace, float, float]:
-    step = draw(st.sampled_from([60.0, 600.0]))
     level = st.one_of(st.floats(0.0, 300.0), st.just(math.nan))
     values = draw(st.lists(level, min_size=2, max_size=60))
+    # Regular steps mostly, sometimes irregular ones (a late scrape, a missing row).
+    steps = draw(st.sampled_from([[60.0], [600.0], [30.0, 60.0, 90.0, 600.0]]))
+    times = np.cumsum([draw(st.sampled_from(steps)) for _ in values])
     capacity = draw(st.floats(1.0, 40.0))
     startup = draw(st.sampled_from([0.0, 90.0, 180.0, 700.0]))
-    return Trace(np.arange(len(values)) * step, np.array(values)), capacity, startup
+    return Trace(times, np.array(values)), capacity, startup
 
 
 @st.composite
@@ -144,3 +146,40 @@ def test_replay_is_causal_and_within_the_guardrails(
     steps = np.diff(ours)
     assert steps.max(initial=0) <= scaling.max_scale_up_step
     assert -steps.min(initial=0) <= scaling.max_scale_down_step
+
+
+class ConstantAfter:
+    """A forecaster that knows nothing before `ready` seconds, then always says `level`."""
+
+    def __init__(self, ready: float, level: float) -> None:
+        self.ready, self.level = ready, level
+
+    def peak(self, timestamps: np.ndarray, values: np.ndarray, now: float, lead: float) -> Interval | None:
+        return Interval(self.level, self.level, self.level) if now >= self.ready else None
+
+
+def test_the_stand_in_answers_while_a_forecaster_warms_up() -> None:
+    trace = minutes([10.0] * 10)
+    asked = greenmatrix_replicas(trace, 1.0, 60.0, LOOSE, forecaster=ConstantAfter(300.0, 30.0))
+    stand_in = greenmatrix_replicas(trace, 1.0, 60.0, LOOSE)
+    assert list(asked[:5]) == list(stand_in[:5])
+    assert set(asked[5:]) == {math.ceil(30.0 / LOOSE.target_utilization)}
+
+
+class Recording:
+    """Remembers the lead time each decision asked about; knows nothing."""
+
+    def __init__(self) -> None:
+        self.leads: list[float] = []
+
+    def peak(self, timestamps: np.ndarray, values: np.ndarray, now: float, lead: float) -> Interval | None:
+        self.leads.append(lead)
+        return None
+
+
+def test_the_lead_time_is_known_when_the_decision_is_made() -> None:
+    times = np.array([0.0, 60.0, 120.0, 600.0, 660.0])
+    full, cut = Recording(), Recording()
+    greenmatrix_replicas(Trace(times, np.ones(5)), 1.0, 180.0, LOOSE, forecaster=full)
+    greenmatrix_replicas(Trace(times[:3], np.ones(3)), 1.0, 180.0, LOOSE, forecaster=cut)
+    assert full.leads[:3] == cut.leads == [180.0, 240.0, 240.0]
