@@ -95,8 +95,8 @@ class Trace:
             raise ValueError("timestamps and demand must be non-empty 1-D arrays of the same length")
         if np.any(np.diff(times) <= 0):
             raise ValueError("timestamps must be strictly increasing")
-        if np.any(demand < 0):
-            raise ValueError("demand must not be negative")
+        if np.any(demand < 0) or np.any(np.isinf(demand)):
+            raise ValueError("demand must be a non-negative number (NaN for a gap)")
         object.__setattr__(self, "timestamps", times)
         object.__setattr__(self, "demand", demand)
 
@@ -229,6 +229,55 @@ def outcome(
                 over += b - a
     actions = int(np.count_nonzero(np.diff(np.concatenate(([before], asked)))))
     return Outcome(name, asked, gpu_hours, over / 60.0, actions)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The three strategies on one trace, judged alike."""
+
+    greenmatrix: Outcome
+    hpa: Outcome
+    static: Outcome
+
+
+def replay(
+    trace: Trace,
+    capacity: float,
+    startup: float,
+    scaling: Scaling,
+    *,
+    paused: bool = False,
+    hpa_target: float = 0.7,
+    gpus_per_replica: int = 1,
+    forecaster: DemandForecaster | None = None,
+    anomalous: np.ndarray | None = None,
+) -> Replay:
+    """GreenMatrix under the policy, the HPA at `hpa_target` and the static peak, from the same
+    replicas running before the first row."""
+    initial = trace.initial_replicas(capacity, scaling)
+    ours = greenmatrix_replicas(
+        trace, capacity, startup, scaling, paused=paused, forecaster=forecaster, anomalous=anomalous
+    )
+    judged = {"initial": initial, "gpus_per_replica": gpus_per_replica}
+    return Replay(
+        greenmatrix=outcome("GreenMatrix", trace, ours, capacity, startup, **judged),
+        hpa=outcome(
+            "HPA",
+            trace,
+            hpa_replicas(trace, capacity, startup, scaling, hpa_target),
+            capacity,
+            startup,
+            **judged,
+        ),
+        static=outcome(
+            "static",
+            trace,
+            static_replicas(trace, capacity),
+            capacity,
+            startup,
+            gpus_per_replica=gpus_per_replica,
+        ),
+    )
 
 
 def _pieces(timestamps: np.ndarray, start: float, end: float, startup: float) -> list[tuple[float, float]]:

@@ -18,6 +18,7 @@ from greenmatrix.live.replay import (
     greenmatrix_replicas,
     hpa_replicas,
     outcome,
+    replay,
     static_replicas,
 )
 
@@ -183,3 +184,13 @@ def test_the_lead_time_is_known_when_the_decision_is_made() -> None:
     greenmatrix_replicas(Trace(times, np.ones(5)), 1.0, 180.0, LOOSE, forecaster=full)
     greenmatrix_replicas(Trace(times[:3], np.ones(3)), 1.0, 180.0, LOOSE, forecaster=cut)
     assert full.leads[:3] == cut.leads == [180.0, 240.0, 240.0]
+
+
+def test_replay_judges_the_three_strategies_alike() -> None:
+    day = np.arange(144) * 600.0
+    trace = Trace(day, 50 + 40 * np.sin(2 * np.pi * day / 86400))
+    result = replay(trace, 5.0, 180.0, LOOSE, hpa_target=0.6, gpus_per_replica=2)
+    assert np.array_equal(result.greenmatrix.replicas, greenmatrix_replicas(trace, 5.0, 180.0, LOOSE))
+    assert np.array_equal(result.hpa.replicas, hpa_replicas(trace, 5.0, 180.0, LOOSE, 0.6))
+    assert result.static.overload_minutes == 0
+    assert result.static.gpu_hours == pytest.approx(2 * 18 * 24)
