@@ -16,20 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
-from greenmatrix_operator.evaluation import (
-    PolicyView,
-    cluster_region,
-    evaluate_workload,
-    parse_policies,
-    planner_for,
-)
-from greenmatrix_operator.metrics import render
-from greenmatrix_operator.reconciler import Indexes, Reconciler
-from greenmatrix_operator.records import WORKLOAD_PROFILE, ObjectKey, ObjectRecord
+from greenmatrix_operator.control.recommend import evaluate_workload, planner_for
+from greenmatrix_operator.control.reconciler import Indexes, Reconciler
+from greenmatrix_operator.records import WORKLOAD_PROFILE, ObjectKey, ObjectRecord, PolicyView, parse_policies
 
-from greenmatrix import economics
-from greenmatrix.inventory import NodeHardware
-from greenmatrix.predictors import Predictors
+from greenmatrix import NodeHardware, Predictors, cluster_region, economics
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CPU_LABELS = {
@@ -233,8 +224,8 @@ def test_node_changes_move_the_recommendation_and_unchanged_ones_write_nothing()
     asyncio.run(reconciler.reconcile(chat.key))
     first = writer.statuses[chat.key]["recommendation"]
     assert first["gpu"] == reconciler.recommended[chat.key]
-    assert f'greenmatrix_recommendations{{gpu="{first["gpu"]}"}} 1' in render(reconciler)
-    plans = reconciler.stats["plans"]
+    assert f'greenmatrix_recommendations{{gpu="{first["gpu"]}"}} 1' in reconciler.metrics.render()
+    plans = reconciler.metrics.plan_duration.count
 
     # A node joins but is not Ready yet: the options are the same, so the plan is re-used (only
     # the inventory's node total changes); reconciling again with nothing changed writes nothing.
@@ -242,7 +233,7 @@ def test_node_changes_move_the_recommendation_and_unchanged_ones_write_nothing()
     nodes["h9"] = [joining]
     reconciler.node_changed("h9", joining)
     asyncio.run(reconciler.reconcile(chat.key))
-    assert reconciler.stats["plans"] == plans and reconciler.stats["plan_cache_hits"] >= 1
+    assert reconciler.metrics.plan_duration.count == plans and reconciler.metrics.plan_cache_hits.value() >= 1
     assert writer.statuses[chat.key]["recommendation"] == first
     patches = writer.patches
     asyncio.run(reconciler.reconcile(chat.key))
@@ -257,7 +248,7 @@ def test_node_changes_move_the_recommendation_and_unchanged_ones_write_nothing()
     assert moved["gpu"] != first["gpu"]
     assert writer.events[-1][:2] == ("Normal", "RecommendationChanged")
     assert first["gpu"] in writer.events[-1][2] and moved["gpu"] in writer.events[-1][2]
-    assert f'greenmatrix_recommendations{{gpu="{first["gpu"]}"}}' not in render(reconciler)
+    assert f'greenmatrix_recommendations{{gpu="{first["gpu"]}"}}' not in reconciler.metrics.render()
 
 
 def test_a_policy_the_planner_rejects_is_reported_on_the_profile(planner: Any) -> None:
