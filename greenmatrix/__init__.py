@@ -37,7 +37,6 @@ _EXPORTS: dict[str, str] = {
     # the cluster's hardware
     "NodeHardware": "greenmatrix.inventory",
     "cluster_region": "greenmatrix.inventory",
-    "node_matches": "greenmatrix.inventory",
     "summarize": "greenmatrix.inventory",
     "unknown_products": "greenmatrix.inventory",
     # checking specs

@@ -1,7 +1,7 @@
 """The operator's loop without a cluster: queue semantics, condition bookkeeping, evaluation, writes.
 
-The reconciler reads plain mappings shaped like Kopf's indexes and writes through a recording
-`StatusWriter`, so these tests check the decisions (what is written, when, which Event) exactly;
+The reconciler reads plain mappings shaped like Kopf's indexes and writes through a fake API
+(`fake_api`), so these tests check the decisions (what is written, when, which Event) exactly;
 the same code runs against a real API server in tests/lab/test_operator.py.
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
+from fake_api import FakeStatusApi
 from greenmatrix_operator.adapters.kube import Gone, Unavailable, node_hardware
 from greenmatrix_operator.control.recommend import evaluate_workload
 from greenmatrix_operator.control.reconciler import Indexes, Reconciler
@@ -21,7 +22,6 @@ from greenmatrix_operator.control.writer import status_patch
 from greenmatrix_operator.records import (
     OPTIMIZATION_POLICY,
     WORKLOAD_PROFILE,
-    ObjectKey,
     ObjectRecord,
     PolicyView,
     parse_policies,
@@ -183,31 +183,6 @@ def test_policy_status_lists_selected_and_applied() -> None:
 # --- the reconciler -----------------------------------------------------------------------------
 
 
-class RecordingWriter:
-    """Applies merge patches to an in-memory status, like the API server, and records Events."""
-
-    def __init__(self) -> None:
-        self.statuses: dict[ObjectKey, dict[str, Any]] = {}
-        self.patches: list[tuple[ObjectKey, Mapping[str, Any]]] = []
-        self.events: list[tuple[ObjectKey, str, str]] = []
-        self.fail_with: Exception | None = None
-
-    async def patch_status(self, record: ObjectRecord, patch: Mapping[str, Any]) -> str:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.patches.append((record.key, patch))
-        status = self.statuses.setdefault(record.key, dict(record.status))
-        for k, v in patch.items():
-            if v is None:
-                status.pop(k, None)
-            else:
-                status[k] = v
-        return str(len(self.patches))
-
-    async def post_event(self, record: ObjectRecord, type_: str, reason: str, message: str) -> None:
-        self.events.append((record.key, type_, reason))
-
-
 def wp(
     name: str, spec: Mapping[str, Any] = CHAT, labels: Mapping[str, str] | None = None, **kw: Any
 ) -> ObjectRecord:
@@ -225,7 +200,7 @@ def wp(
 
 
 def make(nodes: list[NodeHardware], records: list[ObjectRecord], policies: list[ObjectRecord] = ()) -> tuple:  # type: ignore[assignment,type-arg]
-    writer = RecordingWriter()
+    writer = FakeStatusApi()
     reconciler = Reconciler(writer, clock=lambda: "2026-01-01T00:00:00Z")
     indexes = Indexes(
         nodes={n.name: [n] for n in nodes},

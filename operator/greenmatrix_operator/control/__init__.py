@@ -6,4 +6,7 @@
 - `selection`: which profiles an OptimizationPolicy selects and where it applies.
 - `memo`: the inventory and plan caches, keyed on exactly what they depend on.
 - `writer`: the one status writer (merge patches, Events).
+
+The live loop's rooms come beside these: `live` (one evaluation per interval, re-queued) and
+`actuator` (gate, scale, record, verify, roll back).
 """

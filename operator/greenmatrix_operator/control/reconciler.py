@@ -24,10 +24,9 @@ from greenmatrix import (
     applied_policy,
     unknown_products,
 )
-from greenmatrix_operator.adapters.kube import Gone, KubeError, Rejected, now_rfc3339
+from greenmatrix_operator.adapters import kube
+from greenmatrix_operator.control import recommend, selection
 from greenmatrix_operator.control.memo import InventoryMemo, PlanMemo
-from greenmatrix_operator.control.recommend import evaluate_workload, planner_for
-from greenmatrix_operator.control.selection import evaluate_policy
 from greenmatrix_operator.control.workqueue import WorkQueue
 from greenmatrix_operator.control.writer import StatusApi, StatusWriter
 from greenmatrix_operator.metrics import OperatorMetrics
@@ -70,7 +69,7 @@ class Reconciler:
         api: StatusApi,
         settings: OperatorSettings | None = None,
         *,
-        clock: Callable[[], str] = now_rfc3339,
+        clock: Callable[[], str] = kube.now_rfc3339,
         predictors: Predictors | None = None,
         metrics: OperatorMetrics | None = None,
     ) -> None:
@@ -87,7 +86,7 @@ class Reconciler:
         self._nodes_version = 0
         self._inventories = InventoryMemo(self.settings.caches.inventories)
         # Loaded once per process; the operator's startup does it before the workers start.
-        planner = planner_for(predictors or Predictors.load())
+        planner = recommend.planner_for(predictors or Predictors.load())
         self._plans = PlanMemo(planner, self.settings.caches.plans, self.metrics)
         self.recommended: dict[ObjectKey, str | None] = {}
         """The recommended GPU type per WorkloadProfile (None: none), for the metrics."""
@@ -191,7 +190,7 @@ class Reconciler:
             key = await self.queue.get()
             try:
                 await self.reconcile(key)
-            except Gone:
+            except kube.Gone:
                 logger.info("%s is gone; forgetting it", key)
                 self._forget(key)
             except Exception as err:
@@ -205,10 +204,10 @@ class Reconciler:
         failures = self._failures[key] = self._failures[key] + 1
         delays = self.settings.retries.delays
         delay = delays[min(failures, len(delays)) - 1]
-        if isinstance(err, Rejected):
+        if isinstance(err, kube.Rejected):
             delay = delays[-1]  # the same write will be refused again; come back rarely
         self.metrics.reconcile_errors.inc()
-        if isinstance(err, KubeError):
+        if isinstance(err, kube.KubeError):
             logger.warning("%s: %s; retrying in %.0fs", key, err, delay)
         else:
             logger.exception("%s: reconcile failed; retrying in %.0fs", key, delay)
@@ -246,7 +245,7 @@ class Reconciler:
             return self._inventories.hardware(version, nodes, hardware, constraints)[1]
 
         evaluation = await asyncio.to_thread(
-            evaluate_workload,
+            recommend.evaluate_workload,
             record.spec,
             nodes,
             policy,
@@ -269,7 +268,7 @@ class Reconciler:
             wp = self._workload(key.namespace, name)
             if wp is not None:
                 workloads.append((name, wp.labels))
-        evaluation = evaluate_policy(
+        evaluation = selection.evaluate_policy(
             record.name,
             record.spec,
             workloads,
