@@ -26,7 +26,7 @@ from greenmatrix import (
     cluster_region,
     summarize,
 )
-from greenmatrix_operator.control.recommend import Planner
+from greenmatrix_operator.control.recommend import Planner, RegionOf, Summarizer
 from greenmatrix_operator.metrics import OperatorMetrics
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,22 @@ class InventoryMemo:
 
     def clear(self) -> None:
         self._cache.clear()
+
+    def at(self, version: int) -> tuple[Summarizer, RegionOf]:
+        """`summarize` and `cluster_region` as the recommendation step calls them, for the node set
+        read at `version`."""
+
+        def summarizer(
+            nodes: Sequence[NodeHardware], hardware: HardwareSpec | None, constraints: Constraints | None
+        ) -> Inventory:
+            return self.hardware(version, nodes, hardware, constraints)[0]
+
+        def region_of(
+            nodes: Sequence[NodeHardware], hardware: HardwareSpec | None, constraints: Constraints | None
+        ) -> str | None:
+            return self.hardware(version, nodes, hardware, constraints)[1]
+
+        return summarizer, region_of
 
     def hardware(
         self,

@@ -11,19 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from greenmatrix import (
-    Constraints,
-    HardwareSpec,
-    Inventory,
-    NodeHardware,
-    Predictors,
-    applied_policy,
-    unknown_products,
-)
+from greenmatrix import NodeHardware, Predictors, applied_policy, unknown_products
 from greenmatrix_operator.adapters import kube
 from greenmatrix_operator.control import recommend, selection
 from greenmatrix_operator.control.memo import InventoryMemo, PlanMemo
@@ -231,19 +223,9 @@ class Reconciler:
         if record is None:
             self._forget(key)
             return
-        nodes, version = self._nodes(), self._nodes_version
+        nodes = self._nodes()
+        summarizer, region_of = self._inventories.at(self._nodes_version)
         policy = applied_policy(self._policies(key.namespace), record.labels)
-
-        def summarizer(
-            nodes: Sequence[NodeHardware], hardware: HardwareSpec | None, constraints: Constraints | None
-        ) -> Inventory:
-            return self._inventories.hardware(version, nodes, hardware, constraints)[0]
-
-        def region_of(
-            nodes: Sequence[NodeHardware], hardware: HardwareSpec | None, constraints: Constraints | None
-        ) -> str | None:
-            return self._inventories.hardware(version, nodes, hardware, constraints)[1]
-
         evaluation = await asyncio.to_thread(
             recommend.evaluate_workload,
             record.spec,
