@@ -1,4 +1,5 @@
-"""The Kubernetes adapter: status patches and Events, with API faults translated at the boundary.
+"""The Kubernetes adapter: Node objects read as the engine's NodeHardware, status patches and Events
+written, API faults translated at the boundary.
 
 Writes go through the official client in worker threads (reads never happen here: the reconciler
 reads from Kopf's in-memory indexes). Failures become `Gone` (the object no longer exists: drop
@@ -11,19 +12,34 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes
 
-from greenmatrix.api import GROUP, VERSION
+from greenmatrix import GROUP, VERSION, NodeHardware
 from greenmatrix_operator.records import PLURALS, ObjectRecord
-from greenmatrix_operator.status import now_rfc3339
+from greenmatrix_operator.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
 
 COMPONENT = "greenmatrix-operator"
 _MERGE_PATCH = "application/merge-patch+json"
-_TIMEOUT = (5, 30)  # connect, read seconds: a hung API call must not stall the work queue
+
+
+def node_hardware(
+    name: str, labels: Mapping[str, str], spec: Mapping[str, Any], status: Mapping[str, Any]
+) -> NodeHardware:
+    """A Node object's parts as the engine's NodeHardware."""
+    conditions = status.get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return NodeHardware.from_node(
+        name,
+        dict(labels),
+        dict(status.get("allocatable") or {}),
+        ready=ready,
+        unschedulable=bool(spec.get("unschedulable", False)),
+    )
 
 
 class KubeError(Exception):
@@ -42,6 +58,11 @@ class Unavailable(KubeError):
     """A transient failure (timeouts, 429, 5xx, connection errors): retry later."""
 
 
+def now_rfc3339() -> str:
+    """The current time the way metav1.Time serialises it (seconds, UTC, 'Z')."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _translate(err: Exception, what: str) -> KubeError:
     status = getattr(err, "status", None)
     body = getattr(err, "body", None) or str(err)
@@ -56,18 +77,19 @@ def _translate(err: Exception, what: str) -> KubeError:
 class KubeClient:
     """Writes the operator makes; one instance per operator process."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+    def __init__(self, api_client: kubernetes.client.ApiClient, settings: ApiSettings) -> None:
         self._custom = kubernetes.client.CustomObjectsApi(api_client)
         self._core = kubernetes.client.CoreV1Api(api_client)
+        self._timeout = (settings.connect_timeout, settings.read_timeout)
 
     @classmethod
-    def from_environment(cls) -> KubeClient:
+    def from_environment(cls, settings: ApiSettings) -> KubeClient:
         """In-cluster credentials when running in a pod, else the current kubeconfig context."""
         try:
             kubernetes.config.load_incluster_config()
         except kubernetes.config.ConfigException:
             kubernetes.config.load_kube_config()
-        return cls(kubernetes.client.ApiClient())
+        return cls(kubernetes.client.ApiClient(), settings)
 
     async def patch_status(self, record: ObjectRecord, patch: Mapping[str, Any]) -> str:
         """Merge-patch the status subresource; returns the object's new resourceVersion."""
@@ -83,7 +105,7 @@ class KubeClient:
                 # snapshot is corrected by the reconcile the newer object's watch event triggers.
                 {"status": dict(patch)},
                 _content_type=_MERGE_PATCH,
-                _request_timeout=_TIMEOUT,
+                _request_timeout=self._timeout,
             )
 
         try:
@@ -117,7 +139,7 @@ class KubeClient:
 
         def call() -> Any:
             event = kubernetes.client.CoreV1Event.from_dict(body)
-            return self._core.create_namespaced_event(record.namespace, event, _request_timeout=_TIMEOUT)
+            return self._core.create_namespaced_event(record.namespace, event, _request_timeout=self._timeout)
 
         try:
             await asyncio.to_thread(call)
