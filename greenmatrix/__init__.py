@@ -50,8 +50,8 @@ _EXPORTS: dict[str, str] = {
     "constraints_of": "greenmatrix.policy",
     "scaling_of": "greenmatrix.policy",
     "weights_of": "greenmatrix.policy",
-    "Plan": "greenmatrix.plan.result",
-    "plan": "greenmatrix.plan.planner",
+    "Plan": "greenmatrix.planning.result",
+    "plan": "greenmatrix.planning.planner",
     "Predictors": "greenmatrix.predict.predictors",
 }
 

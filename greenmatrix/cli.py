@@ -280,7 +280,7 @@ def simulate(
 
     from greenmatrix import economics, report
     from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
-    from greenmatrix.plan.planner import plan
+    from greenmatrix.planning.planner import plan
     from greenmatrix.policy import applied_policy
 
     workload = report.load_manifest(workload_path, "WorkloadProfile", WorkloadProfileSpec)

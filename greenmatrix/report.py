@@ -22,7 +22,7 @@ from greenmatrix.api import API_VERSION, OptimizationPolicySpec, WorkloadProfile
 from greenmatrix.api.workloadprofile import Interval, OptionPrediction
 from greenmatrix.catalog import hardware, llms
 from greenmatrix.errors import GreenMatrixError, InvalidSpecError
-from greenmatrix.plan.result import Plan
+from greenmatrix.planning.result import Plan
 from greenmatrix.validation import describe, field_path
 
 

@@ -3,7 +3,7 @@ a `WorkloadEvaluation` out, from in-memory inputs only (no I/O, no clock).
 
 It reads like the review sentence: parse the spec, check what the schema cannot, summarise the
 matching hardware under the applied policy's constraints, then plan on that inventory with the
-policy's objectives (`greenmatrix.plan`). The conditions each outcome gets are chosen in
+policy's objectives (`greenmatrix.planning`). The conditions each outcome gets are chosen in
 `status.conditions`.
 """
 
@@ -67,7 +67,7 @@ def evaluate_workload(
     """Parse, validate, summarise the hardware the workload may use, then plan on it.
 
     `summarizer` and `region_of` let the caller memoise per node set (many profiles share
-    restrictions); `planner` defaults to `greenmatrix.plan` with the process's predictors.
+    restrictions); `planner` defaults to `greenmatrix.planning` with the process's predictors.
     """
     applied = policy.name if policy else None
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from greenmatrix.plan.context import Evaluated, PlanContext
+from greenmatrix.planning.context import Evaluated, PlanContext
 from greenmatrix.predict.predictors import TRAINING_STATE_BYTES_PER_PARAM
 
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"

@@ -13,7 +13,7 @@ from greenmatrix.api.optimizationpolicy import Constraints, OptimizationPolicySp
 from greenmatrix.api.workloadprofile import OptionPrediction, WorkloadProfileSpec
 from greenmatrix.catalog.llms import ModelArch
 from greenmatrix.catalog.precision import PRECISIONS
-from greenmatrix.plan.options import HardwareOption, Restrictions
+from greenmatrix.planning.options import HardwareOption, Restrictions
 from greenmatrix.predict.predictors import Predictors
 
 CRITERIA = ("latency", "throughput", "cost", "energy", "carbon")

@@ -12,10 +12,10 @@ from greenmatrix.economics import replica_economics
 from greenmatrix.errors import GreenMatrixError
 from greenmatrix.interval import Interval
 from greenmatrix.physics.llm import GIB, RUNTIME_OVERHEAD_BYTES, USABLE_MEMORY_FRACTION
-from greenmatrix.plan.context import Evaluated, PlanContext, unpredictable, unrated_precision
-from greenmatrix.plan.explain import fmt_hours, sig_figs, wire
-from greenmatrix.plan.footprint import constraint_failures, region_for
-from greenmatrix.plan.options import CATALOG_MAX_NODES, HardwareOption
+from greenmatrix.planning.context import Evaluated, PlanContext, unpredictable, unrated_precision
+from greenmatrix.planning.explain import fmt_hours, sig_figs, wire
+from greenmatrix.planning.footprint import constraint_failures, region_for
+from greenmatrix.planning.options import CATALOG_MAX_NODES, HardwareOption
 from greenmatrix.predict.predictors import (
     TRAINING_STATE_BYTES_PER_PARAM,
     TrainingEstimate,

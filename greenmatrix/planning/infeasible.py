@@ -6,8 +6,8 @@ import math
 
 from greenmatrix.api.workloadprofile import Inventory
 from greenmatrix.errors import NoFeasibleHardwareError
-from greenmatrix.plan.context import Evaluated, PlanContext
-from greenmatrix.plan.explain import cost_text
+from greenmatrix.planning.context import Evaluated, PlanContext
+from greenmatrix.planning.explain import cost_text
 
 
 def no_feasible_error(

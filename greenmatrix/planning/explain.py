@@ -9,7 +9,7 @@ from typing import Literal
 from greenmatrix.api.workloadprofile import InferenceSpec
 from greenmatrix.api.workloadprofile import Interval as WireInterval
 from greenmatrix.interval import Interval
-from greenmatrix.plan.context import CRITERIA, Evaluated, PlanContext
+from greenmatrix.planning.context import CRITERIA, Evaluated, PlanContext
 
 # --- formatting -----------------------------------------------------------------------------------
 

@@ -4,9 +4,9 @@ Serving and training share it; the figures themselves come from `economics.repli
 
 from __future__ import annotations
 
-from greenmatrix.plan.context import PlanContext
-from greenmatrix.plan.explain import money
-from greenmatrix.plan.options import HardwareOption
+from greenmatrix.planning.context import PlanContext
+from greenmatrix.planning.explain import money
+from greenmatrix.planning.options import HardwareOption
 
 
 def region_for(ctx: PlanContext, o: HardwareOption) -> tuple[str | None, str | None]:

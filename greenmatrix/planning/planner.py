@@ -53,15 +53,15 @@ from greenmatrix.api.workloadprofile import (
 from greenmatrix.catalog import hardware, llms
 from greenmatrix.catalog.llms import ModelArch
 from greenmatrix.errors import GreenMatrixError
-from greenmatrix.plan.advice import advise as make_advice
-from greenmatrix.plan.context import CRITERIA, Evaluated, PlanContext
-from greenmatrix.plan.explain import (
+from greenmatrix.planning.advice import advise as make_advice
+from greenmatrix.planning.context import CRITERIA, Evaluated, PlanContext
+from greenmatrix.planning.explain import (
     explanation,
     headline_latency,
     sig_figs,
 )
-from greenmatrix.plan.infeasible import no_feasible_error
-from greenmatrix.plan.options import (
+from greenmatrix.planning.infeasible import no_feasible_error
+from greenmatrix.planning.options import (
     HardwareOption,
     Restrictions,
     catalog_options,
@@ -69,14 +69,14 @@ from greenmatrix.plan.options import (
     cluster_options,
     no_gpu_error,
 )
-from greenmatrix.plan.placement import (
+from greenmatrix.planning.placement import (
     node_selector_for,
     pod_resources,
 )
-from greenmatrix.plan.ranking import Criterion, topsis
-from greenmatrix.plan.result import MAX_ALTERNATIVES, MAX_BETTER_OUTSIDE, Plan
-from greenmatrix.plan.serving import evaluate_serving
-from greenmatrix.plan.training import (
+from greenmatrix.planning.ranking import Criterion, topsis
+from greenmatrix.planning.result import MAX_ALTERNATIVES, MAX_BETTER_OUTSIDE, Plan
+from greenmatrix.planning.serving import evaluate_serving
+from greenmatrix.planning.training import (
     evaluate_training,
     training_layouts,
     training_notes,

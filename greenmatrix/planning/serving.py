@@ -12,11 +12,11 @@ from greenmatrix.errors import GreenMatrixError
 from greenmatrix.interval import Interval
 from greenmatrix.learned.serving import ServingPrediction, ServingScenario
 from greenmatrix.physics import llm as llm_physics
-from greenmatrix.plan.capacity import replica_capacity, replicas_for, request_latency
-from greenmatrix.plan.context import Evaluated, PlanContext, unpredictable, unrated_precision
-from greenmatrix.plan.explain import fmt_ms, headline_metric, num, sig_figs, wire
-from greenmatrix.plan.footprint import constraint_failures, region_for
-from greenmatrix.plan.options import HardwareOption, cpu_node_memory_gib
+from greenmatrix.planning.capacity import replica_capacity, replicas_for, request_latency
+from greenmatrix.planning.context import Evaluated, PlanContext, unpredictable, unrated_precision
+from greenmatrix.planning.explain import fmt_ms, headline_metric, num, sig_figs, wire
+from greenmatrix.planning.footprint import constraint_failures, region_for
+from greenmatrix.planning.options import HardwareOption, cpu_node_memory_gib
 from greenmatrix.predict.predictors import CPUDevice, Predictors, backend_for, weights_gib
 
 # (field, why, severity): severity is how far from feasible (a ratio), for ordering the infeasible.

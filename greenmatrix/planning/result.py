@@ -7,7 +7,7 @@ from typing import Any
 
 from greenmatrix.api.workloadprofile import Advice, OptionPrediction, Recommendation
 from greenmatrix.errors import NoFeasibleHardwareError
-from greenmatrix.plan.context import Evaluated
+from greenmatrix.planning.context import Evaluated
 
 MAX_ALTERNATIVES = 10
 MAX_BETTER_OUTSIDE = 5

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from greenmatrix.api.workloadprofile import Advice, OptionPrediction, WorkloadProfileSpec
 from greenmatrix.catalog import hardware
 from greenmatrix.errors import GreenMatrixError
-from greenmatrix.plan.result import Plan
+from greenmatrix.planning.result import Plan
 
 # Quantised formats each serving framework can load (weights; fp8 also activations).
 FRAMEWORK_PRECISIONS: dict[str, tuple[str, ...]] = {
