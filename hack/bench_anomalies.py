@@ -96,9 +96,13 @@ def tune(series: list[Series], base: AnomalySettings) -> AnomalySettings:
     """The settings that flag the most windows of the tuning series while keeping false episodes
     under 80% of the target (a margin for the series it has not seen); fewer false episodes break ties."""
     best, best_key = base, (-1.0, 0.0)
-    grid = itertools.product((24, 48, 96), (4.0, 5.0, 6.0, 7.0, 8.0, 10.0), (8.0, 12.0, 16.0, 24.0))
-    for window, spike_z, shift_h in grid:
-        cand = replace(base, window=window, spike_z=spike_z, shift_h=shift_h)
+    grid = itertools.product(
+        (24, 48), (5.0, 6.0, 8.0), (50.0, float("inf")), (0.7, 0.8, 0.9, 1.0), (12.0, 24.0)
+    )
+    for window, spike_z, spike_z_max, margin, shift_h in grid:
+        cand = replace(
+            base, window=window, spike_z=spike_z, spike_z_max=spike_z_max, margin=margin, shift_h=shift_h
+        )
         hit, false_rate = rates(total(run(series, cand)))
         if false_rate > 0.8 * FALSE_PER_DAY_TARGET:
             continue
@@ -157,15 +161,13 @@ def main() -> None:
         )
         return
     print(f"settings: {settings}")
-    print(
-        f"{'file':42s} {'set':5s} {'windows':>7s} {'flagged':>7s} {'false':>5s} {'days':>6s} {'false/day':>9s}"
-    )
+    head = ("file", "set", "windows", "flagged", "false", "days", "false/day")
+    print(f"{head[0]:42s} {head[1]:5s} " + " ".join(f"{h:>{len(h)}s}" for h in head[2:]))
     for s, sc in zip(series, scores, strict=True):
         _, per_day = rates(sc)
         role = "tune" if s.name in tuning else "test"
-        print(
-            f"{s.name:42s} {role:5s} {sc.windows:7d} {sc.hit:7d} {sc.false_episodes:5d} {sc.days:6.1f} {per_day:9.2f}"
-        )
+        counts = f"{sc.windows:7d} {sc.hit:7d} {sc.false_episodes:5d} {sc.days:4.0f} {per_day:9.2f}"
+        print(f"{s.name:42s} {role:5s} {counts}")
     for label, group in groups.items():
         sc = total(group)
         hit, per_day = rates(sc)

@@ -14,6 +14,7 @@ forecaster already skips what is missing. Flagged points are kept out of forecas
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -42,13 +43,16 @@ class AnomalySettings:
     window: int = 48
     min_history: int = 12
     spike_z: float = 6.0
-    spike_z_max: float = 20.0
+    spike_z_max: float = float("inf")
     calibration: int = 2016
-    margin: float = 1.0
+    margin: float = 0.8
     shift_k: float = 1.0
     shift_h: float = 12.0
     shift_h_max: float = 40.0
     shift_clip: float = 4.0
+    season: float | None = 86400.0
+    seasons: int = 3
+    season_tighter: float = 0.5
     counter: bool = False
     gap_factor: float = 1.5
     sharpness: float = 4.0
@@ -100,7 +104,7 @@ def detect_anomalies(
     kind[observed[_long_steps(t[observed], cfg.gap_factor)]] = AnomalyKind.GAP.value
 
     work, resets = _judged_values(t[observed], v[observed], cfg.counter)
-    spike, shift, expected = _robust_scores(work, cfg)
+    spike, shift, expected = _robust_scores(t[observed], work, cfg)
     if cfg.counter:
         # The rate was compared, but the level reported is the counter's own: last value + rate x step.
         expected = np.concatenate(([np.nan], v[observed][:-1])) + expected * np.diff(t[observed], prepend=0)
@@ -191,7 +195,9 @@ def _judged_values(t: np.ndarray, v: np.ndarray, counter: bool) -> tuple[np.ndar
     return rate, resets
 
 
-def _robust_scores(x: np.ndarray, cfg: AnomalySettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _robust_scores(
+    t: np.ndarray, x: np.ndarray, cfg: AnomalySettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Spike and level-shift scores in [0, 1] of each finite value against its trailing window (NaN
     values, such as a counter's reset, get 0 and are left out of later windows)."""
     m = len(x)
@@ -202,13 +208,23 @@ def _robust_scores(x: np.ndarray, cfg: AnomalySettings) -> tuple[np.ndarray, np.
     if len(ok) <= cfg.min_history:
         return spike, shift, expected
     y = x[ok]
-    med, mad, mean_ad = _trailing_stats(y, cfg.window)
-    resolution = _running_resolution(y)
-    scale = np.fmax(np.fmax(1.4826 * mad, 1.2533 * mean_ad), resolution)
-    scale = np.fmax(scale, 1e-9 * np.maximum(1.0, np.abs(med)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = (y - med) / scale
-    z[: cfg.min_history] = 0.0
+    z, med, scale = _robust_z(y, cfg)
+    if cfg.season:
+        reference = _seasonal_reference(t[ok], y, cfg.season, cfg.seasons)
+        known = np.flatnonzero(np.isfinite(reference))
+        if len(known) > cfg.min_history:
+            seasonal = np.full(len(y), np.nan)
+            seasonal_scale = np.full(len(y), np.nan)
+            seasonal[known], _, seasonal_scale[known] = _robust_z(y[known] - reference[known], cfg)
+            # A point is judged against the same moment of the previous periods where that view has
+            # explained the recent past clearly more tightly than the recent level (a cycle's ramp
+            # is neither spike nor shift); elsewhere it must be unusual in both views.
+            both = np.where(np.abs(seasonal) < np.abs(z), seasonal, z)
+            z = np.where(
+                seasonal_scale < cfg.season_tighter * scale,
+                seasonal,
+                np.where(np.isfinite(seasonal), both, z),
+            )
     z = np.nan_to_num(z, nan=0.0)
     size = np.abs(z)
     spike[ok] = _squash(size, _calibrated(size, cfg.spike_z, cfg.spike_z_max, cfg), cfg.sharpness)
@@ -216,6 +232,38 @@ def _robust_scores(x: np.ndarray, cfg: AnomalySettings) -> tuple[np.ndarray, np.
     shift[ok] = _squash(drift, _calibrated(drift, cfg.shift_h, cfg.shift_h_max, cfg), cfg.sharpness)
     expected[ok[cfg.min_history :]] = med[cfg.min_history :]
     return spike, shift, expected
+
+
+def _robust_z(y: np.ndarray, cfg: AnomalySettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each value's robust residual against its trailing window, in spreads (NaN while warming up),
+    the window's median and its spread."""
+    med, mad, mean_ad = _trailing_stats(y, cfg.window)
+    scale = np.fmax(np.fmax(1.4826 * mad, 1.2533 * mean_ad), _running_resolution(y))
+    scale = np.fmax(scale, 1e-9 * np.maximum(1.0, np.abs(med)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (y - med) / scale
+    z[: cfg.min_history] = np.nan
+    return z, med, scale
+
+
+def _seasonal_reference(t: np.ndarray, y: np.ndarray, period: float, seasons: int) -> np.ndarray:
+    """The median of the values observed one, two ... ``seasons`` periods before each point (within
+    a 48th of the period), NaN where none was."""
+    ordered = np.maximum.accumulate(t)
+    found = np.full((len(t), seasons), np.nan)
+    tolerance = period / 48.0
+    for k in range(1, seasons + 1):
+        target = t - k * period
+        right = np.clip(np.searchsorted(ordered, target), 1, len(t) - 1)
+        nearer = np.where(
+            np.abs(ordered[right - 1] - target) <= np.abs(ordered[right] - target), right - 1, right
+        )
+        close = np.abs(ordered[nearer] - target) <= tolerance
+        found[close, k - 1] = y[nearer[close]]
+    with warnings.catch_warnings():
+        # A point with no earlier period is expected here (NaN), not worth a warning.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(found, axis=1)
 
 
 def _trailing_stats(x: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
