@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from greenmatrix.live.anomalies import AnomalySettings, detect_anomalies
+from greenmatrix.live.anomalies import Anomalies, AnomalySettings, detect_anomalies
 
 MERGE_SECONDS = 1800.0
 FALSE_PER_DAY_TARGET = 0.5
@@ -73,6 +73,28 @@ def evaluate(series: Series, flagged: np.ndarray) -> Score:
         false_episodes = 1 + int(np.sum(np.diff(series.t[outside]) > MERGE_SECONDS))
     days = (series.t[-1] - series.t[0]) / 86400.0
     return Score(len(series.windows), hit, false_episodes, days)
+
+
+def missed(series: Series, found: Anomalies) -> list[str]:
+    """One line per labelled window with no flagged point: where it lies, its highest score, and
+    whether any of its values leaves the range of the week before it (a crude visible signature)."""
+    lines = []
+    for start, end in series.windows:
+        inside = (series.t >= start) & (series.t <= end)
+        if found.anomaly[inside].any():
+            continue
+        week = (series.t >= start - 7 * 86400.0) & (series.t < start)
+        values = series.v[inside]
+        outside = bool(week.any()) and bool(
+            np.any((values > np.nanmax(series.v[week])) | (values < np.nanmin(series.v[week])))
+        )
+        where = np.flatnonzero(inside)
+        lines.append(
+            f"{series.name:42s} window at {where[0] / len(series.t):4.0%}-{where[-1] / len(series.t):4.0%}"
+            f" of the file, highest score {found.score[inside].max():.2f},"
+            f" values beyond the previous week's range: {'yes' if outside else 'no'}"
+        )
+    return lines
 
 
 def total(scores: list[Score]) -> Score:
@@ -175,6 +197,10 @@ def main() -> None:
             f"{label:16s} windows flagged {sc.hit}/{sc.windows} = {hit:.0%}, "
             f"false episodes {sc.false_episodes} over {sc.days:.0f} days = {per_day:.2f}/day"
         )
+    print("windows with no flagged point:")
+    for s in series:
+        for line in missed(s, detect_anomalies(s.t, s.v, settings)):
+            print(f"  {line}")
     print(f"speed: {per_second:,.0f} points/s (20,000-point series, one call)")
 
 

@@ -42,14 +42,15 @@ class AnomalySettings:
 
     window: int = 48
     min_history: int = 12
-    spike_z: float = 6.0
+    spike_z: float = 5.0
     spike_z_max: float = float("inf")
     calibration: int = 2016
-    margin: float = 0.8
+    margin: float = 0.7
     shift_k: float = 1.0
-    shift_h: float = 12.0
+    shift_h: float = 24.0
     shift_h_max: float = 40.0
     shift_clip: float = 4.0
+    shift_run: int = 4
     season: float | None = 86400.0
     seasons: int = 3
     season_tighter: float = 0.5
@@ -104,13 +105,14 @@ def detect_anomalies(
     kind[observed[_long_steps(t[observed], cfg.gap_factor)]] = AnomalyKind.GAP.value
 
     work, resets = _judged_values(t[observed], v[observed], cfg.counter)
-    spike, shift, expected = _robust_scores(t[observed], work, cfg)
+    spike, shift, expected, sustained = _robust_scores(t[observed], work, cfg)
     if cfg.counter:
         # The rate was compared, but the level reported is the counter's own: last value + rate x step.
         expected = np.concatenate(([np.nan], v[observed][:-1])) + expected * np.diff(t[observed], prepend=0)
     best = np.maximum(spike, shift)
     best[resets] = 1.0
-    labels = np.where(shift >= spike, AnomalyKind.LEVEL_SHIFT.value, AnomalyKind.SPIKE.value).astype(object)
+    shifted = (shift >= spike) | sustained
+    labels = np.where(shifted, AnomalyKind.LEVEL_SHIFT.value, AnomalyKind.SPIKE.value).astype(object)
     labels[resets] = AnomalyKind.COUNTER_RESET.value
     flagged = best >= 0.5
     score[observed] = best
@@ -139,18 +141,18 @@ def anomaly_episodes(
     timestamps: np.ndarray, anomalies: Anomalies, merge_within: float = 1800.0
 ) -> list[AnomalyEpisode]:
     """Runs of flagged points, merged when the next starts within ``merge_within`` seconds of the
-    last one's end, each named by its highest-scoring point's kind; and one episode per gap."""
+    last one's end, and one episode per gap. A run is a level shift when any of its points is one
+    (its onset reads as a spike until the departure persists), otherwise its highest point's kind."""
     t = np.asarray(timestamps, dtype=float)
     episodes: list[AnomalyEpisode] = []
     for idx in _runs(t, anomalies.anomaly, merge_within):
         peak = idx[np.argmax(anomalies.score[idx])]
+        kinds = set(anomalies.kind[idx])
+        kind = (
+            AnomalyKind.LEVEL_SHIFT if AnomalyKind.LEVEL_SHIFT in kinds else AnomalyKind(anomalies.kind[peak])
+        )
         episodes.append(
-            AnomalyEpisode(
-                float(t[idx[0]]),
-                float(t[idx[-1]]),
-                AnomalyKind(anomalies.kind[peak]),
-                float(anomalies.score[peak]),
-            )
+            AnomalyEpisode(float(t[idx[0]]), float(t[idx[-1]]), kind, float(anomalies.score[peak]))
         )
     gaps = (anomalies.kind == AnomalyKind.GAP.value) & ~anomalies.anomaly
     for idx in _runs(t, gaps, 0.0):
@@ -176,7 +178,7 @@ def _long_steps(t: np.ndarray, factor: float, history: int = 64) -> np.ndarray:
     if len(t) < 3:
         return gap
     steps = np.diff(t)
-    usual, _, _ = _trailing_stats(steps, history)
+    usual, _, _ = _trailing_stats(steps, history, spread=False)
     # usual[j] is the median of the steps before step j; step j leads to point j + 1.
     gap[1:] = np.isfinite(usual) & (steps > factor * usual) & (usual > 0)
     return gap
@@ -195,55 +197,62 @@ def _judged_values(t: np.ndarray, v: np.ndarray, counter: bool) -> tuple[np.ndar
     return rate, resets
 
 
-def _robust_scores(
-    t: np.ndarray, x: np.ndarray, cfg: AnomalySettings
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Spike and level-shift scores in [0, 1] of each finite value against its trailing window (NaN
-    values, such as a counter's reset, get 0 and are left out of later windows)."""
+def _robust_scores(t: np.ndarray, x: np.ndarray, cfg: AnomalySettings) -> tuple[np.ndarray, ...]:
+    """Spike and level-shift scores in [0, 1] of each finite value, the level it was judged against,
+    and whether it ends a run of departures on one side (NaN values, such as a counter's reset, get
+    0 and are left out of later windows)."""
     m = len(x)
     spike = np.zeros(m)
     shift = np.zeros(m)
     expected = np.full(m, np.nan)
+    sustained = np.zeros(m, dtype=bool)
     ok = np.flatnonzero(np.isfinite(x))
     if len(ok) <= cfg.min_history:
-        return spike, shift, expected
+        return spike, shift, expected, sustained
     y = x[ok]
-    z, med, scale = _robust_z(y, cfg)
-    if cfg.season:
-        reference = _seasonal_reference(t[ok], y, cfg.season, cfg.seasons)
-        known = np.flatnonzero(np.isfinite(reference))
-        if len(known) > cfg.min_history:
-            seasonal = np.full(len(y), np.nan)
-            seasonal_scale = np.full(len(y), np.nan)
-            seasonal[known], _, seasonal_scale[known] = _robust_z(y[known] - reference[known], cfg)
-            # A point is judged against the same moment of the previous periods where that view has
-            # explained the recent past clearly more tightly than the recent level (a cycle's ramp
-            # is neither spike nor shift); elsewhere it must be unusual in both views.
-            both = np.where(np.abs(seasonal) < np.abs(z), seasonal, z)
-            z = np.where(
-                seasonal_scale < cfg.season_tighter * scale,
-                seasonal,
-                np.where(np.isfinite(seasonal), both, z),
-            )
-    z = np.nan_to_num(z, nan=0.0)
-    size = np.abs(z)
+    residual, scale, level = _judged_view(t[ok], y, cfg)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        size = np.nan_to_num(np.abs(residual / scale), nan=0.0)
     spike[ok] = _squash(size, _calibrated(size, cfg.spike_z, cfg.spike_z_max, cfg), cfg.sharpness)
-    drift = _cusum(z, cfg)
+    drift = _cusum(residual, scale, cfg)
     shift[ok] = _squash(drift, _calibrated(drift, cfg.shift_h, cfg.shift_h_max, cfg), cfg.sharpness)
-    expected[ok[cfg.min_history :]] = med[cfg.min_history :]
-    return spike, shift, expected
+    sustained = np.zeros(m, dtype=bool)
+    sustained[ok] = _sustained(residual / scale, cfg.shift_run, cfg.shift_clip / 2.0)
+    expected[ok] = level
+    return spike, shift, expected, sustained
 
 
-def _robust_z(y: np.ndarray, cfg: AnomalySettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each value's robust residual against its trailing window, in spreads (NaN while warming up),
-    the window's median and its spread."""
+def _judged_view(t: np.ndarray, y: np.ndarray, cfg: AnomalySettings) -> tuple[np.ndarray, ...]:
+    """Each value's residual, the spread it is measured in and the level it departs from, in the
+    view that judges it: the recent level, or the same moment of the previous periods where that
+    view has explained the recent past clearly more tightly (a cycle's ramp is neither spike nor
+    shift); where both exist but neither is clearly tighter, the calmer of the two."""
+    residual, scale, level = _robust_view(y, cfg)
+    if not cfg.season:
+        return residual, scale, level
+    reference = _seasonal_reference(t, y, cfg.season, cfg.seasons)
+    known = np.flatnonzero(np.isfinite(reference))
+    if len(known) <= cfg.min_history:
+        return residual, scale, level
+    views = np.full((3, len(y)), np.nan)
+    views[:, known] = _robust_view(y[known] - reference[known], cfg)
+    views[2] += reference
+    with np.errstate(invalid="ignore", divide="ignore"):
+        calmer = np.abs(views[0] / views[1]) < np.abs(residual / scale)
+    seasonal = (views[1] < cfg.season_tighter * scale) | calmer
+    return tuple(np.where(seasonal, views[i], own) for i, own in enumerate((residual, scale, level)))
+
+
+def _robust_view(y: np.ndarray, cfg: AnomalySettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each value's residual from the median of its trailing window, the window's robust spread and
+    median (all NaN while warming up)."""
     med, mad, mean_ad = _trailing_stats(y, cfg.window)
     scale = np.fmax(np.fmax(1.4826 * mad, 1.2533 * mean_ad), _running_resolution(y))
     scale = np.fmax(scale, 1e-9 * np.maximum(1.0, np.abs(med)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = (y - med) / scale
-    z[: cfg.min_history] = np.nan
-    return z, med, scale
+    residual = y - med
+    for series in (residual, scale, med):
+        series[: cfg.min_history] = np.nan
+    return residual, scale, med
 
 
 def _seasonal_reference(t: np.ndarray, y: np.ndarray, period: float, seasons: int) -> np.ndarray:
@@ -266,22 +275,26 @@ def _seasonal_reference(t: np.ndarray, y: np.ndarray, period: float, seasons: in
         return np.nanmedian(found, axis=1)
 
 
-def _trailing_stats(x: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _trailing_stats(x: np.ndarray, w: int, spread: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median, median absolute deviation and mean absolute deviation (from the median) of the up to
-    ``w`` values before each position (NaN for the first, which has none)."""
+    ``w`` values before each position (NaN for the first, which has none; the deviations stay NaN
+    when ``spread`` is False)."""
     m = len(x)
     med = np.full(m, np.nan)
     mad = np.full(m, np.nan)
     mean_ad = np.full(m, np.nan)
     for i in range(1, min(w, m)):
         past = x[:i]
-        centre = np.median(past)
-        med[i], mad[i], mean_ad[i] = centre, np.median(np.abs(past - centre)), np.mean(np.abs(past - centre))
+        med[i] = np.median(past)
+        if spread:
+            dev = np.abs(past - med[i])
+            mad[i], mean_ad[i] = np.median(dev), dev.mean()
     if m > w:
         windows = sliding_window_view(x[:-1], w)
-        centre = np.median(windows, axis=1)
-        dev = np.abs(windows - centre[:, None])
-        med[w:], mad[w:], mean_ad[w:] = centre, np.median(dev, axis=1), dev.mean(axis=1)
+        med[w:] = np.median(windows, axis=1)
+        if spread:
+            dev = np.abs(windows - med[w:, None])
+            mad[w:], mean_ad[w:] = np.median(dev, axis=1), dev.mean(axis=1)
     return med, mad, mean_ad
 
 
@@ -296,16 +309,29 @@ def _running_resolution(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cusum(z: np.ndarray, cfg: AnomalySettings) -> np.ndarray:
+def _sustained(z: np.ndarray, run: int, size: float) -> np.ndarray:
+    """Whether each point ends ``run`` points in a row at least ``size`` spreads away on the same
+    side: what tells a shift that has begun from a spike, whichever test crossed its threshold."""
+    out = np.zeros(len(z), dtype=bool)
+    if len(z) < run:
+        return out
+    with np.errstate(invalid="ignore"):
+        high, low = np.nan_to_num(z, nan=0.0) >= size, np.nan_to_num(z, nan=0.0) <= -size
+    out[run - 1 :] = sliding_window_view(high, run).all(axis=1) | sliding_window_view(low, run).all(axis=1)
+    return out
+
+
+def _cusum(residual: np.ndarray, scale: np.ndarray, cfg: AnomalySettings) -> np.ndarray:
     """Two-sided CUSUM of the clipped robust residuals. A statistic is capped above the highest
     threshold so that a shift stops being flagged soon after the trailing level has caught up with it."""
-    clipped = np.clip(z, -cfg.shift_clip, cfg.shift_clip)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        clipped = np.nan_to_num(np.clip(residual / scale, -cfg.shift_clip, cfg.shift_clip), nan=0.0)
     cap = 1.5 * cfg.shift_h_max
     up = down = 0.0
-    out = np.empty(len(z))
-    for i, r in enumerate(clipped.tolist()):
-        up = min(cap, max(0.0, up + r - cfg.shift_k))
-        down = min(cap, max(0.0, down - r - cfg.shift_k))
+    out = np.empty(len(clipped))
+    for i, z in enumerate(clipped.tolist()):
+        up = min(cap, max(0.0, up + z - cfg.shift_k))
+        down = min(cap, max(0.0, down - z - cfg.shift_k))
         out[i] = max(up, down)
     return out
 

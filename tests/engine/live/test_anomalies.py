@@ -44,6 +44,10 @@ def test_a_level_shift_is_flagged_as_a_level_shift() -> None:
     assert len(onset), "the shift's onset is flagged"
     assert AnomalyKind.LEVEL_SHIFT in set(found.kind[2500:2530])
     assert not found.anomaly[2400:2500].any()
+    # After the first day (before it, no seasonal view exists and a steep ramp can read as a shift).
+    episodes = [e for e in anomaly_episodes(t, found) if e.start > t[288] and e.kind != AnomalyKind.GAP]
+    assert [e.kind for e in episodes] == [AnomalyKind.LEVEL_SHIFT]
+    assert t[2500] <= episodes[0].start <= t[2510]
     # A confirmed shift is the new normal: a forecaster keeps its points by default.
     shifted = found.kind == AnomalyKind.LEVEL_SHIFT
     assert np.isfinite(clean_series(v, found)[shifted]).all()
