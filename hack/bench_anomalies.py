@@ -193,9 +193,11 @@ def main() -> None:
     for label, group in groups.items():
         sc = total(group)
         hit, per_day = rates(sc)
+        per_file = np.mean([rates(one)[1] for one in group])
         print(
-            f"{label:16s} windows flagged {sc.hit}/{sc.windows} = {hit:.0%}, "
-            f"false episodes {sc.false_episodes} over {sc.days:.0f} days = {per_day:.2f}/day"
+            f"{label:16s} windows flagged {sc.hit}/{sc.windows} = {hit:.0%}, false episodes"
+            f" {sc.false_episodes} over {sc.days:.0f} days = {per_day:.2f}/day"
+            f" (mean of the files' rates {per_file:.2f}/day)"
         )
     print("windows with no flagged point:")
     for s in series:

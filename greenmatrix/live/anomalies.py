@@ -3,9 +3,12 @@
 Every answer for a point is computed from that point and the points before it only, so what the live
 loop decided at a moment and what a replay of a longer history says about the same moment agree.
 A point is compared with the robust level of its recent history (median, with a spread from the
-median and mean absolute deviations); a spike is one point far from it, a level shift is a sustained
-one-sided departure found by a CUSUM on the clipped robust residuals, a counter reset is a cumulative
-counter that goes down, and a gap is a missing value or a step longer than the series' usual step.
+median and mean absolute deviations) or, for a series with a daily cycle, with the same moment of the
+previous days, whichever has explained the recent past better. A spike is one point far from it, a
+level shift a sustained one-sided departure (a CUSUM on the clipped robust residuals), a counter reset
+a cumulative counter that goes down, and a gap a missing value or a step longer than the usual one.
+Thresholds are calibrated on the series' own recent past: a point is flagged when it departs further
+than (a margin of) anything in the last ``calibration`` points, so heavy-tailed noise sets its own bar.
 
 Gaps are reported but not flagged as anomalies: nothing is wrong with the value after a gap, and the
 forecaster already skips what is missing. Flagged points are kept out of forecasts
@@ -34,9 +37,12 @@ class AnomalyKind(StrEnum):
 class AnomalySettings:
     """The detector's knobs; the defaults are the ones tuned on half of NAB's labelled series.
 
-    ``window`` and ``min_history`` count observed points (not seconds) so that one setting serves
-    series of any step. ``spike_z`` and ``shift_h`` are where a point's score reaches 0.5 and it is
-    flagged. ``counter`` says the series is cumulative (a Prometheus counter): its resets are
+    ``window``, ``min_history`` and ``calibration`` count observed points (not seconds) so that one
+    setting serves series of any step. A point's threshold is ``margin`` x the largest statistic of
+    the previous ``calibration`` points, kept within [``spike_z``, ``spike_z_max``] spreads for a
+    spike and [``shift_h``, ``shift_h_max``] for the CUSUM of a shift; its score is 0.5 there.
+    ``season`` is the cycle's period in seconds (None: no seasonal view), compared over ``seasons``
+    periods back. ``counter`` says the series is cumulative (a Prometheus counter): its resets are
     flagged and its spikes and shifts are judged on the rate between points.
     """
 
@@ -216,7 +222,6 @@ def _robust_scores(t: np.ndarray, x: np.ndarray, cfg: AnomalySettings) -> tuple[
     spike[ok] = _squash(size, _calibrated(size, cfg.spike_z, cfg.spike_z_max, cfg), cfg.sharpness)
     drift = _cusum(residual, scale, cfg)
     shift[ok] = _squash(drift, _calibrated(drift, cfg.shift_h, cfg.shift_h_max, cfg), cfg.sharpness)
-    sustained = np.zeros(m, dtype=bool)
     sustained[ok] = _sustained(residual / scale, cfg.shift_run, cfg.shift_clip / 2.0)
     expected[ok] = level
     return spike, shift, expected, sustained
@@ -368,5 +373,6 @@ def _trailing_max(x: np.ndarray, w: int) -> np.ndarray:
 
 def _squash(stat: np.ndarray, threshold: np.ndarray | float, sharpness: float) -> np.ndarray:
     """Map a non-negative statistic to [0, 1): 0.5 at ``threshold``, towards 1 far above it."""
-    ratio = np.power(np.maximum(stat, 0.0) / threshold, sharpness)
-    return ratio / (1.0 + ratio)
+    with np.errstate(over="ignore", invalid="ignore"):
+        ratio = np.power(np.maximum(stat, 0.0) / threshold, sharpness)
+        return np.where(np.isinf(ratio), 1.0, ratio / (1.0 + ratio))
