@@ -89,6 +89,8 @@ def test_clean_seasonal_noise_gives_few_false_flags() -> None:
     found = detect_anomalies(t, v)
     episodes = [e for e in anomaly_episodes(t, found) if e.kind != AnomalyKind.GAP]
     assert len(episodes) / days <= 0.5
+    # Once a day has been seen, the ramps are judged against the previous days: nothing at all.
+    assert [e for e in episodes if e.start >= t[288]] == []
 
 
 def test_episodes_merge_nearby_flags_and_carry_their_peak() -> None:
