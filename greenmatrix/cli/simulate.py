@@ -11,7 +11,8 @@ import click
 from greenmatrix.errors import GreenMatrixError
 
 if TYPE_CHECKING:
-    from greenmatrix import OptimizationPolicySpec, WorkloadProfileSpec
+    from greenmatrix import OptimizationPolicySpec, Plan, WorkloadProfileSpec
+    from greenmatrix.cli.manifests import Manifest
 
 
 @click.command()
@@ -53,16 +54,35 @@ def simulate(
     show_all: bool,
 ) -> None:
     """Predict, price and rank hardware options for a workload, without a cluster."""
-    import json
-
-    import yaml
-    from rich.console import Console
-
-    from greenmatrix import OptimizationPolicySpec, WorkloadProfileSpec, applied_policy, economics, plan
-    from greenmatrix.cli import manifests, tables
+    from greenmatrix import WorkloadProfileSpec, economics, plan
+    from greenmatrix.cli import manifests
 
     workload = manifests.load_manifest(workload_path, "WorkloadProfile", WorkloadProfileSpec)
     spec = workload.spec
+    policy = _policy_for(workload, workload_path, policy_path)
+    names = [g.strip() for g in gpus.split(",") if g.strip()] if gpus is not None else None
+    if names == []:
+        raise GreenMatrixError("--gpus", f"{gpus!r} names no GPU; give catalog names or aliases, or omit it")
+    if region is not None:
+        region = _allowed_region(economics.catalogued_region(region, "--region"), spec, policy)
+    if _models_named():
+        _require_learned_model(spec.task)
+    result = plan(spec, None, policy, region=region, gpus=names)
+    if output == "table" and not result.options:
+        # Nothing was compared: an empty table would only push the error out of sight.
+        result.raise_if_infeasible()
+    _note_unpriced(result)
+    _print(result, output, show_all)
+    result.raise_if_infeasible()
+
+
+def _policy_for(
+    workload: Manifest, workload_path: Path, policy_path: Path | None
+) -> OptimizationPolicySpec | None:
+    """The policy --policy names, else the one of those beside the workload that the operator would apply."""
+    from greenmatrix import OptimizationPolicySpec, applied_policy
+    from greenmatrix.cli import manifests
+
     policy = None
     if policy_path is not None:
         named = manifests.load_manifest(policy_path, "OptimizationPolicy", OptimizationPolicySpec, "--policy")
@@ -89,17 +109,12 @@ def simulate(
             )
     if policy is not None:
         _note_what_simulate_ignores(policy)
-    names = [g.strip() for g in gpus.split(",") if g.strip()] if gpus is not None else None
-    if names == []:
-        raise GreenMatrixError("--gpus", f"{gpus!r} names no GPU; give catalog names or aliases, or omit it")
-    if region is not None:
-        region = _allowed_region(economics.catalogued_region(region, "--region"), spec, policy)
-    if _models_named():
-        _require_learned_model(spec.task)
-    result = plan(spec, None, policy, region=region, gpus=names)
-    if output == "table" and not result.options:
-        # Nothing was compared: an empty table would only push the error out of sight.
-        result.raise_if_infeasible()
+    return policy
+
+
+def _note_unpriced(result: Plan) -> None:
+    from greenmatrix import economics
+
     unpriced = sorted(
         {
             o.gpu
@@ -113,6 +128,16 @@ def simulate(
             " compared at unknown cost, which ranks as the highest known cost",
             err=True,
         )
+
+
+def _print(result: Plan, output: str, show_all: bool) -> None:
+    import json
+
+    import yaml
+    from rich.console import Console
+
+    from greenmatrix.cli import tables
+
     if output == "json":
         click.echo(json.dumps(result.to_wire(), indent=2))
     elif output == "yaml":
@@ -125,7 +150,6 @@ def simulate(
             console.print(f"({hidden} more options: --all shows them)")
         for line in tables.summary_lines(result):
             console.print(line, highlight=False, markup=False)
-    result.raise_if_infeasible()
 
 
 def _note_what_simulate_ignores(policy: OptimizationPolicySpec) -> None:
