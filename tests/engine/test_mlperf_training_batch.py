@@ -80,17 +80,25 @@ def test_measured_columns_may_be_absent(tmp_path: Path) -> None:
     assert len(got) == 30 and "Result" not in got[0]
 
 
-def test_garbage_rows_do_not_crash(tmp_path: Path) -> None:
+def _predict_text(tmp_path: Path, text: str) -> tuple[int, list[dict[str, str]]]:
+    """Predict a CSV given as text: how many rows were predicted, and the output's rows."""
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
-    src.write_text(
+    src.write_text(text)
+    count = batch.predict_file("mlperf-training", src, out)
+    with out.open(newline="") as fh:
+        return count, list(csv.DictReader(fh))
+
+
+def test_garbage_rows_do_not_crash(tmp_path: Path) -> None:
+    count, got = _predict_text(
+        tmp_path,
         "Model_ID,version,accelerator_model_name,accelerators_count\n"
         "resnet,2.1,NVIDIA A100-SXM4-80GB,8\n"
         "resnet,2.1,NVIDIA A100-SXM4-80GB,zero\n"
         "unknownnet,2.1,NVIDIA A100-SXM4-80GB,8\n"
-        ",,,\n"
+        ",,,\n",
     )
-    assert batch.predict_file("mlperf-training", src, out) == 1
-    got = list(csv.DictReader(out.open(newline="")))
+    assert count == 1
     assert len(got) == 4 and float(got[0]["predicted_minutes"]) > 0
     assert "accelerators_count" in got[1]["reason"]
     assert "unknownnet" in got[2]["reason"]
@@ -98,16 +106,15 @@ def test_garbage_rows_do_not_crash(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_round_gets_a_reason_not_the_latest_round(tmp_path: Path) -> None:
-    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
-    src.write_text(
+    count, got = _predict_text(
+        tmp_path,
         "Model_ID,version,accelerator_model_name,accelerators_count\n"
         "resnet,2.1,NVIDIA A100-SXM4-80GB,8\n"
         "resnet,abc,NVIDIA A100-SXM4-80GB,8\n"
         "resnet,,NVIDIA A100-SXM4-80GB,8\n"
-        "resnet,2.1,NVIDIA A100-SXM4-80GB,1.5\n"
+        "resnet,2.1,NVIDIA A100-SXM4-80GB,1.5\n",
     )
-    assert batch.predict_file("mlperf-training", src, out) == 2
-    got = list(csv.DictReader(out.open(newline="")))
+    assert count == 2
     assert "version: 'abc' is not an MLPerf round such as 2.1" in got[1]["reason"]
     # An empty round means the latest, which is what the first row names.
     assert got[2]["predicted_minutes"] == got[0]["predicted_minutes"] != ""
