@@ -12,44 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from greenmatrix.batch.datasets import DATASETS, Dataset
 from greenmatrix.errors import GreenMatrixError
 
-# Each dataset's own columns, as in ../shared/data: which a row needs (`required`; "a|b" is
-# either), and which are looked up by name (`known`: a header that differs only in case or
-# surrounding spaces is read as them).
-SCHEMAS: dict[str, dict[str, tuple[str, ...]]] = {
-    "llm-serving": {
-        "required": ("model_path|model", "system|gpu", "backend", "isl", "osl"),
-        "known": (
-            "model_path", "system", "backend", "backend_version", "precision", "mode", "isl", "osl",
-            "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size",
-            "attention_dp_size", "moe_tp_size", "moe_ep_size", "prefill_batch_size",
-            "prefill_num_workers", "prefill_tp_size", "prefill_pp_size", "prefill_attention_dp_size",
-            "prefill_moe_tp_size", "prefill_moe_ep_size", "decode_batch_size", "decode_num_workers",
-            "decode_tp_size", "decode_pp_size", "decode_attention_dp_size", "decode_moe_tp_size",
-            "decode_moe_ep_size", "silicon_data_source", "concurrency", "model", "gpu",
-        ),
-    },
-    "mlperf-inference": {
-        "required": ("Model", "Scenario", "accelerator_model_name", "accelerators_per_node"),
-        "known": (
-            "version", "SystemName", "Model", "Scenario", "Units", "accelerator_model_name",
-            "accelerators_per_node", "number_of_nodes", "framework", "has_power",
-        ),
-    },
-    "mlperf-training": {
-        "required": ("Model_ID|Benchmark", "accelerator_model_name", "accelerators_count"),
-        "known": (
-            "Benchmark", "Model_ID", "accelerator_model_name", "accelerators_count", "framework",
-            "version",
-        ),
-    },
-}  # fmt: skip
 # A CSV cell may be long (a notes column), never this long: past it the file is not a table.
 _FIELD_LIMIT = 16 * 1024 * 1024
 
@@ -67,7 +36,7 @@ class Table:
     quote_all: bool = False
 
 
-def read_table(in_path: Path, dataset: str, outputs: Sequence[str]) -> Table:
+def read_table(in_path: Path, dataset: Dataset) -> Table:
     """Read IN for ``dataset``; GreenMatrixError (field ``--data``) when it cannot be predicted faithfully."""
     raw = _text(Path(in_path))
     bom = raw.startswith("\ufeff")
@@ -82,7 +51,7 @@ def read_table(in_path: Path, dataset: str, outputs: Sequence[str]) -> Table:
     if not records:
         raise GreenMatrixError("--data", f"{in_path} is empty: it needs a header row")
     header, body = records[0], records[1:]
-    names = _column_names(header, dataset, outputs, in_path)
+    names = _column_names(header, dataset, in_path)
     cells: list[list[str]] = []
     rows: list[dict[str, str]] = []
     for line, record in enumerate(body, start=2):
@@ -115,9 +84,8 @@ def _text(path: Path) -> str:
         ) from err
 
 
-def _column_names(header: list[str], dataset: str, outputs: Sequence[str], path: Path) -> list[str]:
-    schema = SCHEMAS[dataset]
-    canonical = {name.lower(): name for name in schema["known"]}
+def _column_names(header: list[str], dataset: Dataset, path: Path) -> list[str]:
+    canonical = {name.lower(): name for name in dataset.known}
     names = [canonical.get(h.strip().lower(), h.strip()) for h in header]
     seen: set[str] = set()
     for name in names:
@@ -126,28 +94,28 @@ def _column_names(header: list[str], dataset: str, outputs: Sequence[str], path:
                 "--data", f"{path} has the column {name!r} twice: which one to read is ambiguous"
             )
         seen.add(name)
-    clashes = [c for c in (*outputs, "reason") if c in seen]
+    clashes = [c for c in (*dataset.outputs, "reason") if c in seen]
     if clashes:
         raise GreenMatrixError(
             "--data",
             f"{path} already has the output column(s) {', '.join(clashes)} (an earlier OUT?): "
             "drop or rename them, predict writes its own",
         )
-    missing = [r.replace("|", " or ") for r in schema["required"] if not seen.intersection(r.split("|"))]
+    missing = [r.replace("|", " or ") for r in dataset.required if not seen.intersection(r.split("|"))]
     if missing:
         hint = _looks_like(seen, dataset)
         raise GreenMatrixError(
             "--data",
-            f"{path} lacks the {dataset} column(s) {', '.join(missing)}"
+            f"{path} lacks the {dataset.name} column(s) {', '.join(missing)}"
             + (f"; it looks like a {hint} file (--dataset {hint})" if hint else ""),
         )
     return names
 
 
-def _looks_like(columns: set[str], dataset: str) -> str | None:
-    for other, schema in SCHEMAS.items():
-        if other != dataset and all(columns.intersection(r.split("|")) for r in schema["required"]):
-            return other
+def _looks_like(columns: set[str], dataset: Dataset) -> str | None:
+    for other in DATASETS.values():
+        if other is not dataset and all(columns.intersection(r.split("|")) for r in other.required):
+            return other.name
     return None
 
 
@@ -172,10 +140,3 @@ def write_predictions(
             writer.writerow([*row, *values, "" if cell is not None else reason])
             count += cell is not None
     return count
-
-
-def load_or_explain(loader: Callable[[], Any], what: str) -> Any:
-    try:
-        return loader()
-    except FileNotFoundError as err:
-        raise GreenMatrixError("models", f"the {what} model is missing: {err}") from err

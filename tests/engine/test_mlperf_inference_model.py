@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from greenmatrix.batch import mlperf_inference as batch
+from greenmatrix import batch
+from greenmatrix.batch.datasets import DATASETS
 from greenmatrix.learned import mlperf_inference as model
 from greenmatrix.learned.core import models_dir
 
@@ -194,13 +195,13 @@ def test_predict_file_keeps_rows_order_and_columns(tmp_path: Path) -> None:
         w.writeheader()
         w.writerows(rows)
     out = tmp_path / "out.csv"
-    count = batch.predict_file(src, out)
+    count = batch.predict_file("mlperf-inference", src, out)
     with out.open(newline="") as fh:
         reader = csv.DictReader(fh)
         out_fields = list(reader.fieldnames or [])
         got = list(reader)
     assert out_fields[: len(fields)] == fields
-    assert out_fields[len(fields) :] == [*batch.COLUMNS, "reason"]
+    assert out_fields[len(fields) :] == [*DATASETS["mlperf-inference"].outputs, "reason"]
     assert len(got) == len(rows)
     assert [g["url"] for g in got] == [r["url"] for r in rows]
     assert [g["Result"] for g in got] == [r["Result"] for r in rows]
@@ -229,7 +230,7 @@ def test_predict_file_without_measured_columns(tmp_path: Path) -> None:
         w.writeheader()
         w.writerows(rows)
     out = tmp_path / "out.csv"
-    count = batch.predict_file(src, out)
+    count = batch.predict_file("mlperf-inference", src, out)
     with out.open(newline="") as fh:
         got = list(csv.DictReader(fh))
     assert len(got) == len(rows) and count > 0
@@ -246,7 +247,7 @@ def test_predict_file_survives_garbage_rows(tmp_path: Path) -> None:
         "bert-99,Server,Queries/s,NVIDIA L4,x,y\n"
     )
     out = tmp_path / "out.csv"
-    assert batch.predict_file(src, out) == 1
+    assert batch.predict_file("mlperf-inference", src, out) == 1
     got = list(csv.DictReader(out.open(newline="")))
     assert len(got) == 4
     assert float(got[0]["predicted_result"]) > 0
@@ -275,7 +276,7 @@ def test_a_typo_in_a_count_or_round_gets_a_reason_not_a_default(
     src = tmp_path / "in.csv"
     src.write_text("\n".join([header, *(",".join(r[c] for c in header.split(",")) for r in (good, bad))]))
     out = tmp_path / "out.csv"
-    assert batch.predict_file(src, out) == 1
+    assert batch.predict_file("mlperf-inference", src, out) == 1
     ok, wrong = list(csv.DictReader(out.open(newline="")))
     assert float(ok["predicted_result"]) > 0
     assert wrong["predicted_result"] == "" and expected in wrong["reason"], wrong["reason"]
@@ -434,7 +435,7 @@ def test_bench_accuracy_states_the_last_result_yardstick_under_the_table(
 
     from click.testing import CliRunner
 
-    import greenmatrix.cli as cli
+    from greenmatrix.cli import main, reference
     from greenmatrix.learned.core import BenchRow
 
     rows = [
@@ -452,8 +453,8 @@ def test_bench_accuracy_states_the_last_result_yardstick_under_the_table(
         ),
     ]
     # Rendering only: the figures themselves are checked against the data above.
-    monkeypatch.setattr(cli, "_learned_modules", lambda *_: [SimpleNamespace(benchmark=lambda _: rows)])
-    result = CliRunner().invoke(cli.main, ["bench", "accuracy", "--data", str(tmp_path)])
+    monkeypatch.setattr(reference, "learned_modules", lambda *_: [SimpleNamespace(benchmark=lambda _: rows)])
+    result = CliRunner().invoke(main, ["bench", "accuracy", "--data", str(tmp_path)])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "round=v4.0,last result known" in text
