@@ -8,8 +8,10 @@ groups into Kopf's own settings object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import kopf
+if TYPE_CHECKING:
+    import kopf
 
 # Our annotations, finalizer and peering live under this prefix, never on fields of users' objects.
 PREFIX = "greenmatrix.io"
@@ -85,6 +87,8 @@ class OperatorSettings:
 
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     """Kopf's settings: nothing written on users' objects beyond GreenMatrix's own status."""
+    import kopf  # here, so that `greenmatrix operator --help` does not load Kopf
+
     out = kopf.OperatorSettings()
     # Our handlers store no progress; should one ever need it, it goes to annotations under our
     # prefix, never to status.kopf (the CRD schema prunes unknown status fields).

@@ -45,3 +45,10 @@ def test_command_help_imports_no_heavy_module(command: str) -> None:
     imported, output = _imported(*command.split(), "--help")
     assert output.startswith(f"Usage: greenmatrix {command} ")
     assert not imported.intersection(HEAVY), sorted(imported.intersection(HEAVY))
+
+
+def test_operator_help_loads_neither_kopf_nor_the_models() -> None:
+    imported, output = _imported("operator", "--help")
+    assert output.startswith("Usage: greenmatrix operator ")
+    assert "--workers" in output
+    assert not imported.intersection({"xgboost", "numpy", "kopf", "kubernetes"}), sorted(imported)
