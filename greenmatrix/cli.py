@@ -100,9 +100,9 @@ _DATASETS = {
     "mlperf-training": "greenmatrix.batch.mlperf_training",
 }
 _LEARNED = {
-    "llm-serving": "greenmatrix.learned.serving",
-    "mlperf-inference": "greenmatrix.learned.mlperf_inference",
-    "mlperf-training": "greenmatrix.learned.training",
+    "llm-serving": "greenmatrix.learned.fitting.serving",
+    "mlperf-inference": "greenmatrix.learned.fitting.mlperf_inference",
+    "mlperf-training": "greenmatrix.learned.fitting.training_time",
 }
 
 
@@ -175,7 +175,7 @@ def predict(dataset: str, in_path: Path, out_path: Path) -> None:
 @_dataset_option
 def train(data_dir: Path, out_dir: Path, datasets: tuple[str, ...]) -> None:
     """Retrain every model deterministically from the reference data."""
-    from greenmatrix.learned.core import out_directory
+    from greenmatrix.learned.fitting.cards import out_directory
 
     modules = _learned_modules(data_dir, datasets)
     with out_directory(out_dir):
@@ -390,7 +390,8 @@ def _models_named() -> bool:
 def _require_learned_model(task: str) -> None:
     """Load the learned model `task` needs from the models directory the user named, or exit 2: a
     silent fall back to the roofline would answer with other models than the ones asked for."""
-    from greenmatrix.learned import core, serving, training
+    from greenmatrix.learned import core, serving
+    from greenmatrix.learned import training_time as training
 
     directory = core.models_dir()
     if task == "training":

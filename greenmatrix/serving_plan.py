@@ -11,7 +11,7 @@ from greenmatrix.errors import GreenMatrixError
 from greenmatrix.evaluated import Evaluated, PlanContext, unpredictable, unrated_precision
 from greenmatrix.explain import fmt_ms, headline_metric, num, sig_figs, wire
 from greenmatrix.footprint import constraint_failures, region_for, replica_economics
-from greenmatrix.learned.serving import ServingPrediction, ServingScenario
+from greenmatrix.learned.serving import ServingPrediction
 from greenmatrix.options import HardwareOption, cpu_node_memory_gib
 from greenmatrix.physics import llm as llm_physics
 from greenmatrix.predictors import (
@@ -22,6 +22,7 @@ from greenmatrix.predictors import (
     request_latency,
     weights_gib,
 )
+from greenmatrix.scenarios import ServingScenario
 
 
 def _scenario(ctx: PlanContext, o: HardwareOption) -> ServingScenario | None:

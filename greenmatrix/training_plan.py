@@ -15,7 +15,8 @@ from greenmatrix.footprint import constraint_failures, region_for, replica_econo
 from greenmatrix.interval import Interval
 from greenmatrix.options import CATALOG_MAX_NODES, HardwareOption
 from greenmatrix.physics.llm import GIB, RUNTIME_OVERHEAD_BYTES, USABLE_MEMORY_FRACTION
-from greenmatrix.predictors import TRAINING_STATE_BYTES_PER_PARAM, TrainingEstimate, TrainingJob, weights_gib
+from greenmatrix.predictors import TRAINING_STATE_BYTES_PER_PARAM, TrainingEstimate, weights_gib
+from greenmatrix.scenarios import TrainingJob
 
 # Training keeps the GPUs busy: power is taken at full utilisation.
 TRAINING_UTILIZATION = 1.0

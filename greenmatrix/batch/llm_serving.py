@@ -16,12 +16,8 @@ from pathlib import Path
 from greenmatrix.batch.table import load_or_explain, read_table, write_predictions
 from greenmatrix.catalog import hardware, llms
 from greenmatrix.errors import GreenMatrixError
-from greenmatrix.learned.serving import (
-    ServingPrediction,
-    ServingPredictor,
-    ServingScenario,
-    scenario_from_row,
-)
+from greenmatrix.learned.serving import ServingPrediction, ServingPredictor, scenario_from_row
+from greenmatrix.scenarios import ServingScenario
 
 PREDICTION_COLUMNS = (
     "predicted_ttft_ms",

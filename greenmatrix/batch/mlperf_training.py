@@ -18,7 +18,7 @@ COLUMNS = ("predicted_minutes", "predicted_minutes_p10", "predicted_minutes_p90"
 
 def predict_file(in_path: Path, out_path: Path) -> int:
     """Predict every row of `in_path` into `out_path`; return how many rows got a prediction."""
-    from greenmatrix.learned import training
+    from greenmatrix.learned import training_time as training
 
     table = read_table(in_path, "mlperf-training", COLUMNS)
     rows = table.rows
