@@ -68,9 +68,10 @@ class TrainingJob:
     """A training run of `gpus` GPUs of one type (data parallel, sharded optimizer states).
 
     A language model is given by `model` (its active parameters set the FLOPs, its total parameters
-    the gradients) or by `params`, with `tokens` over all epochs (or `samples` of `sequence_length`
-    tokens). Any other network is given by `forward_flops_per_sample` with `samples`, and its
-    `family`. `global_batch` is samples (sequences) per optimizer step.
+    the gradients) or by `params`, with `tokens` per epoch (or `samples` of `sequence_length`
+    tokens); the planner passes all its tokens as one epoch. Any other network is given by
+    `forward_flops_per_sample` with `samples`, and its `family`. `global_batch` is samples
+    (sequences) per optimizer step.
     """
 
     gpu: GPUSpec

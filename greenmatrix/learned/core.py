@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import xgboost as xgb
@@ -31,6 +33,8 @@ SIDECAR_SUFFIX = ".meta.json"
 MODEL_SUFFIX = ".ubj"
 POINT_SUFFIX = ".point.ubj"
 FORMAT_VERSION = 1
+
+Predictor = TypeVar("Predictor")
 
 
 @dataclass
@@ -143,3 +147,20 @@ def models_dir() -> Path:
     if (repo / "pyproject.toml").exists() and (repo / "models").is_dir():
         return repo / "models"
     return Path(str(resources.files("greenmatrix.trained")))
+
+
+class LoadedOnce(Generic[Predictor]):
+    """A predictor read from a models directory (default: `models_dir()`) once per process.
+
+    Calling it returns the loaded predictor; `unload` forgets every loaded one, so that the next call
+    reads the files again (after `greenmatrix train` rewrote them in the same process).
+    """
+
+    def __init__(self, load: Callable[[Path], Predictor]) -> None:
+        self._cached = lru_cache(maxsize=4)(lambda directory: load(Path(directory)))
+
+    def __call__(self, directory: Path | None = None) -> Predictor:
+        return self._cached(str(directory or models_dir()))
+
+    def unload(self) -> None:
+        self._cached.cache_clear()

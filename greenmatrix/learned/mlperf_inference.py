@@ -17,7 +17,6 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from greenmatrix.errors import GreenMatrixError
 from greenmatrix.interval import Interval
 from greenmatrix.learned import novelty
 from greenmatrix.learned.cells import count_cell, mlperf_round, prepare_rows
-from greenmatrix.learned.core import CorrectionModel, models_dir, ratio_interval
+from greenmatrix.learned.core import CorrectionModel, LoadedOnce, models_dir, ratio_interval
 from greenmatrix.physics import benchmark_roofline
 from greenmatrix.physics import benchmarks as bench
 from greenmatrix.physics.device import generation, l2_cache_mib
@@ -399,20 +398,9 @@ class MLPerfInferencePredictor:
         return out
 
 
-@lru_cache(maxsize=4)
-def _predictor(directory: str) -> MLPerfInferencePredictor:
-    return MLPerfInferencePredictor.load(Path(directory))
-
-
-def predictor(directory: Path | None = None) -> MLPerfInferencePredictor:
-    """The process-wide predictor for `directory` (default: models_dir()), loaded once."""
-    return _predictor(str(directory or models_dir()))
+# The process-wide predictor for a models directory (default: models_dir()), loaded once.
+predictor = LoadedOnce(MLPerfInferencePredictor.load)
 
 
 def predict_rows(rows: Sequence[Mapping[str, Any]], directory: Path | None = None) -> list[RowPrediction]:
     return predictor(directory).predict_rows(rows)
-
-
-def unload() -> None:
-    """Forget the loaded models: the next prediction reads the files again (after `train` rewrote them)."""
-    _predictor.cache_clear()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import numpy as np
 from greenmatrix.errors import GreenMatrixError
 from greenmatrix.interval import Interval
 from greenmatrix.learned.cells import count_cell, mlperf_round, prepare_rows
-from greenmatrix.learned.core import CorrectionModel, models_dir, ratio_interval
+from greenmatrix.learned.core import CorrectionModel, LoadedOnce, models_dir, ratio_interval
 from greenmatrix.learned.mlperf_inference import Accelerator, resolve_accelerator
 from greenmatrix.physics import training as phys
 from greenmatrix.scenarios import TrainingJob
@@ -186,7 +185,7 @@ class TrainingPredictor:
 
     @classmethod
     def load(cls, directory: Path | None = None) -> TrainingPredictor:
-        return cls(_predictor(str(directory or models_dir())).model)
+        return cls(predictor(directory).model)
 
     def predict(self, jobs: Sequence[TrainingJob]) -> list[TrainingPrediction]:
         """One prediction per job, vectorised. Raises ValueError naming the field for a bad job."""
@@ -279,20 +278,9 @@ def _explain(work: phys.TrainingWork, job: TrainingJob, t: phys.TrainingTime, mi
     )
 
 
-@lru_cache(maxsize=4)
-def _predictor(directory: str) -> TrainingRowPredictor:
-    return TrainingRowPredictor.load(Path(directory))
-
-
-def predictor(directory: Path | None = None) -> TrainingRowPredictor:
-    """The process-wide MLPerf-row predictor for `directory` (default: models_dir()), loaded once."""
-    return _predictor(str(directory or models_dir()))
+# The process-wide predictor for a models directory (default: models_dir()), loaded once.
+predictor = LoadedOnce(TrainingRowPredictor.load)
 
 
 def predict_rows(rows: Sequence[Mapping[str, Any]], directory: Path | None = None) -> list[RowPrediction]:
     return predictor(directory).predict_rows(rows)
-
-
-def unload() -> None:
-    """Forget the loaded model: the next prediction reads the files again (after `train` rewrote it)."""
-    _predictor.cache_clear()

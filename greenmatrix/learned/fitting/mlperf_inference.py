@@ -197,5 +197,5 @@ def train(data_dir: Path, out_dir: Path) -> dict[str, Any]:
             "gpus": sorted(set(ds.gpu.tolist())),
             "holdout": {r["holdout"]: round(r["mape_model"], 1) for r in results},
         }
-    mlperf_inference.unload()
+    mlperf_inference.predictor.unload()
     return summary

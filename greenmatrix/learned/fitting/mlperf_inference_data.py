@@ -18,7 +18,7 @@ import numpy as np
 from greenmatrix.learned.cells import positive_cell
 from greenmatrix.learned.core import CorrectionModel
 from greenmatrix.learned.fitting import correction
-from greenmatrix.learned.fitting.rows import no_usable_rows, outliers_kept, read_csv_rows
+from greenmatrix.learned.fitting.rows import MeasuredRows, outliers_kept, usable_rows
 from greenmatrix.learned.mlperf_inference import (
     _COLUMNS,
     FEATURES,
@@ -58,15 +58,9 @@ NOVELTY = {"throughput": True, "latency": False}
 
 
 @dataclass
-class Dataset:
-    X: np.ndarray
-    y: np.ndarray  # log(measured / roofline)
-    measured: np.ndarray
-    roofline: np.ndarray
-    gpu: np.ndarray
-    round: np.ndarray
-    benchmark: np.ndarray
-    dropped: int = 0
+class Dataset(MeasuredRows):
+    """MLPerf Inference rows of one kind (throughput or latency), X in that kind's feature columns."""
+
     kind: str = "throughput"
     cell: np.ndarray | None = None  # Prepared.cell per row
 
@@ -88,40 +82,26 @@ def load_dataset(data_dir: Path, kind: str = "throughput") -> Dataset:
     A file with no usable `kind` row is a GreenMatrixError naming `--data`.
     """
     path = Path(data_dir) / DATA_FILE
-    rows = read_csv_rows(path)
-    X, meas, roof, gpu, rnd, bm, cells = [], [], [], [], [], [], []
-    for r in rows:
-        usable = _usable(r, kind)
-        if isinstance(usable, str):
-            continue
-        value, prep = usable
-        X.append(prep.features)
-        meas.append(value)
-        roof.append(prep.roofline)
-        gpu.append(prep.gpu_key)
-        rnd.append(str(r.get("version", "")).strip())
-        bm.append(bench.work(r["Model"]).key)
-        cells.append(prep.cell)
-    if not meas:
-        reason = str(_usable(rows[0], kind)) if rows else ""
-        raise no_usable_rows(path, rows, DATA_COLUMNS, reason, f"{kind} rows")
-    measured = np.asarray(meas, dtype=float)
-    roofline = np.asarray(roof, dtype=float)
-    y = np.log(measured / roofline) if len(measured) else np.zeros(0)
-    bm_arr = np.asarray(bm)
+    used = usable_rows(path, lambda r: _usable(r, kind), DATA_COLUMNS, f"{kind} rows")
+    preps = [p for _, _, p in used]
+    measured = np.asarray([value for _, value, _ in used], dtype=float)
+    roofline = np.asarray([p.roofline for p in preps], dtype=float)
+    y = np.log(measured / roofline)
+    bm_arr = np.asarray([bench.work(r["Model"]).key for r, _, _ in used])
+    X = np.asarray([p.features for p in preps], dtype=np.float32).reshape(len(y), len(FEATURES))
     # Too slow is the error mode: low throughput, or high latency.
     keep = outliers_kept(y if kind == "latency" else -y, bm_arr, OUTLIER_FACTOR)
     return Dataset(
-        X=np.asarray(X, dtype=np.float32).reshape(len(y), len(FEATURES))[keep][:, _COLUMNS[kind]],
+        X=X[keep][:, _COLUMNS[kind]],
         y=y[keep],
         measured=measured[keep],
         roofline=roofline[keep],
-        gpu=np.asarray(gpu)[keep],
-        round=np.asarray(rnd)[keep],
+        gpu=np.asarray([p.gpu_key for p in preps])[keep],
+        round=np.asarray([str(r.get("version", "")).strip() for r, _, _ in used])[keep],
         benchmark=bm_arr[keep],
         dropped=int((~keep).sum()),
         kind=kind,
-        cell=np.asarray(cells)[keep],
+        cell=np.asarray([p.cell for p in preps])[keep],
     )
 
 

@@ -8,12 +8,31 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from greenmatrix.errors import GreenMatrixError
+
+Prepared = TypeVar("Prepared")
+
+
+@dataclass
+class MeasuredRows:
+    """The usable rows of an MLPerf results file, one entry per row: features, the target
+    log(measured / roofline), the measurement and its roofline, and what the hold-outs group by."""
+
+    X: np.ndarray
+    y: np.ndarray
+    measured: np.ndarray
+    roofline: np.ndarray
+    gpu: np.ndarray
+    round: np.ndarray
+    benchmark: np.ndarray
+    dropped: int = 0  # rows left out as data errors (see outliers_kept)
 
 
 def read_csv_rows(path: Path) -> list[dict[str, str]]:
@@ -95,3 +114,25 @@ def outliers_kept(slower: np.ndarray, benchmarks: np.ndarray, factor: float) -> 
         s = benchmarks == b
         keep[s] = slower[s] <= np.median(slower[s]) + math.log(factor)
     return keep
+
+
+def usable_rows(
+    path: Path,
+    read: Callable[[Mapping[str, str]], tuple[float, Prepared] | str],
+    columns: Sequence[str],
+    what: str = "rows",
+) -> list[tuple[Mapping[str, str], float, Prepared]]:
+    """``(row, measured value, prepared)`` of every row of the CSV at `path` that `read` can use, in
+    file order; `read` gives the row's value and physics, or why it cannot be used.
+
+    A file with no usable row is a GreenMatrixError naming it, with why its first row was not usable.
+    """
+    rows = read_csv_rows(path)
+    used = []
+    for row in rows:
+        usable = read(row)
+        if not isinstance(usable, str):
+            used.append((row, *usable))
+    if not used:
+        raise no_usable_rows(path, rows, columns, str(read(rows[0])) if rows else "", what)
+    return used

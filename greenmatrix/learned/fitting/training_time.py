@@ -7,7 +7,6 @@ ones); see models/training_time.md.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from greenmatrix.learned.fitting.holdout import (
     profiled_predictions,
 )
 from greenmatrix.learned.fitting.mlperf_inference_data import group_weights
-from greenmatrix.learned.fitting.rows import data_error, no_usable_rows, outliers_kept, read_csv_rows
+from greenmatrix.learned.fitting.rows import MeasuredRows, data_error, outliers_kept, usable_rows
 from greenmatrix.learned.training_time import FEATURES, MODEL_NAME, Prepared, phys, prepare, round_number
 
 DATASET = "mlperf-training"
@@ -46,16 +45,8 @@ ROUNDS = 150
 OUTLIER_FACTOR = 30.0
 
 
-@dataclass
-class Dataset:
-    X: np.ndarray
-    y: np.ndarray
-    measured: np.ndarray
-    roofline: np.ndarray
-    gpu: np.ndarray
-    round: np.ndarray
-    benchmark: np.ndarray
-    dropped: int = 0
+# Closed-division MLPerf Training results on catalogued GPUs.
+Dataset = MeasuredRows
 
 
 def _usable(row: Mapping[str, Any]) -> tuple[float, Prepared] | str:
@@ -75,34 +66,20 @@ def load_dataset(data_dir: Path) -> Dataset:
 
     A file with no usable row is a GreenMatrixError naming `--data`.
     """
-    path = Path(data_dir) / DATA_FILE
-    rows = read_csv_rows(path)
-    X, meas, roof, gpu, rnd, bm = [], [], [], [], [], []
-    for r in rows:
-        usable = _usable(r)
-        if isinstance(usable, str):
-            continue
-        value, prep = usable
-        X.append(prep.features)
-        meas.append(value)
-        roof.append(prep.roofline_minutes)
-        gpu.append(prep.gpu_key)
-        rnd.append(str(round_number(r.get("version"))))
-        bm.append(prep.benchmark)
-    if not meas:
-        raise no_usable_rows(path, rows, DATA_COLUMNS, str(_usable(rows[0])) if rows else "")
-    measured = np.asarray(meas, dtype=float)
-    roofline = np.asarray(roof, dtype=float)
-    y = np.log(measured / roofline) if len(measured) else np.zeros(0)
-    bm_arr = np.asarray(bm)
+    used = usable_rows(Path(data_dir) / DATA_FILE, _usable, DATA_COLUMNS)
+    preps = [p for _, _, p in used]
+    measured = np.asarray([value for _, value, _ in used], dtype=float)
+    roofline = np.asarray([p.roofline_minutes for p in preps], dtype=float)
+    y = np.log(measured / roofline)
+    bm_arr = np.asarray([p.benchmark for p in preps])
     keep = outliers_kept(y, bm_arr, OUTLIER_FACTOR)
     return Dataset(
-        X=np.asarray(X, dtype=np.float32).reshape(len(y), len(FEATURES))[keep],
+        X=np.asarray([p.features for p in preps], dtype=np.float32).reshape(len(y), len(FEATURES))[keep],
         y=y[keep],
         measured=measured[keep],
         roofline=roofline[keep],
-        gpu=np.asarray(gpu)[keep],
-        round=np.asarray(rnd)[keep],
+        gpu=np.asarray([p.gpu_key for p in preps])[keep],
+        round=np.asarray([str(round_number(r.get("version"))) for r, _, _ in used])[keep],
         benchmark=bm_arr[keep],
         dropped=int((~keep).sum()),
     )
@@ -173,7 +150,7 @@ def train(data_dir: Path, out_dir: Path) -> dict[str, Any]:
     model = _fit(ds, np.arange(len(ds.y)))
     results = holdout_results(data_dir)
     paths = save_with_card(model, out_dir, MODEL_NAME, results, _card(ds, model, results))
-    training_time.unload()
+    training_time.predictor.unload()
     return {
         "model": MODEL_NAME,
         "rows": len(ds.y),
