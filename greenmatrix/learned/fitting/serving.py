@@ -199,7 +199,7 @@ def _fit(
 def _profiled_predictions(
     target: str, X: np.ndarray, y: np.ndarray, w: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Out-of-fold ``(point, p10, p90)`` (log-ratio), rows split at random (`core.profiled_folds`):
+    """Out-of-fold ``(point, p10, p90)`` (log-ratio), rows split at random (`holdout.profiled_folds`):
     every GPU and model is in training, so the interval is the one for measured configurations,
     calibrated inside each fold's training rows as the shipped model calibrates it on all rows."""
     out = np.zeros((3, len(y)))

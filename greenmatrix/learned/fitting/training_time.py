@@ -6,7 +6,7 @@ ones); see models/training_time.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +109,13 @@ def _fit(ds: Dataset, idx: np.ndarray, *, calibrate: bool = True) -> CorrectionM
     )
 
 
-def _p50(ds: Dataset) -> Any:
+def _p50(ds: Dataset) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """``predict(train, test)``: p50 of rows `test` from an uncalibrated model of rows `train`."""
-    return lambda train, test: _fit(ds, train, calibrate=False).predict(ds.X[test])[1]
+
+    def predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        return _fit(ds, train, calibrate=False).predict(ds.X[test])[1]
+
+    return predict
 
 
 def holdout_results(data_dir: Path) -> list[dict[str, Any]]:
