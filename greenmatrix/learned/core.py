@@ -80,10 +80,6 @@ class CorrectionModel:
             hi = np.where(k, self.known_hi, hi)
         return p50 + lo, p50, p50 + hi
 
-    def predict_point(self, X: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
-        """The least-relative-error point (log ratio); see `predict_with_point`."""
-        return self.predict_with_point(X, known)[3]
-
     def predict_with_point(
         self, X: np.ndarray, known: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

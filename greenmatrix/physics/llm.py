@@ -196,10 +196,6 @@ class ServingRoofline:
     prefill_stall_ms: float = 0.0
 
     @property
-    def decode_step_ms(self) -> float:
-        return self.decode.time_s * 1e3
-
-    @property
     def fits(self) -> bool:
         return self.memory.fits and self.decode_memory.fits
 

@@ -175,7 +175,7 @@ def test_point_booster_minimises_relative_error_where_errors_are_wide() -> None:
 def test_point_booster_roundtrips_and_is_absent_by_default(tmp_path) -> None:
     X, y, groups, _ = _skewed(np.random.default_rng(5), 600, 0.5)
     plain = correction.fit(X, y, groups, ["a", "b", "c"], seed=1, rounds=40)
-    np.testing.assert_array_equal(plain.predict_point(X), plain.predict(X)[1])
+    np.testing.assert_array_equal(plain.predict_with_point(X)[3], plain.predict(X)[1])
     assert [p.name for p in correction.save(plain, tmp_path / "plain", "m")] == ["m.ubj", "m.meta.json"]
     first = correction.fit(X, y, groups, ["a", "b", "c"], seed=1, rounds=40, point=True)
     second = correction.fit(X, y, groups, ["a", "b", "c"], seed=1, rounds=40, point=True)
@@ -187,8 +187,8 @@ def test_point_booster_roundtrips_and_is_absent_by_default(tmp_path) -> None:
     for pa, pb in zip(paths_a, paths_b, strict=True):
         assert pa.read_bytes() == pb.read_bytes()
     loaded = CorrectionModel.load(tmp_path / "a", "m")
-    np.testing.assert_allclose(loaded.predict_point(X), first.predict_point(X), rtol=1e-6)
-    assert not np.allclose(loaded.predict_point(X), loaded.predict(X)[1])
+    np.testing.assert_allclose(loaded.predict_with_point(X)[3], first.predict_with_point(X)[3], rtol=1e-6)
+    assert not np.allclose(loaded.predict_with_point(X)[3], loaded.predict(X)[1])
 
 
 def _grouped(rng: np.random.Generator, biases: np.ndarray, per_group: int, noise: float):

@@ -71,7 +71,7 @@ def fit(
     all groupings are pooled instead (each grouping weighing the same), for an interval that
     is right on average over the kinds of novelty rather than wide enough for the worst one.
     ``monotone`` maps feature name to +1/-1. With ``point`` a second booster is fitted to the
-    relative error itself (`CorrectionModel.predict_point`); without it the point is the median. With
+    relative error itself (`CorrectionModel.predict_with_point`); without it the point is the median. With
     ``calibrate_known`` a second pair of offsets is calibrated on rows split at random
     (`profiled_folds`, rows weighted as in training), for predictions whose groups were all in
     training (``CorrectionModel.predict(..., known=...)``); it is never wider than the out-of-group pair.

@@ -26,7 +26,8 @@ from greenmatrix.learned.fitting.holdout import (
 )
 from greenmatrix.learned.fitting.mlperf_inference_data import group_weights
 from greenmatrix.learned.fitting.rows import MeasuredRows, data_error, outliers_kept, usable_rows
-from greenmatrix.learned.training_time import FEATURES, MODEL_NAME, Prepared, phys, prepare, round_number
+from greenmatrix.learned.training_time import FEATURES, MODEL_NAME, Prepared, prepare, round_number
+from greenmatrix.physics import training as phys
 
 DATASET = "mlperf-training"
 DATA_FILE = Path("mlperf") / "training.csv"
