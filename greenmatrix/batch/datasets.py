@@ -122,7 +122,7 @@ def _mlperf_inference_rows(rows: Rows) -> Predictions:
 
 def _mlperf_training_rows(rows: Rows) -> Predictions:
     """Minutes to train per row."""
-    from greenmatrix.learned import training
+    from greenmatrix.learned import training_time as training
 
     predictor = _load_or_explain(training.predictor, "training time")
     return _intervals([(p.minutes, p.reason) for p in predictor.predict_rows(rows)])
@@ -154,7 +154,7 @@ DATASETS: dict[str, Dataset] = {
                 "predicted_ttft_ms", "predicted_ttft_ms_p10", "predicted_ttft_ms_p90",
                 "predicted_tpot_ms", "predicted_tpot_ms_p10", "predicted_tpot_ms_p90",
             ),
-            learner="greenmatrix.learned.serving",
+            learner="greenmatrix.learned.fitting.serving",
             predict_rows=_serving_rows,
         ),
         Dataset(
@@ -165,7 +165,7 @@ DATASETS: dict[str, Dataset] = {
                 "accelerators_per_node", "number_of_nodes", "framework", "has_power",
             ),
             outputs=("predicted_result", "predicted_result_p10", "predicted_result_p90"),
-            learner="greenmatrix.learned.mlperf_inference",
+            learner="greenmatrix.learned.fitting.mlperf_inference",
             predict_rows=_mlperf_inference_rows,
         ),
         Dataset(
@@ -176,7 +176,7 @@ DATASETS: dict[str, Dataset] = {
                 "version",
             ),
             outputs=("predicted_minutes", "predicted_minutes_p10", "predicted_minutes_p90"),
-            learner="greenmatrix.learned.training",
+            learner="greenmatrix.learned.fitting.training_time",
             predict_rows=_mlperf_training_rows,
         ),
     )

@@ -192,7 +192,8 @@ def _models_named() -> bool:
 def _require_learned_model(task: str) -> None:
     """Load the learned model `task` needs from the models directory the user named, or exit 2: a
     silent fall back to the roofline would answer with other models than the ones asked for."""
-    from greenmatrix.learned import core, serving, training
+    from greenmatrix.learned import core, serving
+    from greenmatrix.learned import training_time as training
 
     directory = core.models_dir()
     if task == "training":

@@ -22,7 +22,7 @@ from greenmatrix.cli import reference
 @reference.dataset_option
 def train(data_dir: Path, out_dir: Path, datasets: tuple[str, ...]) -> None:
     """Retrain every model deterministically from the reference data."""
-    from greenmatrix.learned.core import out_directory
+    from greenmatrix.learned.fitting.cards import out_directory
 
     modules = reference.learned_modules(data_dir, datasets)
     with out_directory(out_dir):

@@ -10,7 +10,7 @@ from greenmatrix.api.workloadprofile import OptionPrediction
 from greenmatrix.economics import replica_economics
 from greenmatrix.errors import GreenMatrixError
 from greenmatrix.interval import Interval
-from greenmatrix.learned.serving import ServingPrediction, ServingScenario
+from greenmatrix.learned.serving import ServingPrediction
 from greenmatrix.physics import llm as llm_physics
 from greenmatrix.planning.capacity import replica_capacity, replicas_for, request_latency
 from greenmatrix.planning.context import Evaluated, PlanContext, unpredictable, unrated_precision
@@ -18,6 +18,7 @@ from greenmatrix.planning.explain import fmt_ms, headline_metric, num, sig_figs,
 from greenmatrix.planning.footprint import constraint_failures, region_for
 from greenmatrix.planning.options import HardwareOption, cpu_node_memory_gib
 from greenmatrix.predict.predictors import CPUDevice, Predictors, backend_for, weights_gib
+from greenmatrix.scenarios import ServingScenario
 
 # (field, why, severity): severity is how far from feasible (a ratio), for ordering the infeasible.
 _Failure = tuple[str, str, float]

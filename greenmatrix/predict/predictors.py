@@ -1,7 +1,7 @@
 """The predictors the planner asks, loaded once per process.
 
 `Predictors.load()` holds the learned serving model (`greenmatrix.learned.serving`) and the learned
-training model (`greenmatrix.learned.training`), reading their files once; the caller (the CLI, the
+training model (`greenmatrix.learned.training_time`), reading their files once; the caller (the CLI, the
 operator) keeps the instance. When a learned model's files are missing (a checkout before
 `greenmatrix train`), the same physics the model corrects is used with documented efficiency
 factors and wide intervals, and `Predictors.notes` says so: a plan is still made, and says how much
@@ -19,14 +19,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from greenmatrix.catalog.hardware import CPUSpec, GPUSpec
+from greenmatrix.catalog.hardware import CPUSpec
 from greenmatrix.catalog.llms import ModelArch
 from greenmatrix.catalog.precision import bytes_per_param
 from greenmatrix.interval import Interval
-from greenmatrix.learned.serving import ServingPrediction, ServingScenario, replica_throughput
+from greenmatrix.learned.serving import ServingPrediction, replica_throughput
 from greenmatrix.learned.serving import roofline as serving_roofline
 from greenmatrix.physics import llm as llm_physics
 from greenmatrix.physics import training as training_physics
+from greenmatrix.scenarios import ServingScenario, TrainingJob
 
 # Roofline fallback for GPUs without a learned model: the efficiency knobs llm-analysis uses
 # (about 11% error in its authors' checks): 70% of peak FLOPs, 90% of peak bandwidth.
@@ -51,20 +52,6 @@ TRAINING_INTERVAL = (0.75, 1.5)
 
 class ServingModel(Protocol):
     def predict(self, scenarios: Sequence[ServingScenario]) -> list[ServingPrediction]: ...
-
-
-@dataclass(frozen=True)
-class TrainingJob:
-    """A language-model training run on `gpus` GPUs of one type (data parallel, sharded states)."""
-
-    model: ModelArch
-    gpu: GPUSpec
-    gpus: int
-    precision: str
-    tokens: float  # all epochs
-    sequence_length: int
-    global_batch: int | None
-    framework: str = "pytorch"
 
 
 @dataclass(frozen=True)
@@ -256,10 +243,18 @@ def _learned_serving() -> tuple[ServingModel | None, str]:
 def _learned_training() -> tuple[TrainingModel | None, str]:
     try:
         from greenmatrix.catalog.hardware import gpu
-        from greenmatrix.learned import training as learned_training
+        from greenmatrix.learned.training_time import TrainingPredictor
 
-        adapter = _LearnedTraining(learned_training.TrainingPredictor.load(), learned_training)
-        probe = TrainingJob(_probe_model(), gpu("H100-SXM-80GB"), 8, "bf16", 1e9, 2048, None)
+        adapter = _LearnedTraining(TrainingPredictor.load())
+        probe = TrainingJob(
+            gpu=gpu("H100-SXM-80GB"),
+            gpus=8,
+            model=_probe_model(),
+            tokens=1e9,
+            precision="bf16",
+            sequence_length=2048,
+            global_batch=None,
+        )
         adapter.predict([probe])
     except (ImportError, AttributeError, FileNotFoundError, OSError, ValueError) as err:
         return None, f"learned training model unavailable ({type(err).__name__}: {err}); using the roofline"
@@ -267,31 +262,17 @@ def _learned_training() -> tuple[TrainingModel | None, str]:
 
 
 class _LearnedTraining:
-    """Adapter from the planner's TrainingJob to `greenmatrix.learned.training.TrainingPredictor`.
+    """The planner's view of `greenmatrix.learned.training_time.TrainingPredictor`: hours and memory.
 
     The learned model predicts time; memory fit (sharded states) is the planner's own estimate.
     """
 
-    def __init__(self, predictor: Any, module: Any) -> None:
+    def __init__(self, predictor: Any) -> None:
         self._predictor = predictor
-        self._module = module
 
     def predict(self, jobs: Sequence[TrainingJob]) -> list[TrainingEstimate]:
-        learned_jobs = [
-            self._module.TrainingJob(
-                gpu=job.gpu,
-                gpu_count=job.gpus,
-                arch=job.model,
-                tokens=job.tokens,
-                global_batch=job.global_batch,
-                precision=job.precision,
-                sequence_length=job.sequence_length,
-                framework=job.framework,
-            )
-            for job in jobs
-        ]
         out = []
-        for job, p in zip(jobs, self._predictor.predict(learned_jobs), strict=True):
+        for job, p in zip(jobs, self._predictor.predict(jobs), strict=True):
             out.append(
                 TrainingEstimate(
                     hours=p.minutes.scaled(1 / 60.0),

@@ -15,6 +15,8 @@ from greenmatrix import batch
 from greenmatrix.batch.datasets import DATASETS
 from greenmatrix.learned import mlperf_inference as model
 from greenmatrix.learned.core import models_dir
+from greenmatrix.learned.fitting import mlperf_inference as trainer
+from greenmatrix.learned.fitting import mlperf_inference_data as data
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("GREENMATRIX_DATA", REPO.parent / "shared" / "data"))
@@ -36,8 +38,8 @@ def _subset(tmp: Path, every: int) -> Path:
 @needs_data
 def test_train_is_deterministic(tmp_path: Path) -> None:
     data = _subset(tmp_path / "data", every=4)
-    first = model.train(data, tmp_path / "a")
-    second = model.train(data, tmp_path / "b")
+    first = trainer.train(data, tmp_path / "a")
+    second = trainer.train(data, tmp_path / "b")
     assert first == second
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert names == [
@@ -56,14 +58,14 @@ def test_train_is_deterministic(tmp_path: Path) -> None:
 def recomputed() -> list[dict]:
     if not SOURCE.exists():
         pytest.skip(f"reference data not found at {SOURCE}")
-    return model.holdout_results(DATA)
+    return trainer.holdout_results(DATA)
 
 
 @pytest.fixture(scope="module")
 def recomputed_latency() -> list[dict]:
     if not SOURCE.exists():
         pytest.skip(f"reference data not found at {SOURCE}")
-    return model.holdout_results(DATA, "latency")
+    return trainer.holdout_results(DATA, "latency")
 
 
 def _carded(name: str) -> dict[str, dict]:
@@ -150,13 +152,13 @@ def test_last_round_reads_the_latest_earlier_result_of_the_same_gpu_and_cell() -
         reference=[False] * 7,
     )
     ds.round = np.asarray(["v3.0", "v3.1", "v3.1", "v4.0", "v4.0", "v3.1", "v4.0"])
-    rows, y = model.last_round_predictions(ds, np.array([3, 4, 6]))
+    rows, y = data.last_round_predictions(ds, np.array([3, 4, 6]))
     # A's v4.0 rows read off the median of A's v3.1 rows (v3.0 is older); B's Server row has no
     # earlier Server result (B's Offline one is another cell) and is not predicted at all.
     assert rows.tolist() == [3, 4]
     assert y.tolist() == pytest.approx([-0.5, -0.5])
     # The first round has nothing earlier to read off.
-    assert model.last_round_predictions(ds, np.array([0]))[0].size == 0
+    assert data.last_round_predictions(ds, np.array([0]))[0].size == 0
 
 
 def test_profiled_reference_is_reported_and_beats_the_gpu_hold_out(recomputed: list[dict]) -> None:
@@ -314,11 +316,11 @@ def test_reference_frameworks_are_recognised(framework: str, reference: bool) ->
     assert model.framework_is_reference(framework) is reference
 
 
-def _toy_dataset(y: list[float], gpus: list[str], cells: list[str], reference: list[bool]) -> model.Dataset:
+def _toy_dataset(y: list[float], gpus: list[str], cells: list[str], reference: list[bool]) -> data.Dataset:
     n = len(y)
     X = np.zeros((n, len(model.FEATURES)), dtype=np.float32)
     X[:, model.FEATURES.index("reference_impl")] = np.asarray(reference, dtype=np.float32)
-    return model.Dataset(
+    return data.Dataset(
         X=X,
         y=np.asarray(y, dtype=float),
         measured=np.ones(n),
@@ -339,10 +341,10 @@ def test_reference_penalty_is_the_median_gap_to_tensorrt_siblings() -> None:
     )
     # Gaps to the TensorRT median of the same GPU and cell: A: -2.1 and -3.1, B: -2.0. C's reference
     # row has no TensorRT sibling and says nothing about the penalty.
-    assert model.reference_penalty(ds, np.arange(7)) == pytest.approx(-2.1)
+    assert data.reference_penalty(ds, np.arange(7)) == pytest.approx(-2.1)
     # No reference rows, or none with a sibling: no offset.
-    assert model.reference_penalty(ds, np.array([0, 1, 5])) == 0.0
-    assert model.reference_penalty(ds, np.array([0, 6])) == 0.0
+    assert data.reference_penalty(ds, np.array([0, 1, 5])) == 0.0
+    assert data.reference_penalty(ds, np.array([0, 6])) == 0.0
 
 
 def test_shipped_model_predicts_reference_code_several_times_slower() -> None:
@@ -436,7 +438,7 @@ def test_bench_accuracy_states_the_last_result_yardstick_under_the_table(
     from click.testing import CliRunner
 
     from greenmatrix.cli import main, reference
-    from greenmatrix.learned.core import BenchRow
+    from greenmatrix.learned.fitting.holdout import BenchRow
 
     rows = [
         BenchRow("mlperf-inference", "round=v4.0", 455, "throughput", 20.2, 243.9, 0.75, 8.0),
