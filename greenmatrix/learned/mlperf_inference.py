@@ -224,7 +224,7 @@ def prepare(row: Mapping[str, Any]) -> tuple[Prepared | None, str]:
     try:
         per_node = count_cell(row, "accelerators_per_node", maximum=MAX_PER_NODE)
         nodes = count_cell(row, "number_of_nodes", 1) or 1
-        round_number(row.get("version"), strict=True)
+        mlperf_round = round_number(row.get("version"), strict=True)
     except GreenMatrixError as err:
         return None, str(err)
     if per_node is None:
@@ -246,13 +246,12 @@ def prepare(row: Mapping[str, Any]) -> tuple[Prepared | None, str]:
         return None, str(err)
     _, strict = parsed
     if kind == "throughput":
-        per_gpu = roof.samples_per_s * acc.mig_fraction * bench.results_per_sample(model, scenario, units)
+        per_sample = bench.results_per_sample(model, scenario, units, mlperf_round)
+        per_gpu = roof.samples_per_s * acc.mig_fraction * per_sample
         system = bench.system_throughput(per_gpu, n_acc)
         if served and scenario == "Server":
             # Offline batches are handed over whole; Server queries each cross the server's host path.
-            system = min(
-                system, bench.served_ceiling(model) * bench.results_per_sample(model, scenario, units)
-            )
+            system = min(system, bench.served_ceiling(model) * per_sample)
     else:
         # A query runs on one accelerator (or the replica holding the weights); a MIG slice is slower.
         per_gpu = 1000.0 / (roof.samples_per_s * acc.mig_fraction)

@@ -422,19 +422,31 @@ def sustained_flops(gpu: GPULike, precision: str) -> float:
     return peak_flops(gpu, precision) * sustained_fraction(gpu)
 
 
-def results_per_sample(name: str, scenario: str, units: str = "") -> float:
-    """How many result units one sample counts as: output tokens for LLM token-rate results, else 1.
+# (benchmark, scenario) -> the first MLPerf round that reports its throughput in tokens/s. v4.0 reports
+# llama2-70b (and mixtral) Offline in tokens/s, Server in queries/s; from v4.1 GPT-J, Llama-2-70B and
+# Mixtral report tokens/s in both scenarios. The reference data labels such rows "Samples/s" or
+# "Queries/s" all the same: 8x H100 at ~21,800 "samples/s" vs ~70 queries/s in Server only makes sense
+# as tokens (~294 output tokens per sample), and v4.1 GPT-J on 8x H100 reads ~19,800.
+TOKEN_RESULTS_SINCE: dict[tuple[str, str], float] = {
+    ("llama2-70b", "offline"): 4.0,
+    ("mixtral-8x7b", "offline"): 4.0,
+    ("llama2-70b", "server"): 4.1,
+    ("mixtral-8x7b", "server"): 4.1,
+    ("gptj", "offline"): 4.1,
+    ("gptj", "server"): 4.1,
+}
 
-    MLPerf v4.0 reports llama2-70b (and later mixtral) Offline in tokens/s; the reference data labels
-    those rows "Samples/s", but 8x H100 at ~21,800 "samples/s" vs ~70 queries/s in Server only
-    makes sense as tokens (~294 output tokens per sample).
+
+def results_per_sample(name: str, scenario: str, units: str, mlperf_round: float) -> float:
+    """How many result units one sample counts as in `mlperf_round` (4.0 for v4.0): output tokens for
+    LLM token-rate results (by their units, or by the round's rule when the units say otherwise), else 1.
     """
     w = work(name)
-    u = units.lower()
-    if "token" in u:
+    if "token" in units.lower():
         return w.output_tokens or 1.0
-    if w.key in ("llama2-70b", "mixtral-8x7b") and scenario.strip().lower() == "offline":
-        return w.output_tokens
+    since = TOKEN_RESULTS_SINCE.get((w.key, scenario.strip().lower()))
+    if since is not None and mlperf_round >= since:
+        return w.output_tokens or 1.0
     return 1.0
 
 

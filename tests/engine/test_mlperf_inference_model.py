@@ -303,6 +303,26 @@ def test_predictions_scale_with_accelerator_count() -> None:
     assert np.isclose(eight.roofline, 8 * one.roofline)
 
 
+@pytest.mark.parametrize("scenario", ["Offline", "Server"])
+def test_the_result_unit_follows_the_round(scenario: str) -> None:
+    """v4.1 reports GPT-J in tokens/s in Offline and Server (the data still labels them Samples/s and
+    Queries/s): a v4.1 row is predicted in tokens, a v4.0 row of the same system in samples/queries."""
+    base = {
+        "Model": "gptj-99",
+        "Scenario": scenario,
+        "Units": "Samples/s" if scenario == "Offline" else "Queries/s",
+        "accelerator_model_name": "NVIDIA H100-SXM-80GB",
+        "accelerators_per_node": "8",
+        "number_of_nodes": "1",
+        "framework": "TensorRT 9.3.0, CUDA 12.2",
+    }
+    v40, v41 = model.predict_rows([dict(base, version="v4.0"), dict(base, version="v4.1")])
+    assert v40.result is not None and v41.result is not None
+    # The physics counts 128 output tokens per GPT-J sample; the round feature may move the rest a little.
+    assert v41.roofline == pytest.approx(128 * v40.roofline)
+    assert 64 < v41.result.p50 / v40.result.p50 < 256
+
+
 @pytest.mark.parametrize(
     ("framework", "reference"),
     [

@@ -116,9 +116,15 @@ def test_llm_replica_widens_only_when_the_weights_crowd_out_the_kv_cache() -> No
 
 
 def test_llama2_offline_results_count_tokens_server_counts_queries() -> None:
-    assert bench.results_per_sample("llama2-70b-99", "Offline", "Samples/s") == pytest.approx(294.0)
-    assert bench.results_per_sample("llama2-70b-99", "Server", "Queries/s") == 1.0
-    assert bench.results_per_sample("resnet50", "Offline", "Samples/s") == 1.0
+    assert bench.results_per_sample("llama2-70b-99", "Offline", "Samples/s", 4.0) == pytest.approx(294.0)
+    assert bench.results_per_sample("llama2-70b-99", "Server", "Queries/s", 4.0) == 1.0
+    assert bench.results_per_sample("resnet50", "Offline", "Samples/s", 4.0) == 1.0
+    # From v4.1 GPT-J, Llama-2-70B and Mixtral report tokens/s in Offline and Server alike.
+    assert bench.results_per_sample("gptj-99", "Offline", "Samples/s", 4.0) == 1.0
+    assert bench.results_per_sample("gptj-99", "Offline", "Samples/s", 4.1) == pytest.approx(128.0)
+    assert bench.results_per_sample("gptj-99", "Server", "Queries/s", 4.1) == pytest.approx(128.0)
+    assert bench.results_per_sample("llama2-70b-99", "Server", "Queries/s", 4.1) == pytest.approx(294.0)
+    assert bench.results_per_sample("resnet50", "Server", "Queries/s", 4.1) == 1.0
 
 
 def test_system_roofline_is_linear_in_accelerator_count() -> None:
