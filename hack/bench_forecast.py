@@ -6,7 +6,7 @@ and Prophet, walk-forward (each forecast made from the rows at or before its mom
 
 Series are split before any tuning: TUNE series chose the forecaster's constants, REPORT series
 judge it. Prophet is a baseline only: it runs in its own virtualenv (/work/prophet-venv, or
-$PROPHET_PYTHON), refitted every 12 h of data on everything seen so far, its forecast of a row being
+$PROPHET_PYTHON), refitted every 24 h of data on everything seen so far, its forecast of a row being
 the one from the latest fit at or before the row's forecast moment. Its results are cached under
 $PROPHET_CACHE (default /work/prophet-cache); `--prophet` computes the missing ones (slow: one core,
 about a minute per fit-day of 1-minute data), without it the column shows what the cache holds.
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 DAY = 86_400.0
-PROPHET_REFIT = 12 * 3600.0
+PROPHET_REFIT = 24 * 3600.0
 # (name, path under the data folder, role, an exact 0 is a collection gap)
 SERIES = [
     ("crane/input0", "timeseries/crane/input0.csv", "tune", False),

@@ -96,6 +96,18 @@ def last_value(values: np.ndarray, origins: np.ndarray) -> np.ndarray:
     return np.where(at >= 0, values[np.maximum(at, 0)], np.nan)
 
 
+def recent_median(values: np.ndarray, origins: np.ndarray, window: int) -> np.ndarray:
+    """The median of the observed values in the `window` slots up to each origin (the last value if none)."""
+    padded = np.concatenate((np.full(window - 1, np.nan), values))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window)[origins]
+    ordered = np.sort(windows, axis=1)
+    count = np.isfinite(ordered).sum(axis=1)
+    rows = np.arange(len(origins))
+    low = ordered[rows, np.maximum(count - 1, 0) // 2]
+    high = ordered[rows, np.maximum(count, 1) // 2]
+    return np.where(count > 0, (low + high) / 2, last_value(values, origins))
+
+
 def _log_offset(values: np.ndarray) -> float:
     first = values[:OFFSET_FROM_FIRST_ROWS]
     first = first[np.isfinite(first)]

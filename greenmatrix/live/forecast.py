@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from greenmatrix.interval import Interval
-from greenmatrix.live.candidates import MIN_FIT_PAIRS, Regression, last_value
+from greenmatrix.live.candidates import MIN_FIT_PAIRS, Regression, last_value, recent_median
 from greenmatrix.live.observations import Grid, Series, regular_grid
 from greenmatrix.live.seasonality import DAY, Seasonality, detect_seasonality, duration_text
 
@@ -32,7 +32,8 @@ SEASONALITY_EVERY = 6 * HOUR
 MIN_HISTORY_ROWS = 33
 SELECTION_WINDOW = DAY
 MIN_SELECTION_ERRORS = 12
-BLEND_POWER = 0
+# Medians of the last lead (in slots) times each of these: a burst does not move them.
+MEDIAN_WINDOWS = (1,)
 CALIBRATION_ERRORS_NEEDED = 20
 CALIBRATION_WINDOW = 720
 # Step of the quantile levels after a hit or a miss (adaptive conformal inference).
@@ -122,6 +123,7 @@ class _Walk:
         fits = origins // self.fit_every
         columns = [last_value(self.grid.values, origins)]
         columns += [model.predict(origins, leads, fits) for model in self.models]
+        columns += [recent_median(self.grid.values, origins, window * self.lead) for window in MEDIAN_WINDOWS]
         return np.column_stack(columns)
 
     def run(self, series: Series) -> SeriesForecast:
@@ -147,7 +149,7 @@ class _Walk:
     def _medians(self, values: np.ndarray, moments: np.ndarray) -> tuple[np.ndarray, list[str]]:
         slots = self.grid.slots
         median = np.full(len(slots), np.nan)
-        guesses = np.full((len(slots), 1 + len(self.models)), np.nan)
+        guesses = np.full((len(slots), 1 + len(self.models) + len(MEDIAN_WINDOWS)), np.nan)
         have = np.flatnonzero(moments >= MIN_HISTORY_ROWS)
         origins = slots[moments[have] - 1]
         leads = np.maximum(1, slots[have] - origins)
@@ -212,15 +214,6 @@ class _RecentErrors:
         count = self.counts[moments] - self.counts[start]
         error = self.sums[moments] - self.sums[start]
         error = np.where(np.isfinite(guesses), error, np.inf)
-        if BLEND_POWER:
-            mean = error / np.maximum(count, 1)[:, None]
-            weight = np.where(np.isfinite(guesses), 1.0 / np.maximum(mean, 1e-300) ** BLEND_POWER, 0.0)
-            blended = np.nansum(np.where(weight > 0, guesses, 0.0) * weight, axis=1) / np.maximum(
-                weight.sum(axis=1), 1e-300
-            )
-            fallback = guesses[:, 1]
-            out = np.where(count >= MIN_SELECTION_ERRORS, blended, fallback)
-            return np.where(np.isfinite(guesses).any(axis=1), out, np.nan)
         best = np.argmin(error, axis=1)
         best = np.where(count >= MIN_SELECTION_ERRORS, best, 1)
         return guesses[np.arange(len(guesses)), best]
