@@ -11,6 +11,9 @@ the one from the latest fit at or before the row's forecast moment. Its results 
 $PROPHET_CACHE (default /work/prophet-cache); `--prophet` computes the missing ones (slow: one core,
 about a minute per fit-day of 1-minute data), without it the column shows what the cache holds.
 
+smooth*/naive is the yardstick of what a level forecaster could reach (`yardsticks`), VR how much
+the series moves like a random walk (1: its hour-ahead changes cannot be foreseen).
+
 MAE is over the rows every column forecasts (the seasonal-naive needs a day of history, so the first
 day is out for all), coverage is the share of those rows inside the 80% interval.
 """
@@ -81,10 +84,48 @@ def naive_forecasts(times: np.ndarray, values: np.ndarray, horizon: float) -> tu
     return last, seasonal
 
 
+def yardsticks(series, horizon: float) -> tuple[float, float]:
+    """What a level forecaster could reach, and how much like a random walk the series is.
+
+    The first is the MAE of the best trailing mean or median (window 1 slot to 8 leads), the window
+    chosen in hindsight on the series itself: no causal level smoother does better. The second is
+    the variance ratio Var(lead change) / (lead x Var(one-step change)): 1 for a random walk, whose
+    changes no forecaster can foresee, near 1/lead for noise around a steady level.
+    """
+    from greenmatrix.live.candidates import recent_median
+    from greenmatrix.live.observations import regular_grid
+
+    grid = regular_grid(series)
+    values, lead = grid.values, max(1, round(horizon / grid.step))
+    origins = np.arange(len(values) - lead)
+    targets = values[origins + lead]
+    sums = np.concatenate(([0.0], np.nancumsum(values)))
+    counts = np.concatenate(([0], np.cumsum(np.isfinite(values))))
+    best = np.inf
+    windows = {1, 2, 4, max(1, lead // 4), max(1, lead // 2), lead, 2 * lead, 4 * lead, 8 * lead}
+    for window in sorted(windows):
+        start = np.maximum(0, origins + 1 - window)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (sums[origins + 1] - sums[start]) / (counts[origins + 1] - counts[start])
+        for guess in (mean, recent_median(values, origins, window)):
+            usable = np.isfinite(guess) & np.isfinite(targets)
+            if usable.any():
+                best = min(best, float(np.mean(np.abs(guess[usable] - targets[usable]))))
+    one = np.diff(values)
+    far = values[lead:] - values[:-lead]
+    ratio = float(np.nanvar(far) / (lead * np.nanvar(one))) if np.nanvar(one) > 0 else float("nan")
+    return best, ratio
+
+
+def prophet_refit(times: np.ndarray) -> float:
+    """Daily refits, or four per series on a series too short for that (one day of ServeGen)."""
+    return min(PROPHET_REFIT, (times[-1] - times[0]) / 4)
+
+
 def prophet_cache_path(name: str, times: np.ndarray, values: np.ndarray, horizon: float) -> Path:
     digest = hashlib.sha1(times.tobytes() + np.nan_to_num(values, nan=-1).tobytes()).hexdigest()[:12]
     root = Path(os.environ.get("PROPHET_CACHE", "/work/prophet-cache"))
-    return root / f"{name.replace('/', '_')}-{horizon:.0f}-{PROPHET_REFIT:.0f}-{digest}.json"
+    return root / f"{name.replace('/', '_')}-{horizon:.0f}-{prophet_refit(times):.0f}-{digest}.json"
 
 
 def prophet_forecasts(name, times, values, horizon, compute: bool) -> dict | None:
@@ -99,7 +140,7 @@ def prophet_forecasts(name, times, values, horizon, compute: bool) -> dict | Non
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     request = {"times": times.tolist(), "values": [None if np.isnan(v) else float(v) for v in values]}
-    request["horizon"], request["refit"] = horizon, PROPHET_REFIT
+    request["horizon"], request["refit"] = horizon, prophet_refit(times)
     started = time.perf_counter()
     done = subprocess.run(
         ["nice", "-n", "10", python, __file__, "--prophet-worker"],
@@ -160,8 +201,10 @@ def score(name, role, series, horizon, compute_prophet: bool) -> dict:
     last, seasonal = naive_forecasts(times, values, horizon)
     prophet = prophet_forecasts(name, times, values, horizon, compute_prophet)
     columns = {"ours": ours.p50, "last": last, "seasonal": seasonal}
-    if prophet is not None:
+    if prophet is not None and any(value is not None for value in prophet["p50"]):
         columns["prophet"] = np.array([np.nan if v is None else v for v in prophet["p50"]], dtype=float)
+    else:
+        prophet = None
     usable = np.isfinite(values)
     for column in columns.values():
         # A seasonal-naive that never exists (a one-day series) does not remove every row.
@@ -178,8 +221,10 @@ def score(name, role, series, horizon, compute_prophet: bool) -> dict:
         low = np.array([np.nan if v is None else v for v in prophet["p10"]], dtype=float)[usable]
         high = np.array([np.nan if v is None else v for v in prophet["p90"]], dtype=float)[usable]
         result["prophet_coverage"] = float(((values[usable] >= low) & (values[usable] <= high)).mean())
+    result["smoother_hindsight"], result["variance_ratio"] = yardsticks(series, horizon)
     naive = [result[key] for key in ("last", "seasonal") if result[key] is not None]
     result["vs_naive"] = result["ours"] / min(naive)
+    result["smoother_vs_naive"] = result["smoother_hindsight"] / min(naive)
     result["vs_prophet"] = result["ours"] / result["prophet"] if result.get("prophet") else None
     return result
 
@@ -190,6 +235,7 @@ def print_table(results: list[dict]) -> None:
 
     head = f"{'series':26} {'role':6} {'rows':>6} {'ours':>9} {'last':>9} {'seasonal':>9} {'prophet':>9}"
     head += f" {'ours/naive':>10} {'ours/proph':>10} {'cov80':>6} {'proph80':>7} {'pts/s':>7}"
+    head += f" {'smooth*/naive':>13} {'VR':>5}"
     print(head)
     for row in results:
         print(
@@ -198,6 +244,7 @@ def print_table(results: list[dict]) -> None:
             f" {cell(row['seasonal']):>9} {cell(row.get('prophet')):>9} {cell(row['vs_naive'], '{:.3f}'):>10}"
             f" {cell(row['vs_prophet'], '{:.3f}'):>10} {cell(row['coverage'], '{:.3f}'):>6}"
             f" {cell(row.get('prophet_coverage'), '{:.3f}'):>7} {row['points_per_s']:>7.0f}"
+            f" {row['smoother_vs_naive']:>13.3f} {row['variance_ratio']:>5.2f}"
         )
     for role in ("tune", "report"):
         chosen = [row for row in results if row["role"] == role]

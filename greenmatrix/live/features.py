@@ -16,7 +16,7 @@ from greenmatrix.live.seasonality import DAY, WEEK
 CANDIDATE_PERIODS = (DAY, WEEK)
 # Cycles averaged for each period's profile: a week of days, two weeks of weeks.
 CYCLES_AVERAGED = {DAY: 7, WEEK: 2}
-SMOOTHING_HALF_WIDTH = 900.0
+SMOOTHING_HALF_WIDTH = 300.0
 LEVEL_COLUMNS = 3
 SEASONAL_COLUMNS = 5
 
