@@ -28,7 +28,8 @@ from greenmatrix.live.seasonality import DAY, Seasonality, detect_seasonality, d
 
 HOUR = 3600.0
 FIT_EVERY = HOUR
-SEASONALITY_EVERY = 6 * HOUR
+SEASONALITY_EVERY = HOUR
+SEASONALITY_SETTLES = 3 * DAY
 MIN_HISTORY_ROWS = 33
 SELECTION_WINDOW = DAY
 MIN_SELECTION_ERRORS = 12
@@ -110,10 +111,12 @@ class _Walk:
         self.bands = (self.raw, self.raw)
 
     def _seasons(self, checkpoints: np.ndarray) -> list[Seasonality]:
-        every = max(1, round(SEASONALITY_EVERY / self.grid.step / self.fit_every))
+        """The seasonality at each checkpoint: judged every hour while young, every six hours after."""
         seasons: list[Seasonality] = []
-        for index, checkpoint in enumerate(checkpoints):
-            if index % every == 0:
+        for checkpoint in checkpoints:
+            moment = checkpoint * self.grid.step
+            every = SEASONALITY_EVERY if moment < SEASONALITY_SETTLES else 6 * SEASONALITY_EVERY
+            if not seasons or moment % every < self.fit_every * self.grid.step:
                 season = detect_seasonality(self.grid.values[: checkpoint + 1], self.grid.step)
             seasons.append(season)
         return seasons

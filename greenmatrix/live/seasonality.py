@@ -20,10 +20,10 @@ BLOCKS_PER_DAY = 144
 MIN_AUTOCORRELATION = 0.3
 WEEKLY_MARGIN = 0.1
 CYCLES_NEEDED = 2.0
-# From a day and a half of history a daily cycle can be told early, against a shorter moving mean and
-# a stricter bar: half a day of overlap is little evidence.
-EARLY_DAYS = 1.5
-EARLY_TREND_WIDTH = 6 * 3600.0
+# From a day and a quarter of history a daily cycle can be told early, against a shorter moving mean and
+# a stricter bar: a few hours of overlap are little evidence.
+EARLY_DAYS = 1.25
+EARLY_TREND_WIDTH = 3 * 3600.0
 EARLY_MIN_AUTOCORRELATION = 0.5
 
 
@@ -41,7 +41,7 @@ def detect_seasonality(values: np.ndarray, step: float) -> Seasonality:
     span = len(values) * step
     if span < EARLY_DAYS * DAY:
         return Seasonality(
-            (), (), f"no seasonality yet: {duration_text(span)} of history, 1.5 d needed for a daily cycle"
+            (), (), f"no seasonality yet: {duration_text(span)} of history, 1.25 d needed for a daily cycle"
         )
     blocks = _block_means(values, step)
     if blocks is None:
