@@ -17,7 +17,8 @@ CANDIDATE_PERIODS = (DAY, WEEK)
 # Cycles averaged for each period's profile: a week of days, two weeks of weeks.
 CYCLES_AVERAGED = {DAY: 7, WEEK: 2}
 SMOOTHING_HALF_WIDTH = 300.0
-LEVEL_COLUMNS = 3
+LEVEL_WINDOWS = (0.25, 1.0, 4.0)
+LEVEL_COLUMNS = len(LEVEL_WINDOWS)
 SEASONAL_COLUMNS = 5
 
 
@@ -32,7 +33,7 @@ class FeatureBook:
         self.counts = np.concatenate(([0], np.cumsum(seen)))
         self.values = values
         self.lead = lead
-        self.windows = (max(2, lead // 4), lead, 4 * lead)
+        self.windows = tuple(max(2, round(share * lead)) for share in LEVEL_WINDOWS)
         self.half = int(SMOOTHING_HALF_WIDTH // step)
         smooth_sum, smooth_count = self._centred(self.half)
         raw_sum, raw_count = np.where(seen, values, 0.0), seen.astype(float)
