@@ -6,10 +6,11 @@ and Prophet, walk-forward (each forecast made from the rows at or before its mom
 
 Series are split before any tuning: TUNE series chose the forecaster's constants, REPORT series
 judge it. Prophet is a baseline only: it runs in its own virtualenv (/work/prophet-venv, or
-$PROPHET_PYTHON), refitted every 24 h of data on everything seen so far, its forecast of a row being
-the one from the latest fit at or before the row's forecast moment. Its results are cached under
-$PROPHET_CACHE (default /work/prophet-cache); `--prophet` computes the missing ones (slow: one core,
-about a minute per fit-day of 1-minute data), without it the column shows what the cache holds.
+$PROPHET_PYTHON), refitted every 24 h of data (`prophet_refit`) on everything seen so far, its
+forecast of a row being the one from the latest fit at or before the row's forecast moment. Its
+results are cached under $PROPHET_CACHE (default /work/prophet-cache); `--prophet` computes the
+missing ones (one process: a few minutes for a 16-day 1-minute series), without it the column shows
+what the cache holds.
 
 smooth*/naive is the yardstick of what a level forecaster could reach (`yardsticks`), VR how much
 the series moves like a random walk (1: its hour-ahead changes cannot be foreseen).
@@ -118,8 +119,9 @@ def yardsticks(series, horizon: float) -> tuple[float, float]:
 
 
 def prophet_refit(times: np.ndarray) -> float:
-    """Daily refits, or four per series on a series too short for that (one day of ServeGen)."""
-    return min(PROPHET_REFIT, (times[-1] - times[0]) / 4)
+    """Daily refits; four on a series too short for that (one day of ServeGen), 30 on one of months."""
+    span = times[-1] - times[0]
+    return max(min(PROPHET_REFIT, span / 4), span / 30)
 
 
 def prophet_cache_path(name: str, times: np.ndarray, values: np.ndarray, horizon: float) -> Path:
@@ -143,7 +145,7 @@ def prophet_forecasts(name, times, values, horizon, compute: bool) -> dict | Non
     request["horizon"], request["refit"] = horizon, prophet_refit(times)
     started = time.perf_counter()
     done = subprocess.run(
-        ["nice", "-n", "10", python, __file__, "--prophet-worker"],
+        [python, __file__, "--prophet-worker"],
         input=json.dumps(request),
         capture_output=True,
         text=True,
