@@ -4,8 +4,9 @@ The median is the last value moved by what the history says happens next: recent
 towards the level (bursts fade), and where the data shows a daily or weekly cycle
 (`seasonality.detect_seasonality`), the change the cycle makes between now and the target
 (`candidates.Regression`, in the series' units and in logarithms). Each row takes the median of the
-candidate whose forecasts at this horizon erred least over the last day of checked targets (the last
-value is a candidate too, so a series no model reads falls back to it). The interval is conformal:
+candidate whose forecasts at this horizon erred least over the last day of checked targets; the last
+value and the median of the last horizon's values are candidates too, so a series no model reads
+falls back to one of them. The reason names the seasonality and the candidate. The interval is conformal:
 the p10 and p90 of the forecaster's own recent errors at the same horizon, counting only errors whose
 targets were observed by the forecast moment, with the two quantile levels nudged after each miss so
 that the long-run coverage holds (adaptive conformal inference). Warming up, the answer is empty
@@ -33,8 +34,9 @@ SEASONALITY_SETTLES = 3 * DAY
 MIN_HISTORY_ROWS = 33
 SELECTION_WINDOW = DAY
 MIN_SELECTION_ERRORS = 12
-# Medians of the last lead (in slots) times each of these: a burst does not move them.
-MEDIAN_WINDOWS = (1,)
+# In the order `_Walk.candidates` gives them; the median over the last horizon is one a burst does
+# not move.
+CANDIDATES = ("last value", "regression", "regression in logarithms", "median over the last horizon")
 CALIBRATION_ERRORS_NEEDED = 20
 CALIBRATION_WINDOW = 720
 # Step of the quantile levels after a hit or a miss (adaptive conformal inference).
@@ -122,11 +124,11 @@ class _Walk:
         return seasons
 
     def candidates(self, origins: np.ndarray, leads: np.ndarray) -> np.ndarray:
-        """Each candidate's median for each query (columns: last value, then the regressions)."""
+        """Each candidate's median for each query, in the order of CANDIDATES."""
         fits = origins // self.fit_every
         columns = [last_value(self.grid.values, origins)]
         columns += [model.predict(origins, leads, fits) for model in self.models]
-        columns += [recent_median(self.grid.values, origins, window * self.lead) for window in MEDIAN_WINDOWS]
+        columns.append(recent_median(self.grid.values, origins, self.lead))
         return np.column_stack(columns)
 
     def run(self, series: Series) -> SeriesForecast:
@@ -152,20 +154,19 @@ class _Walk:
     def _medians(self, values: np.ndarray, moments: np.ndarray) -> tuple[np.ndarray, list[str]]:
         slots = self.grid.slots
         median = np.full(len(slots), np.nan)
-        guesses = np.full((len(slots), 1 + len(self.models) + len(MEDIAN_WINDOWS)), np.nan)
+        guesses = np.full((len(slots), len(CANDIDATES)), np.nan)
         have = np.flatnonzero(moments >= MIN_HISTORY_ROWS)
         origins = slots[moments[have] - 1]
         leads = np.maximum(1, slots[have] - origins)
         if len(have):
             guesses[have] = self.candidates(origins, leads)
         self.errors = _RecentErrors(values, guesses, round(SELECTION_WINDOW / self.grid.step))
-        median[have] = self.errors.choose(guesses[have], moments[have])
-        reasons = [f"warming up: fewer than {MIN_HISTORY_ROWS} rows at or before the forecast moment"] * len(
-            slots
-        )
-        for row, origin in zip(have, origins, strict=True):
+        median[have], picked = self.errors.choose(guesses[have], moments[have])
+        warming = f"warming up: fewer than {MIN_HISTORY_ROWS} rows at or before the forecast moment"
+        reasons = [warming] * len(slots)
+        for row, origin, chosen in zip(have, origins, picked, strict=True):
             if math.isfinite(median[row]):
-                reasons[row] = self.seasons[origin // self.fit_every].note
+                reasons[row] = f"{self.seasons[origin // self.fit_every].note}; {CANDIDATES[chosen]}"
             else:
                 reasons[row] = self._fitting_reason(origin * self.grid.step)
         return median, reasons
@@ -180,13 +181,15 @@ class _Walk:
         origin = int(self.grid.slots[-1])
         lead = max(1, round((at - self.grid.start) / self.grid.step) - origin)
         guesses = self.candidates(np.array([origin]), np.array([lead]))
-        guess = float(self.errors.choose(guesses, np.array([len(history)]))[0])
+        chosen, picked = self.errors.choose(guesses, np.array([len(history)]))
+        guess = float(chosen[0])
         if not math.isfinite(guess):
             return Forecast(at, None, self._fitting_reason(now - self.grid.start))
         band = self.calibration.band(guess)
         if band is None:
             return Forecast(at, None, self._calibrating_reason(now - self.grid.start))
-        return Forecast(at, Interval(band[0], guess, band[1]), self.seasons[origin // self.fit_every].note)
+        reason = f"{self.seasons[origin // self.fit_every].note}; {CANDIDATES[picked[0]]}"
+        return Forecast(at, Interval(band[0], guess, band[1]), reason)
 
     def _fitting_reason(self, history: float) -> str:
         needed = (self.lead + MIN_FIT_PAIRS + self.fit_every) * self.grid.step
@@ -211,7 +214,7 @@ class _RecentErrors:
         self.counts = np.concatenate(([0], np.cumsum(usable)))
         self.window = max(MIN_SELECTION_ERRORS, window)
 
-    def choose(self, guesses: np.ndarray, moments: np.ndarray) -> np.ndarray:
+    def choose(self, guesses: np.ndarray, moments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The guess of the candidate with the least recent error (the regression while unproven)."""
         start = np.maximum(0, moments - self.window)
         count = self.counts[moments] - self.counts[start]
@@ -219,7 +222,7 @@ class _RecentErrors:
         error = np.where(np.isfinite(guesses), error, np.inf)
         best = np.argmin(error, axis=1)
         best = np.where(count >= MIN_SELECTION_ERRORS, best, 1)
-        return guesses[np.arange(len(guesses)), best]
+        return guesses[np.arange(len(guesses)), best], best
 
 
 class _Calibration:
