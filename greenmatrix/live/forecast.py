@@ -72,7 +72,7 @@ def forecast(series: Series, now: float, horizon: float) -> Forecast:
     _check_horizon(horizon)
     count = int(np.searchsorted(series.timestamps, now, side="right"))
     if count < 2:
-        return Forecast(now + horizon, None, "warming up: fewer than 2 rows at or before now")
+        return Forecast(float(now + horizon), None, "warming up: fewer than 2 rows at or before now")
     history = Series(series.timestamps[:count], series.values[:count])
     walk = _Walk(regular_grid(history), horizon)
     walk.run(history)
@@ -175,7 +175,7 @@ class _Walk:
         p10, p90 = self.bands
         for row in range(self.absorbed, len(history)):
             self.calibration.absorb(history.values[row], self.raw[row], p10[row], p90[row])
-        at = now + self.horizon
+        at = float(now + self.horizon)
         if len(history) < MIN_HISTORY_ROWS or self.errors is None:
             return Forecast(at, None, f"warming up: {len(history)} rows, {MIN_HISTORY_ROWS} needed")
         origin = int(self.grid.slots[-1])
@@ -189,7 +189,7 @@ class _Walk:
         if band is None:
             return Forecast(at, None, self._calibrating_reason(now - self.grid.start))
         reason = f"{self.seasons[origin // self.fit_every].note}; {CANDIDATES[picked[0]]}"
-        return Forecast(at, Interval(band[0], guess, band[1]), reason)
+        return Forecast(at, Interval(float(band[0]), guess, float(band[1])), reason)
 
     def _fitting_reason(self, history: float) -> str:
         needed = (self.lead + MIN_FIT_PAIRS + self.fit_every) * self.grid.step
