@@ -1,0 +1,1 @@
+"""Post-deployment decisions, pure: observations and `now` are arguments."""
