@@ -34,6 +34,7 @@ PrecisionAction = Literal["Quantize", "Maintain"]
 # The policy's objectives a move can save on. At one load gCO2 per million tokens moves as gCO2 per
 # hour does, so the option's per-token carbon stands for its hourly carbon.
 _SAVED = ("cost", "energy", "carbon")
+_NO_SAVING = (0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Effect:
     replicas: Interval
     usd_per_hour: Interval | None
     watts: Interval | None
+    grams_co2_per_million_tokens: Interval | None
     tpot_ms: Interval | None
     ttft_ms: Interval | None
 
@@ -90,6 +92,7 @@ class HardwareDecision:
     saving: float | None = None
     """Weighted saving of the target over the current option at p50 (negative: it costs more)."""
     effect: Effect | None = None
+    """The predicted effect of the recommended option (for Maintain, the current one) at the load."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,8 @@ def _effect(o: OptionPrediction, load: Load, policy: OptimizationPolicySpec | No
     """Replicas the load needs across the option's latency interval, and what they cost and draw.
 
     The median count is the plan's own; the slow end of the latency interval needs more replicas,
-    the fast end fewer. Each extra replica is taken to cost and draw what a planned one does."""
+    the fast end fewer. Each extra replica is taken to cost, draw and emit what a planned one does
+    (at one load, idle replicas raise the carbon per token as they raise the carbon per hour)."""
     ttft, tpot = _interval(o.ttft_ms), _interval(o.tpot_ms)
     n = o.replicas
     replicas = Interval(n, n, n)
@@ -154,14 +158,14 @@ def _effect(o: OptionPrediction, load: Load, policy: OptimizationPolicySpec | No
     def total(figure: float | None) -> Interval | None:
         return None if figure is None else per_replica.scaled(figure)
 
-    return Effect(replicas, total(o.usd_per_hour), total(o.watts), tpot, ttft)
+    carbon = total(o.grams_co2_per_million_tokens)
+    return Effect(replicas, total(o.usd_per_hour), total(o.watts), carbon, tpot, ttft)
 
 
-def _totals(o: OptionPrediction, e: Effect) -> dict[str, Interval]:
-    """The figures a move can save, for all the option's replicas, keyed by the policy objective."""
-    per_replica = e.replicas.scaled(1.0 / max(o.replicas, 1))
-    figures = {"cost": o.usd_per_hour, "energy": o.watts, "carbon": o.grams_co2_per_million_tokens}
-    return {k: per_replica.scaled(v) for k, v in figures.items() if v is not None}
+def _totals(e: Effect) -> dict[str, Interval]:
+    """The figures a move can save, keyed by the policy objective that weighs each."""
+    figures = {"cost": e.usd_per_hour, "energy": e.watts, "carbon": e.grams_co2_per_million_tokens}
+    return {k: v for k, v in figures.items() if v is not None}
 
 
 def _savings(
@@ -222,15 +226,12 @@ def _meets(o: OptionPrediction, rule: HardwareRule) -> bool:
     return o.feasible and not (rule.require_p90 and o.slo_margin is False)
 
 
-def _maintain(current: OptionPrediction | Layout, why: str, j: _Judged | None = None) -> HardwareDecision:
+def _maintain(current: _Judged | Layout, why: str) -> HardwareDecision:
+    if isinstance(current, Layout):
+        return HardwareDecision("Maintain", current.gpu, current.gpus_per_replica, current.replicas, why)
+    o = current.option
     return HardwareDecision(
-        action="Maintain",
-        gpu=current.gpu,
-        gpus_per_replica=current.gpus_per_replica,
-        replicas=current.replicas,
-        reason=why,
-        saving=None if j is None else j.saving,
-        effect=None if j is None else j.effect,
+        "Maintain", o.gpu, o.gpus_per_replica, o.replicas, why, saving=0.0, effect=current.effect
     )
 
 
@@ -269,12 +270,11 @@ def hardware_decision(
         where = _label(current.gpu, current.gpus_per_replica)
         return _maintain(current, f"{where} is not among the plan's options")
     weights = _saving_weights(policy)
-    here_effect = _effect(here, load, policy)
-    here_totals = _totals(here, here_effect)
+    now = _Judged(here, _effect(here, load, policy), _NO_SAVING)
 
     def judged(o: OptionPrediction) -> _Judged:
         e = _effect(o, load, policy)
-        return _Judged(o, e, _savings(_totals(o, e), here_totals, weights))
+        return _Judged(o, e, _savings(_totals(e), _totals(now.effect), weights))
 
     # A move is only to hardware the cluster has, unless the deployment itself runs outside it.
     candidates = [
@@ -286,15 +286,16 @@ def hardware_decision(
     # as missing them: an SLO hovering at the line would otherwise flip the recommendation each time.
     upgrading = previous is not None and previous.action == "Upgrade" and here.slo_margin is False
     if not here.feasible or slo_missed or upgrading:
-        return _upgrade(here, candidates, previous, slo_missed)
-    return _downgrade(here, candidates, previous, rule)
+        return _upgrade(now, candidates, previous, slo_missed)
+    return _downgrade(now, candidates, previous, rule)
 
 
 def _upgrade(
-    here: OptionPrediction, candidates: list[_Judged], previous: HardwareDecision | None, seen: bool
+    now: _Judged, candidates: list[_Judged], previous: HardwareDecision | None, seen: bool
 ) -> HardwareDecision:
     """The current option misses the objectives: the policy's best option that meets them (the
     plan's order), or the one already recommended while it still does."""
+    here = now.option
     if seen:
         why = "the deployment is seen missing its objectives"
     elif here.feasible:
@@ -302,13 +303,13 @@ def _upgrade(
     else:
         why = f"at the observed load: {here.reason}"
     if not candidates:
-        return _maintain(here, f"{why}; no other GPU type meets the objectives at this load either")
+        return _maintain(now, f"{why}; no other GPU type meets the objectives at this load either")
     kept = next((j for j in candidates if _is_target(previous, "Upgrade", j.option)), None)
     return _decide("Upgrade", kept or candidates[0], why, here)
 
 
 def _downgrade(
-    here: OptionPrediction, candidates: list[_Judged], previous: HardwareDecision | None, rule: HardwareRule
+    now: _Judged, candidates: list[_Judged], previous: HardwareDecision | None, rule: HardwareRule
 ) -> HardwareDecision:
     """The current option meets the objectives: move only for a saving over the whole interval of at
     least the switch margin, and keep a standing recommendation while it saves the keep margin."""
@@ -326,13 +327,13 @@ def _downgrade(
         and (best is None or (best.saving or 0.0) < (kept.saving or 0.0) + rule.switch_margin)
     ):
         why = f"still meets the objectives and saves at least the {rule.keep_margin:.0%} keep margin"
-        return _decide("Downgrade", kept, why, here)
+        return _decide("Downgrade", kept, why, now.option)
     if best is not None:
         why = f"meets the objectives and saves at least {rule.switch_margin:.0%}"
-        return _decide("Downgrade", best, why, here)
+        return _decide("Downgrade", best, why, now.option)
     if not comparable:
         return _maintain(
-            here, "meets the objectives; no other GPU type that does can be compared on price or power"
+            now, "meets the objectives; no other GPU type that does can be compared on price or power"
         )
     top = comparable[0]
     saving = top.saving or 0.0
@@ -342,12 +343,8 @@ def _downgrade(
         shortfall = f"saves {saving:.0%}, below the {rule.switch_margin:.0%} margin"
     else:
         shortfall = f"saves {saving:.0%} at p50 but not over the whole predicted interval"
-    return _maintain(
-        here,
-        f"meets the objectives; the best other option, {_label(top.option.gpu, top.option.gpus_per_replica)},"
-        f" {shortfall}",
-        top,
-    )
+    other = _label(top.option.gpu, top.option.gpus_per_replica)
+    return _maintain(now, f"meets the objectives; the best other option, {other}, {shortfall}")
 
 
 def decode_bound(spec: WorkloadProfileSpec, gpu: str, gpus_per_replica: int) -> str | None:
