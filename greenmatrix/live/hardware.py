@@ -235,10 +235,11 @@ def _maintain(current: _Judged | Layout, why: str) -> HardwareDecision:
     )
 
 
-def _is_target(previous: HardwareDecision | None, action: HardwareAction, o: OptionPrediction) -> bool:
+def _is_target(previous: HardwareDecision | None, actions: tuple[str, ...], o: OptionPrediction) -> bool:
+    """Whether `o` is what the previous decision recommended moving to with one of `actions`."""
     return (
         previous is not None
-        and previous.action == action
+        and previous.action in actions
         and previous.gpus_per_replica == o.gpus_per_replica
         and _same_gpu(previous.gpu, o.gpu)
     )
@@ -294,7 +295,7 @@ def _upgrade(
     now: _Judged, candidates: list[_Judged], previous: HardwareDecision | None, seen: bool
 ) -> HardwareDecision:
     """The current option misses the objectives: the policy's best option that meets them (the
-    plan's order), or the one already recommended while it still does."""
+    plan's order), or the one already recommended (to upgrade or downgrade) while it still does."""
     here = now.option
     if seen:
         why = "the deployment is seen missing its objectives"
@@ -304,7 +305,7 @@ def _upgrade(
         why = f"at the observed load: {here.reason}"
     if not candidates:
         return _maintain(now, f"{why}; no other GPU type meets the objectives at this load either")
-    kept = next((j for j in candidates if _is_target(previous, "Upgrade", j.option)), None)
+    kept = next((j for j in candidates if _is_target(previous, ("Upgrade", "Downgrade"), j.option)), None)
     return _decide("Upgrade", kept or candidates[0], why, here)
 
 
@@ -319,7 +320,7 @@ def _downgrade(
     best = next(
         (j for j in comparable if j.whole_interval_better and (j.saving or 0.0) >= rule.switch_margin), None
     )
-    kept = next((j for j in comparable if _is_target(previous, "Downgrade", j.option)), None)
+    kept = next((j for j in comparable if _is_target(previous, ("Downgrade",), j.option)), None)
     # A newer target must beat the standing one by the switch margin too, or the two would flap.
     if (
         kept is not None

@@ -115,6 +115,15 @@ def test_a_standing_upgrade_holds_while_the_current_option_meets_the_objectives_
     assert decide(p).action == "Maintain"
 
 
+def test_an_upgrade_goes_to_a_standing_target_that_still_meets_the_objectives():
+    downgrade = decide(plan_of(option("H100-SXM-80GB", 10.0), option("L4", 6.0, per=2)))
+    assert downgrade.gpu == "L4"
+    missing = option("H100-SXM-80GB", 10.0, feasible=False, reason="TPOT 60 ms > 40 ms")
+    p = plan_of(option("H200-SXM-141GB", 14.0), option("L4", 6.0, per=2), missing)
+    assert decide(p).gpu == "H200-SXM-141GB"  # the plan's best
+    assert (decide(p, downgrade).action, decide(p, downgrade).gpu) == ("Upgrade", "L4")
+
+
 def test_gpu_names_are_matched_as_the_catalog_normalises_them():
     d = hardware_decision(with_saving(0.4), Layout("NVIDIA-H100-80GB-HBM3", 1, 2), LOAD)
     assert d.action == "Downgrade"

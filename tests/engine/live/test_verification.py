@@ -177,3 +177,15 @@ def test_a_scale_out_judges_utilisation_against_the_prediction_without_earlier_s
 def test_no_replica_change_is_inconclusive():
     same = ScaleAction(at=T0, from_replicas=3, to_replicas=3)
     assert verify(same, series(same, 25.0), END, cooldown_s=300, rule=RULE).verdict == "Inconclusive"
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(st.lists(st.sampled_from([22.0, 29.0, 31.0, 45.0]), min_size=30, max_size=30))
+def test_a_closed_window_after_a_scale_in_regresses_exactly_when_half_its_samples_breach(values):
+    samples = series(SCALE_IN, values)
+    v = verify(SCALE_IN, samples, END, cooldown_s=300, rule=RULE)
+    start = READY + RULE.settle_s
+    window = [s.tpot_p95_ms for s in samples if start <= s.at <= END]
+    breached = sum(x is not None and x > 30 for x in window) / len(window)  # the predicted p90 is 30 ms
+    assert v.verdict == ("Regressed" if breached >= RULE.breach_share else "Holding")
+    assert (v.rollback_to == SCALE_IN.from_replicas) == (v.verdict == "Regressed")
