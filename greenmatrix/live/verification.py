@@ -7,7 +7,8 @@ triggers anything.
 
 - A scale-in is Regressed when an SLO figure (TTFT or TPOT p95) goes past the upper end of what
   the action predicted for it, or past the SLO itself: roll back to the previous count and back off
-  the cooldown. It can be called as soon as enough samples show it; Holding waits for the window.
+  the cooldown. It is called once enough samples over a few minutes show it (not waiting out the
+  window while the SLO is broken); Holding waits for the window to close.
 - A scale-out is Ineffective ("did not help") when the SLO stays violated while utilisation per
   replica fell: more replicas took load off each one, so the limit is elsewhere (a shared backend,
   the network, a hot replica) and further scale-out should stop. It is not rolled back: the
@@ -82,6 +83,8 @@ class VerificationRule:
     """Fewest samples of a figure in the window for a verdict on it."""
     breach_share: float = 0.5
     """Share of the window's samples past the bound that makes a breach sustained."""
+    min_breach_s: float = 180.0
+    """Least time into the window before a scale-in's breach is called, ahead of the window's end."""
     utilization_drop: float = 0.05
     """Relative fall in utilisation per replica that counts as "fell" after a scale-out."""
     max_cooldown_s: float = 3600.0
@@ -192,7 +195,7 @@ def verify(
     end = start + rule.window_s
     window = [s for s in seen if start <= s.at <= end]
     if action.to_replicas < action.from_replicas:
-        return _scale_in(action, window, (start, end), now >= end, cooldown_s, rule)
+        return _scale_in(action, window, (start, end), now, cooldown_s, rule)
     before = [s for s in seen if action.at - rule.window_s <= s.at < action.at]
     return _scale_out(action, window, before, (start, end), now >= end, cooldown_s, rule)
 
@@ -201,15 +204,16 @@ def _scale_in(
     action: ScaleAction,
     window: Sequence[Sample],
     span: tuple[float, float],
-    complete: bool,
+    now: float,
     cooldown_s: float,
     rule: VerificationRule,
 ) -> Verification:
+    complete = now >= span[1]
     breaches = _breaches(action, window, rule, use_prediction=True)
     if not breaches:
-        return Verification("Inconclusive", f"too few samples in the window ({len(window)})", window=span)
+        return _unjudged(action, window, span, use_prediction=True)
     worst = max(breaches, key=lambda b: b.share)
-    if worst.share >= rule.breach_share:
+    if worst.share >= rule.breach_share and (complete or now >= span[0] + rule.min_breach_s):
         # A sustained breach is acted on at once: waiting out the window would keep the SLO broken.
         return Verification(
             "Regressed",
@@ -220,6 +224,9 @@ def _scale_in(
             breach_share=worst.share,
             window=span,
         )
+    if worst.share >= rule.breach_share:
+        why = f"{_describe(worst)} so far; a breach is called after {rule.min_breach_s:.0f} s of the window"
+        return Verification("Inconclusive", why, breach_share=worst.share, window=span)
     if not complete:
         why = f"within the prediction so far ({_describe(worst)}); window still open"
         return Verification("Inconclusive", why, window=span)
@@ -242,9 +249,10 @@ def _scale_out(
     rule: VerificationRule,
 ) -> Verification:
     # "Still violated" is judged against the SLO; the prediction stands in where there is none.
-    breaches = _breaches(action, window, rule, use_prediction=not _has_slo(action))
+    use_prediction = not _has_slo(action)
+    breaches = _breaches(action, window, rule, use_prediction=use_prediction)
     if not breaches:
-        return Verification("Inconclusive", f"too few samples in the window ({len(window)})", window=span)
+        return _unjudged(action, window, span, use_prediction=use_prediction)
     if not complete:
         return Verification("Inconclusive", "window still open", window=span)
     worst = max(breaches, key=lambda b: b.share)
@@ -274,6 +282,15 @@ def _scale_out(
         breach_share=worst.share,
         window=span,
     )
+
+
+def _unjudged(
+    action: ScaleAction, window: Sequence[Sample], span: tuple[float, float], use_prediction: bool
+) -> Verification:
+    """Inconclusive for want of a bound to judge against, or of samples."""
+    if all(_bound(action, f, use_prediction) is None for f in FIGURES):
+        return Verification("Inconclusive", "no SLO or prediction of TTFT or TPOT to judge against")
+    return Verification("Inconclusive", f"too few samples in the window ({len(window)})", window=span)
 
 
 def _has_slo(action: ScaleAction) -> bool:

@@ -94,6 +94,18 @@ def test_a_sustained_breach_is_acted_on_before_the_window_closes():
     assert v.verdict == "Regressed" and v.rollback_to == 4
 
 
+def test_an_early_breach_waits_for_the_least_breach_time():
+    early = READY + RULE.settle_s + 5 * STEP  # six samples, all breaching, 150 s into the window
+    v = verify(SCALE_IN, series(SCALE_IN, 50.0), early, cooldown_s=300, rule=RULE)
+    assert v.verdict == "Inconclusive" and "a breach is called after 180 s" in v.reason
+
+
+def test_without_an_slo_or_a_prediction_there_is_nothing_to_judge():
+    bare = ScaleAction(at=T0, from_replicas=4, to_replicas=3)
+    v = verify(bare, series(bare, 50.0), END, cooldown_s=300, rule=RULE)
+    assert v.verdict == "Inconclusive" and "no SLO or prediction" in v.reason
+
+
 def test_the_slo_bounds_a_breach_when_the_prediction_is_looser():
     loose = ScaleAction(
         at=T0,
