@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import greenmatrix.live
 from greenmatrix.interval import Interval
 from greenmatrix.live.verification import (
     Expected,
@@ -201,3 +206,16 @@ def test_a_closed_window_after_a_scale_in_regresses_exactly_when_half_its_sample
     breached = sum(x is not None and x > 30 for x in window) / len(window)  # the predicted p90 is 30 ms
     assert v.verdict == ("Regressed" if breached >= RULE.breach_share else "Holding")
     assert (v.rollback_to == SCALE_IN.from_replicas) == (v.verdict == "Regressed")
+
+
+# Modules that read a clock, the environment or the network: none of them in a live decision.
+IMPURE = {"time", "datetime", "os", "pathlib", "socket", "random", "kopf", "kubernetes", "aiohttp", "httpx"}
+
+
+@pytest.mark.parametrize("module", ["verification", "hardware"])
+def test_live_decisions_import_no_clock_and_no_io(module):
+    path = Path(greenmatrix.live.__file__).parent / f"{module}.py"
+    tree = ast.parse(path.read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not imported & IMPURE
