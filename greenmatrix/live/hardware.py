@@ -23,6 +23,7 @@ from greenmatrix.catalog import hardware as catalog
 from greenmatrix.interval import Interval
 from greenmatrix.learned.serving import ServingScenario, roofline
 from greenmatrix.planning.capacity import replica_capacity, replicas_for, request_latency
+from greenmatrix.planning.explain import fmt_ms, num
 from greenmatrix.planning.planner import resolve_model
 from greenmatrix.planning.result import Plan
 from greenmatrix.policy import scaling_of, weights_of
@@ -192,22 +193,29 @@ def _saving_weights(policy: OptimizationPolicySpec | None) -> dict[str, float]:
 
 
 def _effect_text(e: Effect) -> str:
-    def iv(x: Interval, fmt: str) -> str:
-        return f"{x.p50:{fmt}} [{x.p10:{fmt}}-{x.p90:{fmt}}]"
+    """E.g. "replicas 2 [2-3], $6.44 [6.44-9.66]/h, TPOT 15.7 ms [12.6-25.2], 962 W [962-1,443]"."""
 
-    parts = [f"replicas {iv(e.replicas, '.0f')}"]
+    def iv(x: Interval, unit: str = "") -> str:
+        return f"{num(x.p50)}{unit} [{num(x.p10)}-{num(x.p90)}]"
+
+    parts = [f"replicas {iv(e.replicas)}"]
     if e.usd_per_hour is not None:
-        parts.append(f"${iv(e.usd_per_hour, '.3g')}/h")
+        parts.append(f"${iv(e.usd_per_hour)}/h")
     if e.tpot_ms is not None:
-        parts.append(f"TPOT {iv(e.tpot_ms, '.3g')} ms")
+        parts.append(f"TPOT {fmt_ms(e.tpot_ms)}")
     if e.watts is not None:
-        parts.append(f"{iv(e.watts, '.3g')} W")
+        parts.append(iv(e.watts, " W"))
     return ", ".join(parts)
 
 
 def _decide(action: HardwareAction, j: _Judged, why: str, current: OptionPrediction) -> HardwareDecision:
     o = j.option
-    saving = "" if j.saving is None else f" (weighted saving {j.saving:+.0%})"
+    if j.saving is None:
+        saving = ""
+    elif j.saving < 0:
+        saving = f" (costs {-j.saving:.0%} more, weighted)"
+    else:
+        saving = f" (saves {j.saving:.0%}, weighted)"
     return HardwareDecision(
         action=action,
         gpu=o.gpu,
