@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
-from greenmatrix.api.workloadprofile import Advice, GPUInventory, Inventory, OptionPrediction
+from greenmatrix.api.workloadprofile import Advice, OptionPrediction
 from greenmatrix.api.workloadprofile import Interval as WireInterval
 from greenmatrix.interval import Interval
 from greenmatrix.live.hardware import (
@@ -231,24 +231,9 @@ def test_on_a_real_plan_a_cheaper_gpu_at_the_observed_load_is_a_downgrade():
             },
         }
     )
-    entries = [("H100-SXM-80GB", "NVIDIA-H100-80GB-HBM3", 2, 8), ("L4", "NVIDIA-L4", 4, 8)]
-    inventory = Inventory(
-        gpus=[
-            GPUInventory(
-                gpu=k,
-                product=p,
-                known=True,
-                nodes=n,
-                gpus_per_node=g,
-                total_gpus=n * g,
-                regions=["us-east-1"],
-            )
-            for k, p, n, g in entries
-        ],
-        matched_nodes=6,
-        total_nodes=6,
-    )
-    p = make_plan(spec, inventory, predictors=Predictors.roofline())
+    # No cluster: the catalog's H100 and L4 options, all "outside" alike, so each may replace the other.
+    gpus = ["H100-SXM-80GB", "L4"]
+    p = make_plan(spec, None, region="us-east-1", gpus=gpus, predictors=Predictors.roofline())
     load = Load(requests_per_second=2, output_tokens=256, concurrency=8)
     here = next(o for o in p.options if o.gpu == "H100-SXM-80GB" and o.gpus_per_replica == 1)
     d = hardware_decision(p, Layout("H100-SXM-80GB", 1, here.replicas), load)
