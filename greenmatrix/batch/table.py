@@ -36,9 +36,9 @@ class Table:
     quote_all: bool = False
 
 
-def read_table(in_path: Path, dataset: Dataset) -> Table:
-    """Read IN for ``dataset``; GreenMatrixError (field ``--data``) when it cannot be predicted faithfully."""
-    raw = _text(Path(in_path))
+def read_table(in_path: Path, dataset: Dataset, flag: str = "--data") -> Table:
+    """Read IN for ``dataset``; GreenMatrixError (field `flag`) when it cannot be predicted faithfully."""
+    raw = _text(Path(in_path), flag)
     bom = raw.startswith("\ufeff")
     text = raw[1:] if bom else raw
     first_break = text.find("\n")
@@ -47,11 +47,11 @@ def read_table(in_path: Path, dataset: Dataset) -> Table:
     try:
         records = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as err:
-        raise GreenMatrixError("--data", f"{in_path} is not a readable CSV: {err}") from err
+        raise GreenMatrixError(flag, f"{in_path} is not a readable CSV: {err}") from err
     if not records:
-        raise GreenMatrixError("--data", f"{in_path} is empty: it needs a header row")
+        raise GreenMatrixError(flag, f"{in_path} is empty: it needs a header row")
     header, body = records[0], records[1:]
-    names = _column_names(header, dataset, in_path)
+    names = _column_names(header, dataset, in_path, flag)
     cells: list[list[str]] = []
     rows: list[dict[str, str]] = []
     for line, record in enumerate(body, start=2):
@@ -59,7 +59,7 @@ def read_table(in_path: Path, dataset: Dataset) -> Table:
             continue  # a blank line is not a row
         if len(record) > len(header):
             raise GreenMatrixError(
-                "--data",
+                flag,
                 f"{in_path} line {line} has {len(record)} cells, the header has {len(header)} "
                 "(an unquoted comma?)",
             )
@@ -75,29 +75,29 @@ def _quoted_line(cells: Sequence[str], newline: str) -> str:
     return out.getvalue()
 
 
-def _text(path: Path) -> str:
+def _text(path: Path, flag: str) -> str:
     try:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         raise GreenMatrixError(
-            "--data", f"{path} is not UTF-8 text (byte {err.start}): save it as UTF-8 CSV"
+            flag, f"{path} is not UTF-8 text (byte {err.start}): save it as UTF-8 CSV"
         ) from err
 
 
-def _column_names(header: list[str], dataset: Dataset, path: Path) -> list[str]:
+def _column_names(header: list[str], dataset: Dataset, path: Path, flag: str) -> list[str]:
     canonical = {name.lower(): name for name in dataset.known}
     names = [canonical.get(h.strip().lower(), h.strip()) for h in header]
     seen: set[str] = set()
     for name in names:
         if name in seen:
             raise GreenMatrixError(
-                "--data", f"{path} has the column {name!r} twice: which one to read is ambiguous"
+                flag, f"{path} has the column {name!r} twice: which one to read is ambiguous"
             )
         seen.add(name)
     clashes = [c for c in (*dataset.outputs, "reason") if c in seen]
     if clashes:
         raise GreenMatrixError(
-            "--data",
+            flag,
             f"{path} already has the output column(s) {', '.join(clashes)} (an earlier OUT?): "
             "drop or rename them, predict writes its own",
         )
@@ -105,7 +105,7 @@ def _column_names(header: list[str], dataset: Dataset, path: Path) -> list[str]:
     if missing:
         hint = _looks_like(seen, dataset)
         raise GreenMatrixError(
-            "--data",
+            flag,
             f"{path} lacks the {dataset.name} column(s) {', '.join(missing)}"
             + (f"; it looks like a {hint} file (--dataset {hint})" if hint else ""),
         )

@@ -24,8 +24,10 @@ from greenmatrix.errors import GreenMatrixError
 
 # Command name -> "module:attribute" of the engine's own commands.
 _COMMANDS = {
+    "anomalies": "greenmatrix.cli.anomalies:anomalies",
     "bench": "greenmatrix.cli.bench:bench",
     "crds": "greenmatrix.cli.crds:crds",
+    "forecast": "greenmatrix.cli.forecast:forecast",
     "models": "greenmatrix.cli.models:models",
     "predict": "greenmatrix.cli.predict:predict",
     "simulate": "greenmatrix.cli.simulate:simulate",
