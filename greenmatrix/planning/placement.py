@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from greenmatrix.planning.context import Evaluated, PlanContext
-from greenmatrix.predict.predictors import TRAINING_STATE_BYTES_PER_PARAM
+from greenmatrix.predict.roofline import TRAINING_STATE_BYTES_PER_PARAM
 
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 CPU_VENDOR_LABEL = "feature.node.kubernetes.io/cpu-model.vendor_id"

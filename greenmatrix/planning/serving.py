@@ -17,7 +17,8 @@ from greenmatrix.planning.context import Evaluated, PlanContext, unpredictable, 
 from greenmatrix.planning.explain import fmt_ms, headline_metric, num, sig_figs, wire
 from greenmatrix.planning.footprint import constraint_failures, region_for
 from greenmatrix.planning.options import HardwareOption, cpu_node_memory_gib
-from greenmatrix.predict.predictors import CPUDevice, Predictors, backend_for, weights_gib
+from greenmatrix.predict.predictors import Predictors, backend_for, weights_gib
+from greenmatrix.predict.roofline import CPUDevice
 from greenmatrix.scenarios import ServingScenario
 
 # (field, why, severity): severity is how far from feasible (a ratio), for ordering the infeasible.

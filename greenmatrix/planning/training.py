@@ -16,7 +16,8 @@ from greenmatrix.planning.context import Evaluated, PlanContext, unpredictable, 
 from greenmatrix.planning.explain import fmt_hours, sig_figs, wire
 from greenmatrix.planning.footprint import constraint_failures, region_for
 from greenmatrix.planning.options import CATALOG_MAX_NODES, HardwareOption
-from greenmatrix.predict.predictors import TRAINING_STATE_BYTES_PER_PARAM, TrainingEstimate, weights_gib
+from greenmatrix.predict.predictors import weights_gib
+from greenmatrix.predict.roofline import TRAINING_STATE_BYTES_PER_PARAM, TrainingEstimate
 from greenmatrix.scenarios import TrainingJob
 
 # Training keeps the GPUs busy: power is taken at full utilisation.
