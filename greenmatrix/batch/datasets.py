@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from greenmatrix.errors import GreenMatrixError
@@ -17,6 +18,15 @@ from greenmatrix.errors import GreenMatrixError
 Rows = Sequence[dict[str, str]]
 # Per row: the prediction's cells (None when not predicted) and a reason (read when there are no cells).
 Predictions = tuple[list[list[str] | None], list[str]]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Rows a running deployment produced (`--observed`): each with the file line it was read from."""
+
+    path: Path
+    lines: Sequence[int]
+    rows: Rows
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,10 @@ class Dataset:
     # The learned module with DATASET, DATA_FILE, train() and benchmark() for this dataset.
     learner: str
     predict_rows: Callable[[Rows], Predictions]
+    # Measured columns a deployment's rows add, and the rows predicted corrected by such rows
+    # (`--observed`, the outputs then a `correction` column); None where the dataset cannot learn so.
+    measured: tuple[str, ...] = ()
+    predict_observed: Callable[[Rows, Observed], Predictions] | None = None
 
 
 def _load_or_explain(loader: Callable[[], Any], what: str) -> Any:
@@ -45,26 +59,39 @@ def _load_or_explain(loader: Callable[[], Any], what: str) -> Any:
 def _serving_rows(rows: Rows) -> Predictions:
     """TTFT/TPOT per row, each the value with the least expected relative error (see the serving model
     card, "Point prediction") with the 80% interval around the median."""
-    from greenmatrix.learned.serving import ServingPredictor
-
-    scenarios: list[Any] = []
-    positions: list[int] = []
-    reasons = [""] * len(rows)
-    for i, row in enumerate(rows):
-        try:
-            scenarios.append(_serving_scenario(row))
-            positions.append(i)
-        except (GreenMatrixError, ValueError) as exc:
-            reasons[i] = f"not predicted: {exc}"
+    predictions, _scenarios, reasons = serving_predictions(rows)
     cells: list[list[str] | None] = [None] * len(rows)
-    if scenarios:
-        predictor = _load_or_explain(ServingPredictor.load, "serving")
-        for i, pred in _serving_batch(predictor, positions, scenarios, reasons).items():
-            cells[i] = pred
+    for i, pred in predictions.items():
+        cells[i] = _serving_cells(pred)
     return cells, reasons
 
 
-def _serving_scenario(row: dict[str, str]) -> Any:
+def serving_predictions(rows: Rows) -> tuple[dict[int, Any], dict[int, Any], list[str]]:
+    """The ServingPrediction (with its point) and scenario of each row that has one, by position, and
+    per row the reason it was not predicted."""
+    from greenmatrix.learned.serving import ServingPredictor
+
+    scenarios: dict[int, Any] = {}
+    reasons = [""] * len(rows)
+    for i, row in enumerate(rows):
+        try:
+            scenarios[i] = serving_scenario(row)
+        except (GreenMatrixError, ValueError) as exc:
+            reasons[i] = f"not predicted: {exc}"
+    if not scenarios:
+        return {}, scenarios, reasons
+    predictor = _load_or_explain(ServingPredictor.load, "serving")
+    predictions = _serving_batch(predictor, list(scenarios), list(scenarios.values()), reasons)
+    return predictions, {i: scenarios[i] for i in predictions}, reasons
+
+
+def _serving_observed(rows: Rows, observed: Observed) -> Predictions:
+    from greenmatrix.batch import observed as learning
+
+    return learning.serving_rows(rows, observed)
+
+
+def serving_scenario(row: dict[str, str]) -> Any:
     from greenmatrix.catalog import hardware, llms
     from greenmatrix.learned.serving import scenario_from_row
 
@@ -87,17 +114,17 @@ def _serving_scenario(row: dict[str, str]) -> Any:
 
 def _serving_batch(
     predictor: Any, positions: list[int], scenarios: list[Any], reasons: list[str]
-) -> dict[int, list[str]]:
+) -> dict[int, Any]:
     # One vectorised call; if a scenario breaks the physics, fall back to row by row so one bad
     # row costs only itself.
     try:
         preds = predictor.predict(scenarios, point=True)
-        return {i: _serving_cells(p) for i, p in zip(positions, preds, strict=True)}
+        return dict(zip(positions, preds, strict=True))
     except (GreenMatrixError, ValueError):
-        out: dict[int, list[str]] = {}
+        out: dict[int, Any] = {}
         for i, s in zip(positions, scenarios, strict=True):
             try:
-                out[i] = _serving_cells(predictor.predict([s], point=True)[0])
+                out[i] = predictor.predict([s], point=True)[0]
             except (GreenMatrixError, ValueError) as exc:
                 reasons[i] = f"not predicted: {exc}"
         return out
@@ -156,6 +183,8 @@ DATASETS: dict[str, Dataset] = {
             ),
             learner="greenmatrix.learned.serving",
             predict_rows=_serving_rows,
+            measured=("silicon_ttft_ms", "silicon_tpot_ms"),
+            predict_observed=_serving_observed,
         ),
         Dataset(
             "mlperf-inference",

@@ -1,0 +1,1 @@
+"""Post-deployment decisions: pure, with `now` and the observations passed in."""

@@ -1,0 +1,243 @@
+"""Latency (hence a replica's capacity) corrected by what the deployment is seen doing.
+
+A prediction starts as the performance model's median with its 80% interval. Rows a running
+deployment produced (the prediction for them, and what was measured) correct it in log space,
+per deployment configuration, as a two-level normal model:
+
+    log(measured / predicted median) = b_family + d_configuration + scatter
+
+- a *configuration* is what stays fixed while a deployment serves (GPU system, model, serving
+  engine, aggregated or disaggregated, precisions, parallel layout, request lengths); only the
+  concurrency moves with load, so its observations are one concurrency sweep;
+- a *family* is every configuration of one model on one GPU type: an error of the roofline for that
+  GPU (bandwidth reached, kernel efficiency) is largely shared, so another configuration's evidence
+  transfers, with more shrinkage;
+- the prior variances come from the model's own interval: its 80% log-width gives the variance of
+  a prediction's error, split into a share that is scatter between neighbouring concurrencies of
+  one configuration (the data's own inconsistency, see models/serving.md, "What the data allows")
+  and a bias shared by the configuration, itself split into the family's part and its own.
+
+Residuals are measured in units of the row's own model sigma, so evidence from rows with wider
+intervals counts as such. With no observation a prediction is returned unchanged; each observation
+moves the correction toward the measured ratio (one a little, many fully) and narrows the interval
+from the model's toward the posterior uncertainty of the correction plus the scatter, whose size is
+itself updated by the scatter observed within configurations.
+
+Pure numpy: the caller passes the predictions, the measured values and the keys.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# z of the 10th/90th percentiles: an 80% interval spans 2 x 1.2816 standard deviations.
+_Z80 = 1.2815515655446004
+
+
+@dataclass(frozen=True)
+class Prior:
+    """How the model's interval variance divides, and how firmly the scatter's share is believed."""
+
+    # Share of a prediction's log-variance that is scatter between concurrencies of one configuration.
+    # The card's neighbour reading (12.9% TPOT, 35.6% TTFT) against held-out errors (23%, 44%) puts the
+    # scatter's sigma at about half the model's.
+    scatter_share: float = 0.25
+    # Share of the remaining bias common to every configuration of the GPU and model.
+    family_share: float = 0.5
+    # Pseudo-observations behind scatter_share: the scatter seen within configurations outweighs it
+    # once a few sweeps are observed.
+    scatter_weight: float = 4.0
+
+    def __post_init__(self) -> None:
+        for name in ("scatter_share", "family_share"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {value}")
+        if self.scatter_weight <= 0:
+            raise ValueError(f"scatter_weight must be positive, got {self.scatter_weight}")
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The correction one prediction gets, in units of the row's model sigma.
+
+    ``shift`` and ``variance`` are the posterior mean and variance of the row's bias; ``scatter`` the
+    scatter variance (prior and observed pooled); ``own`` how many observed rows are of the row's
+    own configuration, ``related`` how many of other configurations of its GPU and model.
+    """
+
+    shift: float = 0.0
+    variance: float = 1.0
+    scatter: float = 0.0
+    own: int = 0
+    related: int = 0
+
+    @property
+    def observations(self) -> int:
+        return self.own + self.related
+
+    @property
+    def narrowing(self) -> float:
+        """Predictive sigma over the model's (1 with no evidence): the interval's log-width shrinks by it."""
+        # The model's interval is the prior predictive, sigma 1 in these units (bias plus scatter shares).
+        return math.sqrt(self.variance + self.scatter) if self.observations else 1.0
+
+    def factor(self, sigma: float) -> tuple[float, float, float]:
+        """The median's correction factor for a row of model log-sigma `sigma`, with its 80% interval."""
+        spread = _Z80 * math.sqrt(self.variance) * sigma
+        centre = self.shift * sigma
+        return math.exp(centre - spread), math.exp(centre), math.exp(centre + spread)
+
+    def basis(self, sigma: float) -> str:
+        """What corrected the prediction, e.g. "corrected by 3 observations of this configuration:
+        x0.82 [0.74-0.91]"; empty when nothing did."""
+        if not self.observations:
+            return ""
+        low, mid, high = self.factor(sigma)
+        parts = []
+        if self.own:
+            parts.append(f"{_count(self.own)} of this configuration")
+        if self.related:
+            parts.append(f"{_count(self.related)} of other configurations of this GPU and model")
+        return f"corrected by {' and '.join(parts)}: x{mid:.2f} [{low:.2f}-{high:.2f}]"
+
+
+def _count(n: int) -> str:
+    return f"{n} observation{'s' if n != 1 else ''}"
+
+
+NO_CORRECTION = Correction()
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Observed rows of one configuration: count, mean residual (sigma units)."""
+
+    family: Hashable
+    count: int
+    mean: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Corrections learned from observed rows, for one target (TTFT or TPOT)."""
+
+    prior: Prior
+    scatter: float  # posterior scatter variance, sigma units
+    groups: dict[Hashable, _Group] = field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls,
+        configurations: Sequence[Hashable],
+        families: Sequence[Hashable],
+        p10: Sequence[float],
+        p50: Sequence[float],
+        p90: Sequence[float],
+        measured: Sequence[float],
+        prior: Prior | None = None,
+    ) -> Calibration:
+        """Learn from observed rows: each row's configuration and family key, the model's prediction for
+        it (p10, p50, p90) and the value measured. Values must be positive with p10 <= p50 <= p90."""
+        prior = prior or Prior()
+        z = standardised(np.asarray(measured, float), p10, p50, p90)
+        by_config: dict[Hashable, list[int]] = {}
+        family_of: dict[Hashable, Hashable] = {}
+        for i, (config, family) in enumerate(zip(configurations, families, strict=True)):
+            by_config.setdefault(config, []).append(i)
+            if family_of.setdefault(config, family) != family:
+                raise ValueError(f"configuration {config!r} is in two families")
+        groups = {c: _Group(family_of[c], len(rows), float(z[rows].mean())) for c, rows in by_config.items()}
+        # Scatter: the prior's share, worth scatter_weight observations, pooled with the spread seen
+        # around each configuration's own mean (n - 1 degrees of freedom each).
+        squares = sum(float(((z[rows] - z[rows].mean()) ** 2).sum()) for rows in by_config.values())
+        freedom = sum(len(rows) - 1 for rows in by_config.values())
+        weight = prior.scatter_weight
+        scatter = (weight * prior.scatter_share + squares) / (weight + freedom)
+        return cls(prior, scatter, groups)
+
+    def correction(self, configuration: Hashable, family: Hashable) -> Correction:
+        """The posterior correction for a row of this configuration and family."""
+        own = self.groups.get(configuration)
+        others = [g for c, g in self.groups.items() if g.family == family and c != configuration]
+        if own is None and not others:
+            return NO_CORRECTION
+        bias = 1.0 - self.prior.scatter_share
+        family_var = bias * self.prior.family_share
+        config_var = bias - family_var
+        # The family's bias from the other configurations: each one's mean is its own bias plus
+        # scatter around the family's.
+        precision = 1.0 / family_var
+        weighted = 0.0
+        for g in others:
+            noise = config_var + self.scatter / g.count
+            precision += 1.0 / noise
+            weighted += g.mean / noise
+        mean, variance = weighted / precision, 1.0 / precision + config_var
+        if own is not None:
+            # This configuration's bias: the family's estimate as its prior, its own rows as evidence.
+            noise = self.scatter / own.count
+            precision = 1.0 / variance + 1.0 / noise
+            mean = (mean / variance + own.mean / noise) / precision
+            variance = 1.0 / precision
+        related = sum(g.count for g in others)
+        return Correction(mean, variance, self.scatter, own.count if own else 0, related)
+
+    def apply(
+        self,
+        configurations: Sequence[Hashable],
+        families: Sequence[Hashable],
+        p10: Sequence[float],
+        p50: Sequence[float],
+        p90: Sequence[float],
+        point: Sequence[float] | None = None,
+    ) -> Corrected:
+        """Corrected predictions for new rows (the same kinds of arguments as `fit`, without the
+        measurement). ``point`` (a single value off the median, e.g. the least-relative-error one)
+        moves with the median, its log-distance from it scaled by the narrowing squared (for a
+        log-normal that distance grows with the variance) and kept inside the interval."""
+        lo, mid, hi = (np.asarray(a, float) for a in (p10, p50, p90))
+        pt = mid.copy() if point is None else np.asarray(point, float)
+        down, up, off = np.log(lo / mid), np.log(hi / mid), np.log(pt / mid)
+        sigma = (up - down) / (2 * _Z80)
+        out = np.stack([lo, mid, hi, pt]).copy()
+        bases = [""] * len(mid)
+        for i, key in enumerate(zip(configurations, families, strict=True)):
+            c = self.correction(*key)
+            if not c.observations:
+                continue
+            s = c.narrowing
+            centre = mid[i] * math.exp(c.shift * sigma[i])
+            low, high = centre * math.exp(s * down[i]), centre * math.exp(s * up[i])
+            out[:, i] = low, centre, high, min(max(centre * math.exp(s * s * off[i]), low), high)
+            bases[i] = c.basis(float(sigma[i]))
+        return Corrected(out[0], out[1], out[2], out[3], bases)
+
+
+@dataclass(frozen=True)
+class Corrected:
+    """Corrected predictions: p10, p50, p90 and point per row, and what corrected each ("" if nothing)."""
+
+    p10: np.ndarray
+    p50: np.ndarray
+    p90: np.ndarray
+    point: np.ndarray
+    basis: list[str]
+
+
+def standardised(
+    measured: np.ndarray, p10: Sequence[float], p50: Sequence[float], p90: Sequence[float]
+) -> np.ndarray:
+    """log(measured / p50) in units of each row's model sigma (its 80% log-width over 2 x 1.28)."""
+    lo, mid, hi = (np.asarray(a, float) for a in (p10, p50, p90))
+    values = np.stack([lo, mid, hi, measured])
+    if not (np.isfinite(values).all() and (values > 0).all()):
+        raise ValueError("predictions and measurements must be positive finite numbers")
+    if not ((lo <= mid) & (mid <= hi)).all():
+        raise ValueError("predictions must satisfy p10 <= p50 <= p90")
+    sigma = np.maximum(np.log(hi / lo) / (2 * _Z80), 1e-6)
+    return np.log(measured / mid) / sigma
