@@ -17,17 +17,23 @@ from typing import Any
 
 from greenmatrix.batch.datasets import Observed, Predictions, Rows, serving_predictions, serving_scenario
 from greenmatrix.errors import GreenMatrixError
-from greenmatrix.live.calibration import Calibration
+from greenmatrix.live.calibration import Calibration, Prior
 
 TARGETS = {"ttft": "silicon_ttft_ms", "tpot": "silicon_tpot_ms"}
+# TTFT's errors are shared less across configurations of a GPU and model (its queueing behind other
+# requests' prefills depends on the engine and client) and bend more along concurrency.
+PRIORS = {"ttft": Prior(family_share=0.15, load_slope=0.25), "tpot": Prior()}
 # The axis a serving deployment moves along with its load; every other scenario field is its configuration.
 LOAD_AXIS = "concurrency"
 
 
-def configuration_key(scenario: Any) -> tuple[Hashable, ...]:
-    """What stays fixed while a deployment serves: GPU system, model, engine, serving mode, precisions,
-    parallel layout (aggregated or prefill/decode) and request lengths; everything but concurrency."""
-    return tuple(_identity(getattr(scenario, f.name)) for f in fields(scenario) if f.name != LOAD_AXIS)
+def configuration_key(scenario: Any, row: Mapping[str, str]) -> tuple[Hashable, ...]:
+    """What stays fixed while a deployment serves: GPU system, model, engine and its version, serving
+    mode, precisions, parallel layout (aggregated or prefill/decode) and request lengths; everything
+    but concurrency. The version is not in the scenario (the physics cannot use it) but it is part
+    of a deployment: the same layout measured on two engine releases differs by up to 2x in the data."""
+    fixed = (_identity(getattr(scenario, f.name)) for f in fields(scenario) if f.name != LOAD_AXIS)
+    return (*fixed, (row.get("backend_version") or "").strip())
 
 
 def family_key(scenario: Any) -> tuple[str, str]:
@@ -51,7 +57,7 @@ def serving_rows(rows: Rows, observed: Observed) -> Predictions:
     positions = list(predictions)
     if not positions:
         return cells, reasons
-    keys = [configuration_key(scenarios[i]) for i in positions]
+    keys = [configuration_key(scenarios[i], rows[i]) for i in positions]
     families = [family_key(scenarios[i]) for i in positions]
     corrected = {}
     for target, calibration in calibrations.items():
@@ -63,6 +69,7 @@ def serving_rows(rows: Rows, observed: Observed) -> Predictions:
             [b.p50 for b in bands],
             [b.p90 for b in bands],
             [b.estimate for b in bands],
+            [scenarios[i].concurrency for i in positions],
         )
     for j, i in enumerate(positions):
         values = []
@@ -87,7 +94,7 @@ def learn(observed: Observed) -> dict[str, Calibration]:
     for i, reason in enumerate(reasons):
         if i not in predictions:
             raise GreenMatrixError("--observed", f"{observed.path} line {observed.lines[i]}: {reason}")
-    keys = [configuration_key(s) for s in scenarios]
+    keys = [configuration_key(s, row) for s, row in zip(scenarios, observed.rows, strict=True)]
     families = [family_key(s) for s in scenarios]
     out = {}
     for target in TARGETS:
@@ -99,6 +106,8 @@ def learn(observed: Observed) -> dict[str, Calibration]:
             [b.p50 for b in bands],
             [b.p90 for b in bands],
             measured[target],
+            [s.concurrency for s in scenarios],
+            PRIORS[target],
         )
     return out
 

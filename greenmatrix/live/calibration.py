@@ -43,22 +43,27 @@ class Prior:
     """How the model's interval variance divides, and how firmly the scatter's share is believed."""
 
     # Share of a prediction's log-variance that is scatter between concurrencies of one configuration.
-    # The card's neighbour reading (12.9% TPOT, 35.6% TTFT) against held-out errors (23%, 44%) puts the
-    # scatter's sigma at about half the model's.
-    scatter_share: float = 0.25
-    # Share of the remaining bias common to every configuration of the GPU and model.
-    family_share: float = 0.5
+    # Leave-one-GPU-out residuals of the serving model put it at 0.19-0.54 (median 0.3) for each GPU
+    # and target (hack/bench_observed.py).
+    scatter_share: float = 0.3
+    # Share of the remaining bias common to every configuration of the GPU and model: the same
+    # residuals put it at 0.22-0.60 for TPOT (median 0.34), 0.11-0.43 for TTFT (median 0.18).
+    family_share: float = 0.3
     # Pseudo-observations behind scatter_share: the scatter seen within configurations outweighs it
     # once a few sweeps are observed.
     scatter_weight: float = 4.0
+    # Prior variance of a configuration's error slope along log load (sigma units per e-fold of
+    # concurrency): the model's concurrency dependence can be off, and three loads show by how much.
+    load_slope: float = 0.1
 
     def __post_init__(self) -> None:
         for name in ("scatter_share", "family_share"):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {value}")
-        if self.scatter_weight <= 0:
-            raise ValueError(f"scatter_weight must be positive, got {self.scatter_weight}")
+        for name in ("scatter_weight", "load_slope"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -115,11 +120,20 @@ NO_CORRECTION = Correction()
 
 @dataclass(frozen=True)
 class _Group:
-    """Observed rows of one configuration: count, mean residual (sigma units)."""
+    """Observed rows of one configuration (sigma units): count, mean residual, and the residual's
+    spread along log load: its mean, sum of squares and cross-products about that mean."""
 
     family: Hashable
     count: int
     mean: float
+    centre: float = 0.0
+    sxx: float = 0.0
+    sxy: float = 0.0
+
+    def slope(self, scatter: float, prior_variance: float) -> tuple[float, float]:
+        """Posterior mean and variance of the residual's slope along log load (prior centred at 0)."""
+        precision = 1.0 / prior_variance + self.sxx / scatter
+        return self.sxy / scatter / precision, 1.0 / precision
 
 
 @dataclass(frozen=True)
@@ -139,29 +153,40 @@ class Calibration:
         p50: Sequence[float],
         p90: Sequence[float],
         measured: Sequence[float],
+        load: Sequence[float] | None = None,
         prior: Prior | None = None,
     ) -> Calibration:
         """Learn from observed rows: each row's configuration and family key, the model's prediction for
-        it (p10, p50, p90) and the value measured. Values must be positive with p10 <= p50 <= p90."""
+        it (p10, p50, p90), the value measured and optionally the load it was served at (concurrency:
+        positive). Values must be positive with p10 <= p50 <= p90."""
         prior = prior or Prior()
         z = standardised(np.asarray(measured, float), p10, p50, p90)
+        x = _log_load(load, len(z))
         by_config: dict[Hashable, list[int]] = {}
         family_of: dict[Hashable, Hashable] = {}
         for i, (config, family) in enumerate(zip(configurations, families, strict=True)):
             by_config.setdefault(config, []).append(i)
             if family_of.setdefault(config, family) != family:
                 raise ValueError(f"configuration {config!r} is in two families")
-        groups = {c: _Group(family_of[c], len(rows), float(z[rows].mean())) for c, rows in by_config.items()}
-        # Scatter: the prior's share, worth scatter_weight observations, pooled with the spread seen
-        # around each configuration's own mean (n - 1 degrees of freedom each).
-        squares = sum(float(((z[rows] - z[rows].mean()) ** 2).sum()) for rows in by_config.values())
-        freedom = sum(len(rows) - 1 for rows in by_config.values())
+        groups = {}
+        squares = freedom = 0.0
+        for config, rows in by_config.items():
+            dx, dz = x[rows] - x[rows].mean(), z[rows] - z[rows].mean()
+            mean, centre = float(z[rows].mean()), float(x[rows].mean())
+            group = _Group(family_of[config], len(rows), mean, centre, float(dx @ dx), float(dx @ dz))
+            groups[config] = group
+            # The spread left around each configuration's own line (its slope judged against the
+            # prior scatter), with n - 1 degrees of freedom less the share of one the slope takes.
+            slope, slope_var = group.slope(prior.scatter_share, prior.load_slope)
+            squares += float(((dz - slope * dx) ** 2).sum())
+            freedom += len(rows) - 1 - group.sxx / prior.scatter_share * slope_var
+        # Scatter: the prior's share, worth scatter_weight observations, pooled with what was seen.
         weight = prior.scatter_weight
         scatter = (weight * prior.scatter_share + squares) / (weight + freedom)
         return cls(prior, scatter, groups)
 
-    def correction(self, configuration: Hashable, family: Hashable) -> Correction:
-        """The posterior correction for a row of this configuration and family."""
+    def correction(self, configuration: Hashable, family: Hashable, load: float | None = None) -> Correction:
+        """The posterior correction for a row of this configuration and family, served at `load`."""
         own = self.groups.get(configuration)
         others = [g for c, g in self.groups.items() if g.family == family and c != configuration]
         if own is None and not others:
@@ -179,11 +204,16 @@ class Calibration:
             weighted += g.mean / noise
         mean, variance = weighted / precision, 1.0 / precision + config_var
         if own is not None:
-            # This configuration's bias: the family's estimate as its prior, its own rows as evidence.
+            # This configuration's bias (at its observed loads' centre): the family's estimate as its
+            # prior, its own rows as evidence; then its own slope along load, if it has one.
             noise = self.scatter / own.count
             precision = 1.0 / variance + 1.0 / noise
             mean = (mean / variance + own.mean / noise) / precision
             variance = 1.0 / precision
+            if load is not None:
+                slope, slope_var = own.slope(self.scatter, self.prior.load_slope)
+                offset = math.log(load) - own.centre
+                mean, variance = mean + slope * offset, variance + slope_var * offset**2
         related = sum(g.count for g in others)
         return Correction(mean, variance, self.scatter, own.count if own else 0, related)
 
@@ -195,6 +225,7 @@ class Calibration:
         p50: Sequence[float],
         p90: Sequence[float],
         point: Sequence[float] | None = None,
+        load: Sequence[float] | None = None,
     ) -> Corrected:
         """Corrected predictions for new rows (the same kinds of arguments as `fit`, without the
         measurement). ``point`` (a single value off the median, e.g. the least-relative-error one)
@@ -206,8 +237,9 @@ class Calibration:
         sigma = (up - down) / (2 * _Z80)
         out = np.stack([lo, mid, hi, pt]).copy()
         bases = [""] * len(mid)
+        loads = np.exp(_log_load(load, len(mid))) if load is not None else [None] * len(mid)
         for i, key in enumerate(zip(configurations, families, strict=True)):
-            c = self.correction(*key)
+            c = self.correction(*key, load=loads[i])
             if not c.observations:
                 continue
             s = c.narrowing
@@ -227,6 +259,15 @@ class Corrected:
     p90: np.ndarray
     point: np.ndarray
     basis: list[str]
+
+
+def _log_load(load: Sequence[float] | None, n: int) -> np.ndarray:
+    if load is None:
+        return np.zeros(n)
+    values = np.asarray(load, float)
+    if values.shape != (n,) or not (np.isfinite(values).all() and (values > 0).all()):
+        raise ValueError("load must be one positive finite number per row")
+    return np.log(values)
 
 
 def standardised(
