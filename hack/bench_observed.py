@@ -14,8 +14,28 @@ rows of that GPU are scored: MAPE of the single predicted value and coverage of 
 without and with the observations, for all of them and for the observed configurations' own other
 concurrencies.
 
-Not a test: it trains five model pairs and reads the whole data. Target (issue 20): TPOT MAPE <= 12%,
-TTFT <= 30%, coverage 75-85%.
+Beside them, 'oracle': the MAPE of the best single factor per GPU-and-model family, and per
+configuration, chosen knowing every scored row's measurement: no correction from observations of
+some rows of a group can beat it on average.
+
+Not a test: it trains five model pairs (about 15 s each here) and reads the whole data. Target
+(issue 20): TPOT MAPE <= 12%, TTFT <= 30%, coverage 75-85%. Measured (all five GPUs, row-weighted):
+
+    scored                     TPOT MAPE      TTFT MAPE     coverage TPOT / TTFT   oracle family / config
+    all other rows (4172)      22.6 -> 22.4   41.2 -> 40.6  0.85 -> 0.82 / 0.87    TPOT 19.8 / 9.7,
+                                                                                   TTFT 36.9 / 19.3
+    observed configs' other    16.6 -> 7.7    35.8 -> 27.1  0.89 -> 0.95 / 0.94    TPOT 5.8, TTFT 12.7
+    concurrencies (144)
+
+On the rows the target names (the rest of the GPU's rows) it is out of reach for any correction
+per GPU and model: the oracle family factor itself leaves 19.8% / 36.9%, because most of the
+error is the configuration's own (engine, version, layout, lengths) and one configuration per
+model says little about the others (the variance split of the held-out residuals: the family's
+share of the bias is 0.22-0.60 for TPOT, 0.11-0.43 for TTFT). Where the evidence is the
+deployment's own configuration, the case the operator has, TPOT and TTFT meet the target
+(7.7%, 27.1%) with intervals on the wide side (95% / 94%). TTFT is hurt where an observed
+concurrency is saturated (MiniMax-M2.5 on H100 at 64 requests: 20 s TTFT, queueing) and the
+learned slope carries that back to lower concurrencies.
 """
 
 from __future__ import annotations
@@ -117,21 +137,28 @@ def score(rows: list[dict[str, str]], target: str) -> tuple[int, float, float]:
 
 
 def limits(rows: list[dict[str, str]], target: str) -> tuple[float, float]:
-    """MAPE % an oracle correction would reach: each GPU-and-model family's, then each configuration's,
-    exact mean log error over these very rows (in-sample, so a bound on any correction from evidence)."""
+    """MAPE % the best single factor per group would reach, chosen knowing every row's measurement
+    (in-sample): per GPU-and-model family, then per configuration. No correction learned from some
+    rows of a group can beat it on average, so it bounds what observations can buy."""
     kept = [r for r in rows if r[f"predicted_{target}_ms"]]
-    error = np.log([float(r[f"silicon_{target}_ms"]) / float(r[f"predicted_{target}_ms"]) for r in kept])
+    ratio = np.array([float(r[f"silicon_{target}_ms"]) / float(r[f"predicted_{target}_ms"]) for r in kept])
     out = []
     for key in (family_key, configuration_key):
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(kept):
             scenario = serving_scenario(r)
             groups.setdefault(key(scenario) if key is family_key else key(scenario, r), []).append(i)
-        shift = np.zeros(len(kept))
-        for members in groups.values():
-            shift[members] = error[members].mean()
-        out.append(float(np.mean(np.abs(np.exp(shift - error) - 1)) * 100))
+        errors = [_best_factor_error(ratio[members]) for members in groups.values()]
+        out.append(float(sum(errors) / len(kept) * 100))
     return out[0], out[1]
+
+
+def _best_factor_error(ratio: np.ndarray) -> float:
+    """Least total relative error sum |f / ratio - 1| over factors f: a weighted median of the ratios."""
+    order = np.argsort(ratio)
+    weights = 1.0 / ratio[order]
+    f = ratio[order][np.searchsorted(np.cumsum(weights), weights.sum() / 2)]
+    return float(np.abs(f / ratio - 1).sum())
 
 
 def evaluate(gpu: str, header: list[str], rows: list[list[str]], work: Path) -> list[tuple]:

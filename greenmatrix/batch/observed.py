@@ -57,20 +57,11 @@ def serving_rows(rows: Rows, observed: Observed) -> Predictions:
     positions = list(predictions)
     if not positions:
         return cells, reasons
-    keys = [configuration_key(scenarios[i], rows[i]) for i in positions]
-    families = [family_key(scenarios[i]) for i in positions]
+    keys, families, loads = _keys([scenarios[i] for i in positions], [rows[i] for i in positions])
     corrected = {}
     for target, calibration in calibrations.items():
-        bands = [getattr(predictions[i], f"{target}_ms") for i in positions]
-        corrected[target] = calibration.apply(
-            keys,
-            families,
-            [b.p10 for b in bands],
-            [b.p50 for b in bands],
-            [b.p90 for b in bands],
-            [b.estimate for b in bands],
-            [scenarios[i].concurrency for i in positions],
-        )
+        p10, p50, p90, point = _bands([predictions[i] for i in positions], target)
+        corrected[target] = calibration.apply(keys, families, p10, p50, p90, point, loads)
     for j, i in enumerate(positions):
         values = []
         for target in TARGETS:
@@ -94,22 +85,24 @@ def learn(observed: Observed) -> dict[str, Calibration]:
     for i, reason in enumerate(reasons):
         if i not in predictions:
             raise GreenMatrixError("--observed", f"{observed.path} line {observed.lines[i]}: {reason}")
-    keys = [configuration_key(s, row) for s, row in zip(scenarios, observed.rows, strict=True)]
-    families = [family_key(s) for s in scenarios]
+    keys, families, loads = _keys(scenarios, observed.rows)
     out = {}
     for target in TARGETS:
-        bands = [getattr(predictions[i], f"{target}_ms") for i in range(len(scenarios))]
-        out[target] = Calibration.fit(
-            keys,
-            families,
-            [b.p10 for b in bands],
-            [b.p50 for b in bands],
-            [b.p90 for b in bands],
-            measured[target],
-            [s.concurrency for s in scenarios],
-            PRIORS[target],
-        )
+        p10, p50, p90, _point = _bands([predictions[i] for i in range(len(scenarios))], target)
+        out[target] = Calibration.fit(keys, families, p10, p50, p90, measured[target], loads, PRIORS[target])
     return out
+
+
+def _keys(scenarios: list[Any], rows: Rows) -> tuple[list[Hashable], list[Hashable], list[int]]:
+    """Per row: its configuration, its family and its load (concurrency)."""
+    keys = [configuration_key(s, row) for s, row in zip(scenarios, rows, strict=True)]
+    return keys, [family_key(s) for s in scenarios], [s.concurrency for s in scenarios]
+
+
+def _bands(predictions: list[Any], target: str) -> tuple[list[float], ...]:
+    """p10, p50, p90 and the single predicted value of `target` ("ttft" or "tpot") per prediction."""
+    bands = [getattr(p, f"{target}_ms") for p in predictions]
+    return [b.p10 for b in bands], [b.p50 for b in bands], [b.p90 for b in bands], [b.estimate for b in bands]
 
 
 def _scenario(observed: Observed, line: int, row: Mapping[str, str]) -> Any:

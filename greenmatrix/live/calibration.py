@@ -4,7 +4,7 @@ A prediction starts as the performance model's median with its 80% interval. Row
 deployment produced (the prediction for them, and what was measured) correct it in log space,
 per deployment configuration, as a two-level normal model:
 
-    log(measured / predicted median) = b_family + d_configuration + scatter
+    log(measured / predicted median) = b_family + d_configuration + s_configuration * dlog(load) + scatter
 
 - a *configuration* is what stays fixed while a deployment serves (GPU system, model, serving
   engine, aggregated or disaggregated, precisions, parallel layout, request lengths); only the
@@ -12,6 +12,10 @@ per deployment configuration, as a two-level normal model:
 - a *family* is every configuration of one model on one GPU type: an error of the roofline for that
   GPU (bandwidth reached, kernel efficiency) is largely shared, so another configuration's evidence
   transfers, with more shrinkage;
+- the slope along log load (concurrency) is the configuration's own, learned from its sweep and
+  shrunk toward 0 (the model's own concurrency dependence): a deployment seen at 4, 16 and 64
+  requests in flight says how the error moves toward 128, with an uncertainty growing with the
+  distance from what was seen;
 - the prior variances come from the model's own interval: its 80% log-width gives the variance of
   a prediction's error, split into a share that is scatter between neighbouring concurrencies of
   one configuration (the data's own inconsistency, see models/serving.md, "What the data allows")
@@ -19,11 +23,12 @@ per deployment configuration, as a two-level normal model:
 
 Residuals are measured in units of the row's own model sigma, so evidence from rows with wider
 intervals counts as such. With no observation a prediction is returned unchanged; each observation
-moves the correction toward the measured ratio (one a little, many fully) and narrows the interval
+moves the correction toward the measured ratio (one part of the way, many fully) and narrows the interval
 from the model's toward the posterior uncertainty of the correction plus the scatter, whose size is
 itself updated by the scatter observed within configurations.
 
-Pure numpy: the caller passes the predictions, the measured values and the keys.
+Pure numpy: the caller passes the predictions, the measured values, the loads and the keys (any
+hashable; `greenmatrix.batch.observed.configuration_key` and `family_key` are the serving ones).
 """
 
 from __future__ import annotations
@@ -115,7 +120,7 @@ def _count(n: int) -> str:
     return f"{n} observation{'s' if n != 1 else ''}"
 
 
-NO_CORRECTION = Correction()
+_NO_CORRECTION = Correction()
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,7 @@ class Calibration:
         it (p10, p50, p90), the value measured and optionally the load it was served at (concurrency:
         positive). Values must be positive with p10 <= p50 <= p90."""
         prior = prior or Prior()
-        z = standardised(np.asarray(measured, float), p10, p50, p90)
+        z = _standardised(measured, p10, p50, p90)
         x = _log_load(load, len(z))
         by_config: dict[Hashable, list[int]] = {}
         family_of: dict[Hashable, Hashable] = {}
@@ -190,7 +195,7 @@ class Calibration:
         own = self.groups.get(configuration)
         others = [g for c, g in self.groups.items() if g.family == family and c != configuration]
         if own is None and not others:
-            return NO_CORRECTION
+            return _NO_CORRECTION
         bias = 1.0 - self.prior.scatter_share
         family_var = bias * self.prior.family_share
         config_var = bias - family_var
@@ -231,10 +236,11 @@ class Calibration:
         measurement). ``point`` (a single value off the median, e.g. the least-relative-error one)
         moves with the median, its log-distance from it scaled by the narrowing squared (for a
         log-normal that distance grows with the variance) and kept inside the interval."""
-        lo, mid, hi = (np.asarray(a, float) for a in (p10, p50, p90))
+        lo, mid, hi, sigma = _bands(p10, p50, p90)
         pt = mid.copy() if point is None else np.asarray(point, float)
+        if pt.shape != mid.shape or not (pt > 0).all():
+            raise ValueError("point must be one positive number per row")
         down, up, off = np.log(lo / mid), np.log(hi / mid), np.log(pt / mid)
-        sigma = (up - down) / (2 * _Z80)
         out = np.stack([lo, mid, hi, pt]).copy()
         bases = [""] * len(mid)
         loads = np.exp(_log_load(load, len(mid))) if load is not None else [None] * len(mid)
@@ -270,15 +276,24 @@ def _log_load(load: Sequence[float] | None, n: int) -> np.ndarray:
     return np.log(values)
 
 
-def standardised(
-    measured: np.ndarray, p10: Sequence[float], p50: Sequence[float], p90: Sequence[float]
-) -> np.ndarray:
-    """log(measured / p50) in units of each row's model sigma (its 80% log-width over 2 x 1.28)."""
+def _bands(
+    p10: Sequence[float], p50: Sequence[float], p90: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The model's p10, p50, p90 as arrays, checked, and each row's log sigma (80% log-width / 2.56)."""
     lo, mid, hi = (np.asarray(a, float) for a in (p10, p50, p90))
-    values = np.stack([lo, mid, hi, measured])
-    if not (np.isfinite(values).all() and (values > 0).all()):
-        raise ValueError("predictions and measurements must be positive finite numbers")
+    if not (lo.shape == mid.shape == hi.shape and np.isfinite([lo, mid, hi]).all() and (lo > 0).all()):
+        raise ValueError("predictions must be positive finite numbers, as many p10 and p90 as p50")
     if not ((lo <= mid) & (mid <= hi)).all():
         raise ValueError("predictions must satisfy p10 <= p50 <= p90")
-    sigma = np.maximum(np.log(hi / lo) / (2 * _Z80), 1e-6)
-    return np.log(measured / mid) / sigma
+    return lo, mid, hi, np.log(hi / lo) / (2 * _Z80)
+
+
+def _standardised(
+    measured: Sequence[float], p10: Sequence[float], p50: Sequence[float], p90: Sequence[float]
+) -> np.ndarray:
+    """log(measured / p50) in units of each row's model sigma."""
+    _lo, mid, _hi, sigma = _bands(p10, p50, p90)
+    values = np.asarray(measured, float)
+    if values.shape != mid.shape or not (np.isfinite(values).all() and (values > 0).all()):
+        raise ValueError("measurements must be positive finite numbers, one per prediction")
+    return np.log(values / mid) / np.maximum(sigma, 1e-6)
