@@ -92,6 +92,7 @@ def _serving_observed(rows: Rows, observed: Observed) -> Predictions:
 
 
 def serving_scenario(row: dict[str, str]) -> Any:
+    """A llm-serving row as a ServingScenario; GreenMatrixError naming the column that makes it unusable."""
     from greenmatrix.catalog import hardware, llms
     from greenmatrix.learned.serving import scenario_from_row
 
