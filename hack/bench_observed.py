@@ -197,13 +197,64 @@ def evaluate(gpu: str, header: list[str], rows: list[list[str]], work: Path) -> 
     return table
 
 
+def variance_split(gpu: str, header: list[str], rows: list[list[str]], work: Path) -> str:
+    """Where the held-out model's error on `gpu` lies, in units of each row's model sigma (its 80%
+    log-width / 2.56): shares of the mean squared error that are the family's bias, the
+    configuration's own bias and scatter within a configuration: what `live.calibration.Prior`'s
+    scatter_share and family_share stand for."""
+    from greenmatrix.learned.serving import ServingPredictor
+
+    records = [dict(zip(header, r, strict=True)) for r in rows if r[header.index("system")] == gpu]
+    usable = []
+    for record in records:
+        try:
+            usable.append((serving_scenario(record), record))
+        except (GreenMatrixError, ValueError):
+            continue
+    predictor = ServingPredictor.load(held_out_models(gpu, header, rows, work))
+    predictions = predictor.predict([s for s, _ in usable])
+    out = [gpu]
+    for target in ("tpot", "ttft"):
+        bands = [getattr(p, f"{target}_ms") for p in predictions]
+        z = np.array(
+            [
+                np.log(float(r[f"silicon_{target}_ms"]) / b.p50) / (np.log(b.p90 / b.p10) / 2.563)
+                for (_, r), b in zip(usable, bands, strict=True)
+            ]
+        )
+        family = _group_means([family_key(s) for s, _ in usable], z)
+        config = _group_means([configuration_key(s, r) for s, r in usable], z)
+        parts = np.mean(family**2), np.mean((config - family) ** 2), np.mean((z - config) ** 2)
+        total = np.mean(z**2)
+        out.append(
+            f"{target}: mean z^2 {total:.2f}, scatter share {parts[2] / total:.2f}, "
+            f"family share of the bias {parts[0] / (parts[0] + parts[1]):.2f}"
+        )
+    return "  ".join(out)
+
+
+def _group_means(keys: list, values: np.ndarray) -> np.ndarray:
+    groups: dict = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    means = np.empty(len(values))
+    for members in groups.values():
+        means[members] = values[members].mean()
+    return means
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpus", nargs="+", default=list(GPUS))
     parser.add_argument("--work", type=Path, default=Path("/tmp/gm_observed"))
     parser.add_argument("--data", type=Path, default=SOURCE)
+    parser.add_argument("--split", action="store_true", help="Print the held-out error's variance split.")
     args = parser.parse_args()
     header, rows = _read(args.data)
+    if args.split:
+        for gpu in args.gpus:
+            print(variance_split(gpu, header, rows, args.work))
+        return
     columns = (
         "held out",
         "obs",

@@ -49,7 +49,7 @@ class Prior:
 
     # Share of a prediction's log-variance that is scatter between concurrencies of one configuration.
     # Leave-one-GPU-out residuals of the serving model put it at 0.19-0.54 (median 0.3) for each GPU
-    # and target (hack/bench_observed.py).
+    # and target (`hack/bench_observed.py --split`).
     scatter_share: float = 0.3
     # Share of the remaining bias common to every configuration of the GPU and model: the same
     # residuals put it at 0.22-0.60 for TPOT (median 0.34), 0.11-0.43 for TTFT (median 0.18).
