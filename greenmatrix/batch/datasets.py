@@ -12,11 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from greenmatrix.errors import GreenMatrixError
-
-Rows = Sequence[dict[str, str]]
-# Per row: the prediction's cells (None when not predicted) and a reason (read when there are no cells).
-Predictions = tuple[list[list[str] | None], list[str]]
+from greenmatrix.batch.serving import (
+    Observed,
+    Predictions,
+    Rows,
+    load_or_explain,
+    serving_cells,
+    serving_predictions,
+)
 
 
 @dataclass(frozen=True)
@@ -33,80 +36,26 @@ class Dataset:
     # The learned module with DATASET, DATA_FILE, train() and benchmark() for this dataset.
     learner: str
     predict_rows: Callable[[Rows], Predictions]
-
-
-def _load_or_explain(loader: Callable[[], Any], what: str) -> Any:
-    try:
-        return loader()
-    except FileNotFoundError as err:
-        raise GreenMatrixError("models", f"the {what} model is missing: {err}") from err
+    # Measured columns a deployment's rows add, and the rows predicted corrected by such rows
+    # (`--observed`, the outputs then a `correction` column); None where the dataset cannot learn so.
+    measured: tuple[str, ...] = ()
+    predict_observed: Callable[[Rows, Observed], Predictions] | None = None
 
 
 def _serving_rows(rows: Rows) -> Predictions:
     """TTFT/TPOT per row, each the value with the least expected relative error (see the serving model
     card, "Point prediction") with the 80% interval around the median."""
-    from greenmatrix.learned.serving import ServingPredictor
-
-    scenarios: list[Any] = []
-    positions: list[int] = []
-    reasons = [""] * len(rows)
-    for i, row in enumerate(rows):
-        try:
-            scenarios.append(_serving_scenario(row))
-            positions.append(i)
-        except (GreenMatrixError, ValueError) as exc:
-            reasons[i] = f"not predicted: {exc}"
+    predictions, _scenarios, reasons = serving_predictions(rows)
     cells: list[list[str] | None] = [None] * len(rows)
-    if scenarios:
-        predictor = _load_or_explain(ServingPredictor.load, "serving")
-        for i, pred in _serving_batch(predictor, positions, scenarios, reasons).items():
-            cells[i] = pred
+    for i, pred in predictions.items():
+        cells[i] = serving_cells(pred)
     return cells, reasons
 
 
-def _serving_scenario(row: dict[str, str]) -> Any:
-    from greenmatrix.catalog import hardware, llms
-    from greenmatrix.learned.serving import scenario_from_row
+def _serving_observed(rows: Rows, observed: Observed) -> Predictions:
+    from greenmatrix.batch.observed import serving_rows
 
-    model_name = (row.get("model_path") or row.get("model") or "").strip()
-    system = (row.get("system") or row.get("gpu") or "").strip()
-    if not model_name:
-        raise GreenMatrixError("model_path", "is empty")
-    if not system:
-        raise GreenMatrixError("system", "is empty")
-    try:
-        model = llms.model_arch(model_name)
-    except GreenMatrixError as exc:
-        raise GreenMatrixError("model_path", f"model {model_name!r} is not in the model catalog") from exc
-    try:
-        gpu = hardware.gpu(system)
-    except (GreenMatrixError, ValueError) as exc:
-        raise GreenMatrixError("system", f"accelerator {system!r} has no specs in the catalog") from exc
-    return scenario_from_row(row, model, gpu)
-
-
-def _serving_batch(
-    predictor: Any, positions: list[int], scenarios: list[Any], reasons: list[str]
-) -> dict[int, list[str]]:
-    # One vectorised call; if a scenario breaks the physics, fall back to row by row so one bad
-    # row costs only itself.
-    try:
-        preds = predictor.predict(scenarios, point=True)
-        return {i: _serving_cells(p) for i, p in zip(positions, preds, strict=True)}
-    except (GreenMatrixError, ValueError):
-        out: dict[int, list[str]] = {}
-        for i, s in zip(positions, scenarios, strict=True):
-            try:
-                out[i] = _serving_cells(predictor.predict([s], point=True)[0])
-            except (GreenMatrixError, ValueError) as exc:
-                reasons[i] = f"not predicted: {exc}"
-        return out
-
-
-def _serving_cells(pred: Any) -> list[str]:
-    # The single number is the least-relative-error point (Interval.estimate), not the median.
-    t, p = pred.ttft_ms, pred.tpot_ms
-    return [f"{v:.4g}" for v in (t.estimate, t.p10, t.p90, p.estimate, p.p10, p.p90)]
+    return serving_rows(rows, observed)
 
 
 def _mlperf_inference_rows(rows: Rows) -> Predictions:
@@ -116,7 +65,7 @@ def _mlperf_inference_rows(rows: Rows) -> Predictions:
     catalog specs get a reason instead."""
     from greenmatrix.learned import mlperf_inference
 
-    predictor = _load_or_explain(mlperf_inference.predictor, "MLPerf inference")
+    predictor = load_or_explain(mlperf_inference.predictor, "MLPerf inference")
     return _intervals([(p.result, p.reason) for p in predictor.predict_rows(rows)])
 
 
@@ -124,7 +73,7 @@ def _mlperf_training_rows(rows: Rows) -> Predictions:
     """Minutes to train per row."""
     from greenmatrix.learned import training_time as training
 
-    predictor = _load_or_explain(training.predictor, "training time")
+    predictor = load_or_explain(training.predictor, "training time")
     return _intervals([(p.minutes, p.reason) for p in predictor.predict_rows(rows)])
 
 
@@ -156,6 +105,8 @@ DATASETS: dict[str, Dataset] = {
             ),
             learner="greenmatrix.learned.fitting.serving",
             predict_rows=_serving_rows,
+            measured=("silicon_ttft_ms", "silicon_tpot_ms"),
+            predict_observed=_serving_observed,
         ),
         Dataset(
             "mlperf-inference",

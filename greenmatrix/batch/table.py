@@ -34,11 +34,19 @@ class Table:
     bom: bool
     # Every header cell quoted (spreadsheet exports): OUT quotes every cell too.
     quote_all: bool = False
+    # The file line each row was read from, for errors that name a row.
+    lines: tuple[int, ...] = ()
 
 
-def read_table(in_path: Path, dataset: Dataset, flag: str = "--data") -> Table:
-    """Read IN for ``dataset``; GreenMatrixError (field `flag`) when it cannot be predicted faithfully."""
-    raw = _text(Path(in_path), flag)
+def read_table(in_path: Path, dataset: Dataset, *, observed: bool = False, flag: str | None = None) -> Table:
+    """Read IN for ``dataset``; GreenMatrixError (field `flag`, ``--data`` by default) when it cannot be
+    predicted faithfully.
+
+    With ``observed`` the file is the rows a deployment produced (field ``--observed``): they must
+    carry the dataset's measured columns too, and may carry output columns (an earlier OUT).
+    """
+    option = flag or ("--observed" if observed else "--data")
+    raw = _text(Path(in_path), option)
     bom = raw.startswith("\ufeff")
     text = raw[1:] if bom else raw
     first_break = text.find("\n")
@@ -47,26 +55,29 @@ def read_table(in_path: Path, dataset: Dataset, flag: str = "--data") -> Table:
     try:
         records = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as err:
-        raise GreenMatrixError(flag, f"{in_path} is not a readable CSV: {err}") from err
+        raise GreenMatrixError(option, f"{in_path} is not a readable CSV: {err}") from err
     if not records:
-        raise GreenMatrixError(flag, f"{in_path} is empty: it needs a header row")
+        raise GreenMatrixError(option, f"{in_path} is empty: it needs a header row")
     header, body = records[0], records[1:]
-    names = _column_names(header, dataset, in_path, flag)
+    names = _column_names(header, dataset, in_path, option)
     cells: list[list[str]] = []
     rows: list[dict[str, str]] = []
+    lines: list[int] = []
     for line, record in enumerate(body, start=2):
         if not record:
             continue  # a blank line is not a row
         if len(record) > len(header):
             raise GreenMatrixError(
-                flag,
+                option,
                 f"{in_path} line {line} has {len(record)} cells, the header has {len(header)} "
                 "(an unquoted comma?)",
             )
         padded = record + [""] * (len(header) - len(record))
         cells.append(padded)
         rows.append(dict(zip(names, padded, strict=True)))
-    return Table(header, cells, rows, newline, bom, text.startswith(_quoted_line(header, newline)))
+        lines.append(line)
+    quote_all = text.startswith(_quoted_line(header, newline))
+    return Table(header, cells, rows, newline, bom, quote_all, tuple(lines))
 
 
 def _quoted_line(cells: Sequence[str], newline: str) -> str:
@@ -75,37 +86,39 @@ def _quoted_line(cells: Sequence[str], newline: str) -> str:
     return out.getvalue()
 
 
-def _text(path: Path, flag: str) -> str:
+def _text(path: Path, option: str) -> str:
     try:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         raise GreenMatrixError(
-            flag, f"{path} is not UTF-8 text (byte {err.start}): save it as UTF-8 CSV"
+            option, f"{path} is not UTF-8 text (byte {err.start}): save it as UTF-8 CSV"
         ) from err
 
 
-def _column_names(header: list[str], dataset: Dataset, path: Path, flag: str) -> list[str]:
-    canonical = {name.lower(): name for name in dataset.known}
+def _column_names(header: list[str], dataset: Dataset, path: Path, option: str) -> list[str]:
+    canonical = {name.lower(): name for name in (*dataset.known, *dataset.measured)}
     names = [canonical.get(h.strip().lower(), h.strip()) for h in header]
     seen: set[str] = set()
     for name in names:
         if name in seen:
             raise GreenMatrixError(
-                flag, f"{path} has the column {name!r} twice: which one to read is ambiguous"
+                option, f"{path} has the column {name!r} twice: which one to read is ambiguous"
             )
         seen.add(name)
-    clashes = [c for c in (*dataset.outputs, "reason") if c in seen]
+    observed = option == "--observed"
+    clashes = [c for c in (*dataset.outputs, "reason") if c in seen and not observed]
     if clashes:
         raise GreenMatrixError(
-            flag,
+            option,
             f"{path} already has the output column(s) {', '.join(clashes)} (an earlier OUT?): "
             "drop or rename them, predict writes its own",
         )
-    missing = [r.replace("|", " or ") for r in dataset.required if not seen.intersection(r.split("|"))]
+    needed = (*dataset.required, *dataset.measured) if observed else dataset.required
+    missing = [r.replace("|", " or ") for r in needed if not seen.intersection(r.split("|"))]
     if missing:
         hint = _looks_like(seen, dataset)
         raise GreenMatrixError(
-            flag,
+            option,
             f"{path} lacks the {dataset.name} column(s) {', '.join(missing)}"
             + (f"; it looks like a {hint} file (--dataset {hint})" if hint else ""),
         )

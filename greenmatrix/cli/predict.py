@@ -23,9 +23,16 @@ from greenmatrix.batch.datasets import DATASETS
 @click.option(
     "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output CSV."
 )
-def predict(dataset: str, in_path: Path, out_path: Path) -> None:
+@click.option(
+    "--observed",
+    "observed_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Rows a running deployment produced, with the measured columns (llm-serving: silicon_ttft_ms, "
+    "silicon_tpot_ms): the predictions are corrected by them, and a `correction` column says how.",
+)
+def predict(dataset: str, in_path: Path, out_path: Path, observed_path: Path | None) -> None:
     """Predict every row of a CSV; OUT repeats the rows and adds predictions with p10/p90 bounds."""
     from greenmatrix import batch
 
-    count = batch.predict_file(dataset, in_path, out_path)
+    count = batch.predict_file(dataset, in_path, out_path, observed_path)
     click.echo(f"predicted {count} rows into {out_path}", err=True)
