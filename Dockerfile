@@ -16,7 +16,6 @@ COPY pyproject.toml README.md ./
 COPY greenmatrix ./greenmatrix
 COPY models ./models
 COPY operator/greenmatrix_operator ./operator/greenmatrix_operator
-COPY hack/greenmatrix_lab ./hack/greenmatrix_lab
 RUN pip wheel --no-deps --wheel-dir /dist . \
  && python -m venv /opt/greenmatrix \
  && /opt/greenmatrix/bin/pip install /dist/greenmatrix-*.whl \

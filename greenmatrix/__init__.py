@@ -36,8 +36,9 @@ _EXPORTS: dict[str, str] = {
     "Interval": "greenmatrix.interval",
     # the cluster's hardware
     "NodeHardware": "greenmatrix.inventory",
-    "node_matches": "greenmatrix.inventory",
+    "cluster_region": "greenmatrix.inventory",
     "summarize": "greenmatrix.inventory",
+    "unknown_products": "greenmatrix.inventory",
     # checking specs
     "schema_errors": "greenmatrix.validation",
     "validate_policy": "greenmatrix.validation",
@@ -49,8 +50,8 @@ _EXPORTS: dict[str, str] = {
     "constraints_of": "greenmatrix.policy",
     "scaling_of": "greenmatrix.policy",
     "weights_of": "greenmatrix.policy",
-    "Plan": "greenmatrix.plan.result",
-    "plan": "greenmatrix.plan.planner",
+    "Plan": "greenmatrix.planning.result",
+    "plan": "greenmatrix.planning.planner",
     "Predictors": "greenmatrix.predict.predictors",
 }
 

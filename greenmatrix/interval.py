@@ -14,7 +14,7 @@ class Interval:
     """An 80% prediction interval with its median, in the target's own units.
 
     ``point`` is the single value with the least expected relative (percentage) error, where the
-    model has one (`CorrectionModel.predict_point`): decisions use the median, a one-number answer
+    model has one (`CorrectionModel.predict_with_point`): decisions use the median, a one-number answer
     judged by its relative error (the batch prediction contract) uses ``estimate``.
     """
 

@@ -303,3 +303,25 @@ def describe(inventory: Inventory) -> str:
     ]
     head = f"{inventory.matched_nodes} of {inventory.total_nodes} nodes match"
     return f"{head}: {', '.join(parts)}" if parts else head
+
+
+def cluster_region(
+    nodes: Iterable[NodeHardware],
+    hardware_restrictions: HardwareSpec | None = None,
+    policy_constraints: Constraints | None = None,
+) -> str | None:
+    """The region most of the workload's usable nodes are in (ties: first name); None when unknown.
+
+    The planner weighs carbon (and prices catalog options) in this region, so a cluster in
+    europe-west4 is not judged on us-east-1's grid. Nodes outside the allowed regions never count.
+    """
+    counts: dict[str, int] = {}
+    for node in nodes:
+        if node.region and node_matches(node, hardware_restrictions, policy_constraints):
+            counts[node.region] = counts.get(node.region, 0) + 1
+    return min(counts, key=lambda r: (-counts[r], r), default=None)
+
+
+def unknown_products(nodes: Iterable[NodeHardware]) -> set[str]:
+    """GPU product labels the catalog does not know: specs may still name them while a node carries them."""
+    return {n.gpu.product for n in nodes if n.gpu is not None and not n.gpu.known}

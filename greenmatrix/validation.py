@@ -19,7 +19,7 @@ from greenmatrix.api.workloadprofile import WorkloadProfileSpec
 from greenmatrix.catalog import hardware, llms
 from greenmatrix.catalog.precision import PRECISIONS
 from greenmatrix.errors import GreenMatrixError, InvalidSpecError, UnknownHardwareError, UnknownModelError
-from greenmatrix.plan.options import LAYOUTS
+from greenmatrix.planning.options import LAYOUTS
 
 # How far a spec's parameter count may stray from what its sizes imply before a warning: the estimate
 # misses untied embeddings, shared experts and ungated feed-forwards, each well under 3x (every catalog

@@ -17,9 +17,9 @@ import time
 
 from greenmatrix.api import WorkloadProfileSpec
 from greenmatrix.catalog import hardware
-from greenmatrix.learned.serving import ServingScenario
-from greenmatrix.plan.planner import plan, resolve_model
+from greenmatrix.planning.planner import plan, resolve_model
 from greenmatrix.predict.predictors import Predictors, backend_for
+from greenmatrix.scenarios import ServingScenario
 
 SERVING = {
     "task": "inference",

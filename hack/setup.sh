@@ -9,14 +9,15 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
 fi
-# Reinstall only when the dependency list changed: a warm run stays fast.
+# Reinstall only when a dependency list changed (the project's or the lab's): a warm run stays fast.
 stamp="$VENV/.greenmatrix-deps"
-want="$(sha1sum "$ROOT/pyproject.toml" | cut -c1-40)"
+want="$(cat "$ROOT/pyproject.toml" "$ROOT/hack/pyproject.toml" | sha1sum | cut -c1-40)"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  echo "setup: installing GreenMatrix and its test tools into $VENV" >&2
+  echo "setup: installing GreenMatrix, its lab and its test tools into $VENV" >&2
   log="$VENV/pip-install.log"
   # The build backend's deprecation chatter is noise here; the log keeps it for a failure.
-  "$VENV/bin/pip" install --quiet -e "$ROOT[test]" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+  # The lab (hack/pyproject.toml) is its own distribution: it stays out of the operator's wheel.
+  "$VENV/bin/pip" install --quiet -e "$ROOT[test]" -e "$ROOT/hack" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
 

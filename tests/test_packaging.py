@@ -5,6 +5,7 @@ No cluster needed; tests/lab/test_install.py applies the same files to the lab.
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
 import os
@@ -25,11 +26,20 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
-# Folders scanned for packages: the engine, the operator and the lab.
-PACKAGE_ROOTS = {
-    "greenmatrix": REPO / "greenmatrix",
-    "greenmatrix_operator": REPO / "operator" / "greenmatrix_operator",
-    "greenmatrix_lab": REPO / "hack" / "greenmatrix_lab",
+# The lab is its own distribution (hack/pyproject.toml): it and its PKI's `cryptography` stay out of
+# the operator's wheel and image.
+LAB = REPO / "hack"
+LAB_PYPROJECT = tomllib.loads((LAB / "pyproject.toml").read_text())
+# Each distribution's pyproject folder, and the folders scanned for its packages.
+DISTRIBUTIONS = {
+    "greenmatrix": (
+        REPO,
+        {
+            "greenmatrix": REPO / "greenmatrix",
+            "greenmatrix_operator": REPO / "operator" / "greenmatrix_operator",
+        },
+    ),
+    "greenmatrix-lab": (LAB, {"greenmatrix_lab": LAB / "greenmatrix_lab"}),
 }
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 
@@ -37,9 +47,14 @@ PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 # -- pyproject and the package layout -----------------------------------------------------
 
 
-def _packages_on_disk() -> set[str]:
+def _setuptools(distribution: str) -> dict:
+    folder, _ = DISTRIBUTIONS[distribution]
+    return tomllib.loads((folder / "pyproject.toml").read_text())["tool"]["setuptools"]
+
+
+def _packages_on_disk(roots: dict[str, Path]) -> set[str]:
     found = set()
-    for top, root in PACKAGE_ROOTS.items():
+    for top, root in roots.items():
         for init in root.rglob("__init__.py"):
             if "__pycache__" in init.parts:
                 continue
@@ -48,24 +63,72 @@ def _packages_on_disk() -> set[str]:
     return found
 
 
-def test_every_package_on_disk_is_listed_in_pyproject() -> None:
-    missing = _packages_on_disk() - set(SETUPTOOLS["packages"])
-    assert not missing, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(missing)}"
+@pytest.mark.parametrize("distribution", sorted(DISTRIBUTIONS))
+def test_every_package_on_disk_is_listed_in_pyproject(distribution: str) -> None:
+    folder, roots = DISTRIBUTIONS[distribution]
+    missing = _packages_on_disk(roots) - set(_setuptools(distribution)["packages"])
+    where = (folder / "pyproject.toml").relative_to(REPO)
+    assert not missing, f"add to [tool.setuptools] packages in {where}: {sorted(missing)}"
 
 
-def test_every_listed_package_exists() -> None:
-    package_dir = SETUPTOOLS.get("package-dir", {})
-    for name in SETUPTOOLS["packages"]:
+@pytest.mark.parametrize("distribution", sorted(DISTRIBUTIONS))
+def test_every_listed_package_exists(distribution: str) -> None:
+    root, _ = DISTRIBUTIONS[distribution]
+    setuptools = _setuptools(distribution)
+    package_dir = setuptools.get("package-dir", {})
+    for name in setuptools["packages"]:
         # A package is found through its own package-dir entry or its closest listed parent's.
         parts = name.split(".")
         for cut in range(len(parts), 0, -1):
             prefix = ".".join(parts[:cut])
             if prefix in package_dir:
-                folder = REPO / package_dir[prefix] / Path(*parts[cut:])
+                folder = root / package_dir[prefix] / Path(*parts[cut:])
                 break
         else:
-            folder = REPO / Path(*parts)
+            folder = root / Path(*parts)
         assert folder.is_dir(), f"pyproject lists package {name} but {folder} does not exist"
+
+
+# Import name of each distribution whose import name differs from its own.
+IMPORT_NAMES = {"pyyaml": "yaml"}
+
+
+def _third_party_imports(*folders: Path) -> set[str]:
+    """Top-level names the code under `folders` imports, standard library and own packages left out."""
+    own = {"greenmatrix", "greenmatrix_operator", "greenmatrix_lab"}
+    names = set()
+    for folder in folders:
+        for path in folder.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+    return names - own - set(sys.stdlib_module_names)
+
+
+def _dependencies(pyproject: dict) -> set[str]:
+    names = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower() for d in pyproject["project"]["dependencies"]}
+    return {IMPORT_NAMES.get(n, n.replace("-", "_")) for n in names}
+
+
+def test_runtime_dependencies_are_what_runtime_code_imports() -> None:
+    """No dependency nothing imports (it would only grow the image), none imported but undeclared."""
+    _, roots = DISTRIBUTIONS["greenmatrix"]
+    assert _dependencies(PYPROJECT) == _third_party_imports(*roots.values())
+
+
+def test_lab_dependencies_are_what_the_lab_imports() -> None:
+    _, roots = DISTRIBUTIONS["greenmatrix-lab"]
+    assert _dependencies(LAB_PYPROJECT) == _third_party_imports(*roots.values())
+
+
+def test_lab_is_its_own_distribution_and_a_plugin_command() -> None:
+    assert "greenmatrix_lab" not in SETUPTOOLS["packages"]
+    assert "cryptography" not in _dependencies(PYPROJECT)
+    plugins = LAB_PYPROJECT["project"]["entry-points"]["greenmatrix.commands"]
+    assert plugins == {"lab": "greenmatrix_lab.cli:command"}
+    assert "lab" not in PYPROJECT["project"]["entry-points"]["greenmatrix.commands"]
 
 
 def test_operator_folder_is_not_a_package() -> None:
@@ -125,7 +188,7 @@ def test_wheel_ships_trained_models(wheel: Path) -> None:
         if fnmatch.fnmatch(n, "greenmatrix/trained/*.json") or fnmatch.fnmatch(n, "greenmatrix/trained/*.ubj")
     ]
     assert models, "the wheel has no greenmatrix/trained/*.json or *.ubj model files"
-    on_disk = {p.name for p in (REPO / "models").iterdir() if p.suffix in (".json", ".ubj", ".skops")}
+    on_disk = {p.name for p in (REPO / "models").iterdir() if p.suffix in (".json", ".ubj")}
     shipped = {Path(n).name for n in _wheel_names(wheel) if n.startswith("greenmatrix/trained/")}
     assert on_disk <= shipped, f"model files left out of the wheel: {sorted(on_disk - shipped)}"
 
@@ -141,11 +204,22 @@ def test_wheel_ships_catalog_data(wheel: Path) -> None:
 
 def test_wheel_has_no_pickles(wheel: Path) -> None:
     pickles = [n for n in _wheel_names(wheel) if n.endswith(PICKLE_SUFFIXES)]
-    assert not pickles, f"pickled files must not ship (use XGBoost JSON/UBJ or skops): {pickles}"
+    assert not pickles, f"pickled files must not ship (use XGBoost JSON/UBJ): {pickles}"
 
 
 def test_wheel_has_no_operator_top_level_package(wheel: Path) -> None:
     assert not any(n.startswith("operator/") for n in _wheel_names(wheel))
+
+
+def test_wheel_leaves_the_lab_and_its_dependencies_out(wheel: Path) -> None:
+    assert not any(n.startswith("greenmatrix_lab/") for n in _wheel_names(wheel))
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata,) = (n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        requires = re.findall(r"^Requires-Dist: ([A-Za-z0-9_.-]+)", archive.read(metadata).decode(), re.M)
+        (entry_points,) = (n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt"))
+        plugins = archive.read(entry_points).decode()
+    assert "cryptography" not in {r.lower() for r in requires}
+    assert "greenmatrix_lab" not in plugins
 
 
 # Debian's interpreter when present: world-readable, and as bare as the image's python:3.11-slim.
@@ -192,6 +266,8 @@ def test_installed_wheel_runs_help(fresh_install: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     for command in ("crds", "operator"):
         assert re.search(rf"^\s+{command}\b", result.stdout, re.M), f"`{command}` missing:\n{result.stdout}"
+    # The lab is installed from hack/ for development, never with the operator.
+    assert not re.search(r"^\s+lab\b", result.stdout, re.M), result.stdout
 
 
 def test_installed_wheel_loads_its_trained_models(fresh_install: Path, tmp_path: Path) -> None:
@@ -369,6 +445,11 @@ def test_dockerfile_copies_only_paths_that_exist() -> None:
     assert not missing, f"Dockerfile COPYs paths that do not exist: {missing}"
 
 
+def test_dockerfile_leaves_the_lab_out() -> None:
+    assert not [c for c in _copy_sources() if c.startswith("hack")], "the lab is no part of the image"
+    assert "hack" not in (REPO / ".dockerignore").read_text(), ".dockerignore should not let the lab in"
+
+
 def test_dockerignore_lets_every_copied_path_through() -> None:
     patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines() if line.strip()]
     patterns = [p for p in patterns if not p.startswith("#")]
@@ -386,7 +467,7 @@ def test_dockerignore_lets_every_copied_path_through() -> None:
 def test_dockerfile_copies_every_package_source() -> None:
     copied = _copy_sources()
     package_dir = SETUPTOOLS.get("package-dir", {})
-    for top in ("greenmatrix", "greenmatrix.trained", "greenmatrix_operator", "greenmatrix_lab"):
+    for top in ("greenmatrix", "greenmatrix.trained", "greenmatrix_operator"):
         folder = package_dir.get(top, top.replace(".", "/"))
         assert any(folder == c or folder.startswith(c.rstrip("/") + "/") for c in copied), (
             f"the image would miss package {top} ({folder})"

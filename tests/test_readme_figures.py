@@ -366,7 +366,7 @@ def test_the_kubectl_get_row_is_what_the_engine_recommends() -> None:
     assert cells[7] == f"{rec['usdPerMillionTokens']:g}"
 
 
-REORGANISED = (ROOT / "greenmatrix" / "plan").is_dir() and (
+REORGANISED = (ROOT / "greenmatrix" / "planning").is_dir() and (
     ROOT / "operator" / "greenmatrix_operator" / "control"
 ).is_dir()
 

@@ -8,6 +8,7 @@ metav1.LabelSelector, cross-version object references) so that tools such as
 from __future__ import annotations
 
 import functools
+import re
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -22,6 +23,16 @@ API_VERSION = f"{GROUP}/{VERSION}"
 REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 # A Go-style duration limited to what people write in manifests: "30s", "5m", "1h30m", "2d" is not Go.
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Duration as manifests and flags write it ("30s", "5m", "1h30m"); ValueError otherwise."""
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{text!r} is not a duration (write e.g. 30s, 5m, 1h30m)")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
 class Schema(BaseModel):

@@ -12,44 +12,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from greenmatrix.batch.datasets import DATASETS, Dataset
 from greenmatrix.errors import GreenMatrixError
 
-# Each dataset's own columns, as in ../shared/data: which a row needs (`required`; "a|b" is
-# either), and which are looked up by name (`known`: a header that differs only in case or
-# surrounding spaces is read as them).
-SCHEMAS: dict[str, dict[str, tuple[str, ...]]] = {
-    "llm-serving": {
-        "required": ("model_path|model", "system|gpu", "backend", "isl", "osl"),
-        "known": (
-            "model_path", "system", "backend", "backend_version", "precision", "mode", "isl", "osl",
-            "gemm_quant_mode", "moe_quant_mode", "batch_size", "tp_size", "pp_size",
-            "attention_dp_size", "moe_tp_size", "moe_ep_size", "prefill_batch_size",
-            "prefill_num_workers", "prefill_tp_size", "prefill_pp_size", "prefill_attention_dp_size",
-            "prefill_moe_tp_size", "prefill_moe_ep_size", "decode_batch_size", "decode_num_workers",
-            "decode_tp_size", "decode_pp_size", "decode_attention_dp_size", "decode_moe_tp_size",
-            "decode_moe_ep_size", "silicon_data_source", "concurrency", "model", "gpu",
-        ),
-    },
-    "mlperf-inference": {
-        "required": ("Model", "Scenario", "accelerator_model_name", "accelerators_per_node"),
-        "known": (
-            "version", "SystemName", "Model", "Scenario", "Units", "accelerator_model_name",
-            "accelerators_per_node", "number_of_nodes", "framework", "has_power",
-        ),
-    },
-    "mlperf-training": {
-        "required": ("Model_ID|Benchmark", "accelerator_model_name", "accelerators_count"),
-        "known": (
-            "Benchmark", "Model_ID", "accelerator_model_name", "accelerators_count", "framework",
-            "version",
-        ),
-    },
-}  # fmt: skip
 # A CSV cell may be long (a notes column), never this long: past it the file is not a table.
 _FIELD_LIMIT = 16 * 1024 * 1024
 
@@ -65,11 +34,19 @@ class Table:
     bom: bool
     # Every header cell quoted (spreadsheet exports): OUT quotes every cell too.
     quote_all: bool = False
+    # The file line each row was read from, for errors that name a row.
+    lines: tuple[int, ...] = ()
 
 
-def read_table(in_path: Path, dataset: str, outputs: Sequence[str]) -> Table:
-    """Read IN for ``dataset``; GreenMatrixError (field ``--data``) when it cannot be predicted faithfully."""
-    raw = _text(Path(in_path))
+def read_table(in_path: Path, dataset: Dataset, *, observed: bool = False, flag: str | None = None) -> Table:
+    """Read IN for ``dataset``; GreenMatrixError (field `flag`, ``--data`` by default) when it cannot be
+    predicted faithfully.
+
+    With ``observed`` the file is the rows a deployment produced (field ``--observed``): they must
+    carry the dataset's measured columns too, and may carry output columns (an earlier OUT).
+    """
+    option = flag or ("--observed" if observed else "--data")
+    raw = _text(Path(in_path), option)
     bom = raw.startswith("\ufeff")
     text = raw[1:] if bom else raw
     first_break = text.find("\n")
@@ -78,26 +55,29 @@ def read_table(in_path: Path, dataset: str, outputs: Sequence[str]) -> Table:
     try:
         records = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as err:
-        raise GreenMatrixError("--data", f"{in_path} is not a readable CSV: {err}") from err
+        raise GreenMatrixError(option, f"{in_path} is not a readable CSV: {err}") from err
     if not records:
-        raise GreenMatrixError("--data", f"{in_path} is empty: it needs a header row")
+        raise GreenMatrixError(option, f"{in_path} is empty: it needs a header row")
     header, body = records[0], records[1:]
-    names = _column_names(header, dataset, outputs, in_path)
+    names = _column_names(header, dataset, in_path, option)
     cells: list[list[str]] = []
     rows: list[dict[str, str]] = []
+    lines: list[int] = []
     for line, record in enumerate(body, start=2):
         if not record:
             continue  # a blank line is not a row
         if len(record) > len(header):
             raise GreenMatrixError(
-                "--data",
+                option,
                 f"{in_path} line {line} has {len(record)} cells, the header has {len(header)} "
                 "(an unquoted comma?)",
             )
         padded = record + [""] * (len(header) - len(record))
         cells.append(padded)
         rows.append(dict(zip(names, padded, strict=True)))
-    return Table(header, cells, rows, newline, bom, text.startswith(_quoted_line(header, newline)))
+        lines.append(line)
+    quote_all = text.startswith(_quoted_line(header, newline))
+    return Table(header, cells, rows, newline, bom, quote_all, tuple(lines))
 
 
 def _quoted_line(cells: Sequence[str], newline: str) -> str:
@@ -106,48 +86,49 @@ def _quoted_line(cells: Sequence[str], newline: str) -> str:
     return out.getvalue()
 
 
-def _text(path: Path) -> str:
+def _text(path: Path, option: str) -> str:
     try:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         raise GreenMatrixError(
-            "--data", f"{path} is not UTF-8 text (byte {err.start}): save it as UTF-8 CSV"
+            option, f"{path} is not UTF-8 text (byte {err.start}): save it as UTF-8 CSV"
         ) from err
 
 
-def _column_names(header: list[str], dataset: str, outputs: Sequence[str], path: Path) -> list[str]:
-    schema = SCHEMAS[dataset]
-    canonical = {name.lower(): name for name in schema["known"]}
+def _column_names(header: list[str], dataset: Dataset, path: Path, option: str) -> list[str]:
+    canonical = {name.lower(): name for name in (*dataset.known, *dataset.measured)}
     names = [canonical.get(h.strip().lower(), h.strip()) for h in header]
     seen: set[str] = set()
     for name in names:
         if name in seen:
             raise GreenMatrixError(
-                "--data", f"{path} has the column {name!r} twice: which one to read is ambiguous"
+                option, f"{path} has the column {name!r} twice: which one to read is ambiguous"
             )
         seen.add(name)
-    clashes = [c for c in (*outputs, "reason") if c in seen]
+    observed = option == "--observed"
+    clashes = [c for c in (*dataset.outputs, "reason") if c in seen and not observed]
     if clashes:
         raise GreenMatrixError(
-            "--data",
+            option,
             f"{path} already has the output column(s) {', '.join(clashes)} (an earlier OUT?): "
             "drop or rename them, predict writes its own",
         )
-    missing = [r.replace("|", " or ") for r in schema["required"] if not seen.intersection(r.split("|"))]
+    needed = (*dataset.required, *dataset.measured) if observed else dataset.required
+    missing = [r.replace("|", " or ") for r in needed if not seen.intersection(r.split("|"))]
     if missing:
         hint = _looks_like(seen, dataset)
         raise GreenMatrixError(
-            "--data",
-            f"{path} lacks the {dataset} column(s) {', '.join(missing)}"
+            option,
+            f"{path} lacks the {dataset.name} column(s) {', '.join(missing)}"
             + (f"; it looks like a {hint} file (--dataset {hint})" if hint else ""),
         )
     return names
 
 
-def _looks_like(columns: set[str], dataset: str) -> str | None:
-    for other, schema in SCHEMAS.items():
-        if other != dataset and all(columns.intersection(r.split("|")) for r in schema["required"]):
-            return other
+def _looks_like(columns: set[str], dataset: Dataset) -> str | None:
+    for other in DATASETS.values():
+        if other is not dataset and all(columns.intersection(r.split("|")) for r in other.required):
+            return other.name
     return None
 
 
@@ -172,10 +153,3 @@ def write_predictions(
             writer.writerow([*row, *values, "" if cell is not None else reason])
             count += cell is not None
     return count
-
-
-def load_or_explain(loader: Callable[[], Any], what: str) -> Any:
-    try:
-        return loader()
-    except FileNotFoundError as err:
-        raise GreenMatrixError("models", f"the {what} model is missing: {err}") from err

@@ -18,6 +18,7 @@ from greenmatrix.errors import UnknownModelError
 
 _DATA = Path(__file__).parent / "data" / "llms.json"
 
+
 @dataclass(frozen=True)
 class ModelArch:
     """One LLM's architecture, reduced to what compute, memory traffic and KV cache depend on.

@@ -1,21 +1,6 @@
-"""Learned corrections on top of physics: XGBoost on physics features, conformal intervals."""
+"""Learned corrections on top of physics, as the predictors apply them at run time.
 
-from greenmatrix.learned.core import (
-    BenchRow,
-    CorrectionModel,
-    coverage,
-    leave_group_out,
-    mape,
-    models_dir,
-    write_model_card,
-)
-
-__all__ = [
-    "BenchRow",
-    "CorrectionModel",
-    "coverage",
-    "leave_group_out",
-    "mape",
-    "models_dir",
-    "write_model_card",
-]
+`core` loads a fitted correction and applies it, `conformal` and `novelty` give its intervals, and
+`serving`, `mlperf_inference` and `training_time` are the three predictors. Fitting, scoring and
+writing the models is offline work in `greenmatrix.learned.fitting`, which nothing here imports.
+"""

@@ -22,37 +22,26 @@ from typing import Any
 
 import numpy as np
 
-from greenmatrix.learned.core import conformal_offsets, too_few_rows
-from greenmatrix.physics import benchmarks as bench
+from greenmatrix.learned.cells import too_few_rows
+from greenmatrix.learned.conformal import conformal_offsets
+from greenmatrix.physics.device import generation, l2_cache_mib, peak_flops
 
 # Below this novelty the width stops shrinking: a GPU type seen in training still meets new
 # software, new submitters and new benchmarks.
 MIN_SCALE = 0.5
 
-# Tensor-core generation (compute capability); unknown architectures count as Ampere.
-GENERATION: Mapping[str, float] = {
-    "volta": 7.0,
-    "turing": 7.5,
-    "ampere": 8.0,
-    "ada-lovelace": 8.9,
-    "ada": 8.9,
-    "hopper": 9.0,
-    "blackwell": 10.0,
-    "blackwell-ultra": 10.3,
-}
-
 
 def gpu_vector(gpu: Any) -> list[float]:
     """Datasheet description of a GPU (a catalog GPUSpec) in the units novelty is measured in."""
-    fp16 = bench.peak_flops(gpu, "fp16") or bench.peak_flops(gpu, "bf16") or 1e12
+    fp16 = peak_flops(gpu, "fp16") or peak_flops(gpu, "bf16") or 1e12
     bandwidth = max(float(gpu.memory_bandwidth_gbs), 1.0)
     return [
         math.log10(fp16 / 1e12),
         math.log10(bandwidth),
         math.log10(max(float(gpu.tdp_watts), 1.0)),
         math.log2(max(float(gpu.memory_gib), 1.0)),
-        GENERATION.get(str(getattr(gpu, "family", "")).lower(), 8.0),
-        math.log10(bench.l2_cache_mib(gpu) / bandwidth * 1000.0),
+        generation(gpu),
+        math.log10(l2_cache_mib(gpu) / bandwidth * 1000.0),
     ]
 
 

@@ -1,4 +1,4 @@
-"""Per-sample work of the MLPerf Inference benchmark models, and their roofline throughput on a GPU.
+"""Per-sample work of the MLPerf Inference benchmark models, and the sustained rates their rooflines use.
 
 Each benchmark is reduced to what a roofline needs: FLOPs per sample and bytes moved per sample at
 the large batches the Offline scenario runs (weights amortised over the batch, activations read and
@@ -33,6 +33,8 @@ and is not re-read within a kernel, so it gets no such term.
 A system that serves Server-scenario queries through an inference server (Triton) is also bound by
 the rate at which the server's host path moves query payloads (served_ceiling): DLRM's ~42 KB
 queries stop at 600-725k/s on 8-GPU systems whatever the GPUs, while BERT's 4.6 KB never notice.
+
+The rooflines themselves are in `greenmatrix.physics.benchmark_roofline`.
 """
 
 from __future__ import annotations
@@ -41,18 +43,9 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
 
-from greenmatrix.catalog.precision import bytes_per_param, flops_key
-
-
-class GPULike(Protocol):
-    """The part of `greenmatrix.catalog.hardware.GPUSpec` the physics reads."""
-
-    key: str
-    memory_gib: float
-    memory_bandwidth_gbs: float
-    tflops: object  # Mapping[str, float]
+from greenmatrix.catalog.precision import flops_key
+from greenmatrix.physics.device import GPULike, l2_cache_mib, peak_flops
 
 
 @dataclass(frozen=True)
@@ -256,14 +249,10 @@ _STRICT_FP8_FAMILIES = {"bert": frozenset({"hopper", "blackwell", "blackwell-ult
 
 _SUFFIX = re.compile(r"-(99(?:\.9)?)$")
 
-# Memory left for activations/KV after weights: the runtime, workspace and fragmentation take the rest.
-_USABLE_MEMORY = 0.9
-# Largest decode batch a serving engine schedules, whatever memory allows.
-_MAX_DECODE_BATCH = 1024
-# Weights above this share of the smallest replica's usable memory leave too little KV room: wider
-# replicas (more tensor parallelism) are then considered (see _llm_roofline). Not a fitted value: any
-# share from 0.3 to 0.8 picks the same replicas for every MLPerf row.
-_WIDER_REPLICA_SHARE = 0.5
+
+def active_params(w: BenchmarkWork) -> float:
+    """Parameters one token passes through (an MoE routes each token through a few experts)."""
+    return _ACTIVE_PARAMS.get(w.key, w.params)
 
 
 def benchmark_names() -> tuple[str, ...]:
@@ -328,83 +317,6 @@ def precision_for(name: str, gpu: GPULike) -> str | None:
         if flops_key(p, available) is not None:
             return p
     return None
-
-
-# Last-level (L2) cache per GPU in MiB (vendor datasheets and architecture whitepapers). A large L2
-# keeps a layer's activations or hot embedding rows on chip, so memory-bound benchmarks can run past
-# the DRAM roofline: Ada parts (L4: 48 MiB on 300 GB/s) are the extreme case.
-_L2_MIB: dict[str, float] = {
-    "T4": 4,
-    "A2": 2,
-    "A10": 6,
-    "A10G": 6,
-    "A30": 24,
-    "A40": 6,
-    "RTX-A5000": 6,
-    "A100-PCIe-40GB": 40,
-    "A100-PCIe-80GB": 40,
-    "A100-SXM4-40GB": 40,
-    "A100-SXM4-80GB": 40,
-    "V100-SXM2-16GB": 6,
-    "V100-SXM2-32GB": 6,
-    "L4": 48,
-    "L40": 96,
-    "L40S": 96,
-    "RTX-4090": 72,
-    "H100-PCIe-80GB": 50,
-    "H100-SXM-80GB": 50,
-    "H100-NVL-94GB": 50,
-    "H200-SXM-141GB": 50,
-    "GH200-96GB": 50,
-    "GH200-144GB": 50,
-    "B200-SXM-180GB": 126,
-    "GB200": 126,
-    "B300-SXM-288GB": 126,
-    "GB300": 126,
-    "RTX-PRO-6000-Server": 128,
-    "MI300X": 256,  # Infinity Cache, the last level before HBM
-}
-# Unlisted GPUs: a typical part of their architecture.
-_L2_BY_FAMILY = {"volta": 6, "turing": 4, "ampere": 40, "ada-lovelace": 72, "hopper": 50, "blackwell": 126}
-
-
-def l2_cache_mib(gpu: GPULike) -> float:
-    """The GPU's last-level cache in MiB (datasheet), else a typical value for its family (default 40)."""
-    if gpu.key in _L2_MIB:
-        return float(_L2_MIB[gpu.key])
-    return float(_L2_BY_FAMILY.get(str(getattr(gpu, "family", "")).lower(), 40))
-
-
-@dataclass(frozen=True)
-class Roofline:
-    """Roofline throughput of ONE accelerator on a benchmark, in samples/s."""
-
-    samples_per_s: float
-    flops_per_sample: float
-    bytes_per_sample: float
-    peak_flops: float  # sustained FLOP/s at the chosen precision (see sustained_fraction)
-    bandwidth: float  # B/s
-    precision: str
-    bound: str  # "compute" | "memory"
-    gpus_per_replica: int  # >1 when the weights need tensor parallelism to fit (LLMs)
-    # Share of the memory time left once L2 keeps activations on chip (l2_dram_share); 1.0 for LLMs
-    # and latency rooflines. `bound` and `memory_time` describe DRAM traffic alone.
-    dram_share: float = 1.0
-
-    @property
-    def compute_time(self) -> float:
-        """Seconds per sample per GPU if compute were the only limit."""
-        return self.flops_per_sample / (self.peak_flops * self.gpus_per_replica)
-
-    @property
-    def memory_time(self) -> float:
-        """Seconds per sample per GPU if DRAM bandwidth were the only limit (no L2 term)."""
-        return self.bytes_per_sample / (self.bandwidth * self.gpus_per_replica)
-
-    @property
-    def intensity(self) -> float:
-        """Arithmetic intensity of the workload, FLOP/byte."""
-        return self.flops_per_sample / max(self.bytes_per_sample, 1.0)
 
 
 # Architectures without a full-power part in the catalog borrow one built on the same process node:
@@ -505,192 +417,36 @@ def l2_dram_share(gpu: GPULike, bandwidth: float) -> float:
     return 1.0 / (1.0 + l2 / (bandwidth * KERNEL_SECONDS))
 
 
-class DoesNotFitError(ValueError):
-    """The benchmark's weights do not fit in the memory of the accelerators available."""
-
-
-def peak_flops(gpu: GPULike, precision: str) -> float:
-    """Datasheet FLOP/s of `gpu` at `precision` with the catalog's fallbacks; 0 if it has no usable rate."""
-    rates = dict(gpu.tflops)
-    key = flops_key(precision, rates)
-    return float(rates[key]) * 1e12 if key else 0.0
-
-
 def sustained_flops(gpu: GPULike, precision: str) -> float:
     """FLOP/s `gpu` sustains at `precision` inside its TDP: peak_flops x sustained_fraction."""
     return peak_flops(gpu, precision) * sustained_fraction(gpu)
 
 
-def roofline(name: str, gpu: GPULike, *, max_gpus: int = 1 << 16, precision: str | None = None) -> Roofline:
-    """Roofline throughput per accelerator of benchmark `name` on `gpu`.
+# (benchmark, scenario) -> the first MLPerf round that reports its throughput in tokens/s. v4.0 reports
+# llama2-70b (and mixtral) Offline in tokens/s, Server in queries/s; from v4.1 GPT-J, Llama-2-70B and
+# Mixtral report tokens/s in both scenarios. The reference data labels such rows "Samples/s" or
+# "Queries/s" all the same: 8x H100 at ~21,800 "samples/s" vs ~70 queries/s in Server only makes sense
+# as tokens (~294 output tokens per sample), and v4.1 GPT-J on 8x H100 reads ~19,800.
+TOKEN_RESULTS_SINCE: dict[tuple[str, str], float] = {
+    ("llama2-70b", "offline"): 4.0,
+    ("mixtral-8x7b", "offline"): 4.0,
+    ("llama2-70b", "server"): 4.1,
+    ("mixtral-8x7b", "server"): 4.1,
+    ("gptj", "offline"): 4.1,
+    ("gptj", "server"): 4.1,
+}
 
-    Non-LLM benchmarks: 1 / max(FLOPs / sustained peak, bytes x l2_dram_share / DRAM bandwidth).
-    For LLMs the weights are split over the fewest GPUs (a power of two, at most `max_gpus`) that
-    hold them with room for KV cache, or over more when the weights fill over half of that replica
-    and a wider one has a higher roofline per GPU; the returned throughput is per GPU of the replica.
-    Raises DoesNotFitError when even `max_gpus` GPUs cannot hold the weights, ValueError for an
-    unknown benchmark or a GPU without any usable tensor rate.
+
+def results_per_sample(name: str, scenario: str, units: str, mlperf_round: float) -> float:
+    """How many result units one sample counts as in `mlperf_round` (4.0 for v4.0): output tokens for
+    LLM token-rate results (by their units, or by the round's rule when the units say otherwise), else 1.
     """
     w = work(name)
-    prec = precision or precision_for(name, gpu)
-    if prec is None:
-        raise ValueError(
-            f"gpu {gpu.key!r} lists no tensor rate usable for {w.key} (has {sorted(dict(gpu.tflops))})"
-        )
-    flops = sustained_flops(gpu, prec)
-    if flops <= 0:
-        raise ValueError(f"gpu {gpu.key!r} has no tensor rate for precision {prec!r}")
-    bw = float(gpu.memory_bandwidth_gbs) * 1e9
-    elem = bytes_per_param(prec)
-    if w.is_llm:
-        return _llm_roofline(w, gpu, prec, flops, bw, elem, max_gpus)
-    f = w.flops_per_sample
-    b = w.bytes_per_sample * elem
-    share = l2_dram_share(gpu, bw)
-    t_compute, t_memory = f / flops, b / bw
-    return Roofline(
-        samples_per_s=1.0 / max(t_compute, t_memory * share),
-        flops_per_sample=f,
-        bytes_per_sample=b,
-        peak_flops=flops,
-        bandwidth=bw,
-        precision=prec,
-        bound="compute" if t_compute >= t_memory else "memory",
-        gpus_per_replica=1,
-        dram_share=share,
-    )
-
-
-def _llm_roofline(
-    w: BenchmarkWork, gpu: GPULike, prec: str, flops: float, bw: float, elem: float, max_gpus: int
-) -> Roofline:
-    weight_bytes = w.params * elem
-    mem = float(gpu.memory_gib) * 2**30 * _USABLE_MEMORY
-    # Longest context a sequence reaches, which bounds the KV each sequence holds.
-    kv_seq_max = w.kv_bytes_per_token * elem * (w.input_tokens + w.output_tokens)
-    g = 1
-    # Need room for the weights and at least a handful of sequences of KV.
-    while weight_bytes / g + 8 * kv_seq_max * w.beams / g > mem:
-        g *= 2
-        if g > max_gpus:
-            raise DoesNotFitError(
-                f"{w.key} weights ({weight_bytes / 1e9:.0f} GB at {prec}) do not fit in {max_gpus} x "
-                f"{gpu.memory_gib:g} GiB"
-            )
-    best = _llm_replica(w, prec, flops, bw, elem, g, mem)
-    # When the weights fill most of the smallest replica, KV room (hence the decode batch) is what
-    # limits it, and a submitter splits the model wider when that raises throughput per GPU (on 8x
-    # H100 this puts Llama-2-70B on two GPUs per replica; an H200 keeps it on one). A small model
-    # (GPT-J) leaves room for a large batch on one GPU and is never split.
-    if weight_bytes > _WIDER_REPLICA_SHARE * g * mem:
-        wider = 2 * g
-        while wider <= max_gpus:
-            r = _llm_replica(w, prec, flops, bw, elem, wider, mem)
-            if r.samples_per_s > best.samples_per_s * (1 + 1e-9):
-                best = r
-            wider *= 2
-    return best
-
-
-def _llm_replica(
-    w: BenchmarkWork, prec: str, flops: float, bw: float, elem: float, g: int, mem: float
-) -> Roofline:
-    """Roofline per GPU of an LLM served by replicas of `g` GPUs, each with `mem` usable bytes."""
-    weight_bytes = w.params * elem
-    kv_token = w.kv_bytes_per_token * elem
-    kv_seq_max = kv_token * (w.input_tokens + w.output_tokens)
-    free = g * mem - weight_bytes
-    batch = min(_MAX_DECODE_BATCH, max(1.0, free / (kv_seq_max * w.beams))) / w.beams  # samples in flight
-    active = _ACTIVE_PARAMS.get(w.key, w.params)
-    sequences = w.beams
-    f = 2.0 * active * (w.input_tokens + w.output_tokens * sequences)
-    # Mean context during decode is the prompt plus half the output.
-    mean_ctx = w.input_tokens + w.output_tokens / 2.0
-    decode_bytes = w.output_tokens * (weight_bytes / batch + sequences * kv_token * mean_ctx)
-    prefill_bytes = weight_bytes / batch + kv_token * w.input_tokens
-    b = decode_bytes + prefill_bytes
-    t_compute, t_memory = f / (g * flops), b / (g * bw)
-    return Roofline(
-        samples_per_s=1.0 / max(t_compute, t_memory) / g,
-        flops_per_sample=f,
-        bytes_per_sample=b,
-        peak_flops=flops,
-        bandwidth=bw,
-        precision=prec,
-        bound="compute" if t_compute >= t_memory else "memory",
-        gpus_per_replica=g,
-    )
-
-
-# MLPerf MultiStream queries carry 8 samples (resnet50, retinanet); SingleStream queries one.
-MULTISTREAM_SAMPLES = 8
-
-
-def latency_roofline(
-    name: str, gpu: GPULike, *, samples_per_query: int = 1, max_gpus: int = 1, precision: str | None = None
-) -> Roofline:
-    """Roofline of one query at batch `samples_per_query` on one accelerator (or the fewest that hold it).
-
-    Unlike Offline throughput, nothing amortises the weights: every query reads them all, and an LLM
-    reads them once per generated token. `samples_per_s` is queries per second of ONE replica
-    (1 / latency); flops/bytes are per query.
-    """
-    w = work(name)
-    prec = precision or precision_for(name, gpu)
-    if prec is None:
-        raise ValueError(f"gpu {gpu.key!r} lists no tensor rate usable for {w.key}")
-    flops = sustained_flops(gpu, prec)
-    if flops <= 0:
-        raise ValueError(f"gpu {gpu.key!r} has no tensor rate for precision {prec!r}")
-    bw = float(gpu.memory_bandwidth_gbs) * 1e9
-    elem = bytes_per_param(prec)
-    weight_bytes = w.params * elem
-    mem = float(gpu.memory_gib) * 2**30 * _USABLE_MEMORY
-    g = 1
-    while weight_bytes / g > mem:
-        g *= 2
-        if g > max_gpus:
-            raise DoesNotFitError(
-                f"{w.key} weights ({weight_bytes / 1e9:.0f} GB at {prec}) do not fit in {max_gpus} x "
-                f"{gpu.memory_gib:g} GiB"
-            )
-    q = max(1, int(samples_per_query))
-    if w.is_llm:
-        active = _ACTIVE_PARAMS.get(w.key, w.params)
-        f = q * 2.0 * active * (w.input_tokens + w.output_tokens * w.beams)
-        kv_token = w.kv_bytes_per_token * elem
-        mean_ctx = w.input_tokens + w.output_tokens / 2.0
-        # Prefill reads the weights once; each generated token reads them again plus the KV cache.
-        b = (w.output_tokens + 1) * weight_bytes + q * w.output_tokens * w.beams * kv_token * mean_ctx
-    else:
-        f = q * w.flops_per_sample
-        b = weight_bytes + q * w.bytes_per_sample * elem
-    t_compute, t_memory = f / (g * flops), b / (g * bw)
-    return Roofline(
-        samples_per_s=1.0 / max(t_compute, t_memory),
-        flops_per_sample=f,
-        bytes_per_sample=b,
-        peak_flops=flops,
-        bandwidth=bw,
-        precision=prec,
-        bound="compute" if t_compute >= t_memory else "memory",
-        gpus_per_replica=g,
-    )
-
-
-def results_per_sample(name: str, scenario: str, units: str = "") -> float:
-    """How many result units one sample counts as: output tokens for LLM token-rate results, else 1.
-
-    MLPerf v4.0 reports llama2-70b (and later mixtral) Offline in tokens/s; the reference data labels
-    those rows "Samples/s", but 8x H100 at ~21,800 "samples/s" vs ~70 queries/s in Server only
-    makes sense as tokens (~294 output tokens per sample).
-    """
-    w = work(name)
-    u = units.lower()
-    if "token" in u:
+    if "token" in units.lower():
         return w.output_tokens or 1.0
-    if w.key in ("llama2-70b", "mixtral-8x7b") and scenario.strip().lower() == "offline":
-        return w.output_tokens
+    since = TOKEN_RESULTS_SINCE.get((w.key, scenario.strip().lower()))
+    if since is not None and mlperf_round >= since:
+        return w.output_tokens or 1.0
     return 1.0
 
 

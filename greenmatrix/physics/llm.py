@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
 
 from greenmatrix.catalog.llms import ModelArch
 from greenmatrix.catalog.precision import PRECISIONS, normalize_precision
 from greenmatrix.catalog.precision import bytes_per_param as _bytes_per_param
 from greenmatrix.errors import InvalidSpecError
+from greenmatrix.physics.device import GPULike
 
 GIB = 1024**3
 # Runtime memory outside weights and KV: CUDA context, NCCL buffers, activations and workspace.
@@ -61,19 +61,6 @@ def tensor_rate(gpu: GPULike, precision: str) -> float:
     if listed and precision in listed:
         return float(listed[precision]) * 1e12
     return gpu.flops(precision)
-
-
-class GPULike(Protocol):
-    """The subset of `greenmatrix.catalog.hardware.GPUSpec` the physics reads."""
-
-    key: str
-    memory_gib: float
-    memory_bandwidth_gbs: float
-    intra_node_bandwidth_gbs: float
-    inter_node_bandwidth_gbs: float
-    gpus_per_node: int
-
-    def flops(self, precision: str) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -207,10 +194,6 @@ class ServingRoofline:
     # Aggregated serving only: other requests' prefills run between decode steps, spread over the
     # output tokens (zero when prefill has its own workers).
     prefill_stall_ms: float = 0.0
-
-    @property
-    def decode_step_ms(self) -> float:
-        return self.decode.time_s * 1e3
 
     @property
     def fits(self) -> bool:

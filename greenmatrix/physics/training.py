@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
 
 from greenmatrix.catalog.precision import flops_key, normalize_precision
+from greenmatrix.physics.device import GPULike
 
 # A well-tuned data-parallel job sustains about 40% of dense tensor peak (MLPerf-class CNN and BERT
 # runs land at 30-50%); the learned correction fixes the rest per workload family.
@@ -44,15 +44,6 @@ _HOP_LATENCY_INTER_S = 10e-6
 # batch (kernel launches, synchronisation, recurrence). Default for a deep CNN/transformer step;
 # benchmarks override it (TrainingWork.min_step_s).
 STEP_FLOOR_S = 3e-3
-
-
-class GPULike(Protocol):
-    key: str
-    memory_bandwidth_gbs: float
-    intra_node_bandwidth_gbs: float
-    inter_node_bandwidth_gbs: float
-    gpus_per_node: int
-    tflops: object  # Mapping[str, float]
 
 
 @dataclass(frozen=True)

@@ -12,30 +12,15 @@ from typing import Any
 
 import kopf
 
-from greenmatrix.api import GROUP, VERSION
-from greenmatrix.inventory import NodeHardware
-from greenmatrix_operator.reconciler import Indexes, Reconciler
+from greenmatrix import GROUP, VERSION, NodeHardware
+from greenmatrix_operator.adapters import kube
+from greenmatrix_operator.control.reconciler import Indexes, Reconciler
 from greenmatrix_operator.records import OPTIMIZATION_POLICY, WORKLOAD_PROFILE, ObjectRecord
 
 NODES = "node_hardware"
 WORKLOADS = "workload_profiles"
 WORKLOAD_NAMES = "workload_profile_names"
 POLICIES = "optimization_policies"
-
-
-def node_hardware(
-    name: str, labels: Mapping[str, str], spec: Mapping[str, Any], status: Mapping[str, Any]
-) -> NodeHardware:
-    """A Node object's parts as the engine's NodeHardware."""
-    conditions = status.get("conditions") or []
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-    return NodeHardware.from_node(
-        name,
-        dict(labels),
-        dict(status.get("allocatable") or {}),
-        ready=ready,
-        unschedulable=bool(spec.get("unschedulable", False)),
-    )
 
 
 def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
@@ -58,7 +43,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
 
     @kopf.index("nodes", id=NODES, registry=registry)
     async def index_node(name: str, labels: Any, spec: Any, status: Any, **_: Any) -> dict[str, NodeHardware]:
-        return {name: node_hardware(name, labels, spec, status)}
+        return {name: kube.node_hardware(name, labels, spec, status)}
 
     @kopf.index(GROUP, VERSION, "workloadprofiles", id=WORKLOADS, registry=registry)
     async def index_workload(body: Any, **_: Any) -> dict[tuple[str, str], ObjectRecord]:

@@ -1,4 +1,4 @@
-"""The operator's own Prometheus metrics, served as text on /metrics (aiohttp ships with Kopf).
+"""The operator's own Prometheus metrics, typed, served as text on /metrics (aiohttp ships with Kopf).
 
 Besides the loop's counters, `greenmatrix_recommendations{gpu}` counts the WorkloadProfiles whose
 current recommendation is each GPU type (`gpu="none"`: profiles without one; their Ready condition
@@ -7,62 +7,126 @@ says why), so a dashboard shows where recommendations point and how node changes
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from greenmatrix_operator.reconciler import Reconciler
+from greenmatrix_operator.records import OPTIMIZATION_POLICY, WORKLOAD_PROFILE
+from greenmatrix_operator.settings import ServerSettings
 
-_COUNTERS = (
-    ("reconciles_WorkloadProfile", "reconciles_total", 'kind="WorkloadProfile"'),
-    ("reconciles_OptimizationPolicy", "reconciles_total", 'kind="OptimizationPolicy"'),
-    ("status_writes_WorkloadProfile", "status_writes_total", 'kind="WorkloadProfile"'),
-    ("status_writes_OptimizationPolicy", "status_writes_total", 'kind="OptimizationPolicy"'),
-    ("events_Normal", "events_total", 'type="Normal"'),
-    ("events_Warning", "events_total", 'type="Warning"'),
-    ("errors", "reconcile_errors_total", ""),
-    ("node_changes", "node_changes_total", ""),
-    ("plan_cache_hits", "plan_cache_hits_total", ""),
-)
 _PREFIX = "greenmatrix_operator_"
 
 
-def render(reconciler: Reconciler) -> str:
-    """Prometheus text exposition of the reconciler's counters and queue gauges."""
-    lines: list[str] = []
-    seen: set[str] = set()
-    for stat, metric, labels in _COUNTERS:
-        name = _PREFIX + metric
-        if name not in seen:
-            lines.append(f"# TYPE {name} counter")
-            seen.add(name)
-        lines.append(
-            f"{name}{{{labels}}} {reconciler.stats[stat]}" if labels else f"{name} {reconciler.stats[stat]}"
+def _series(name: str, label: str | None, value: str | None) -> str:
+    return f'{name}{{{label}="{value}"}}' if label else name
+
+
+class Counter:
+    """A counter with at most one label; the label's known values are exposed from the start (at 0)."""
+
+    def __init__(self, name: str, label: str | None = None, values: Iterable[str] = ()) -> None:
+        self.name = name
+        self.label = label
+        self._counts: dict[str | None, int] = {v: 0 for v in values} if label else {None: 0}
+
+    def inc(self, value: str | None = None, amount: int = 1) -> None:
+        self._counts[value] = self._counts.get(value, 0) + amount
+
+    def value(self, value: str | None = None) -> int:
+        return self._counts.get(value, 0)
+
+    def exposition(self) -> list[str]:
+        lines = [f"# TYPE {self.name} counter"]
+        return lines + [f"{_series(self.name, self.label, v)} {n}" for v, n in self._counts.items()]
+
+
+class Summary:
+    """Durations observed: their sum and count (no quantiles)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.sum += seconds
+        self.count += 1
+
+    def exposition(self) -> list[str]:
+        return [
+            f"# TYPE {self.name} summary",
+            f"{self.name}_sum {self.sum:.6f}",
+            f"{self.name}_count {self.count}",
+        ]
+
+
+class Gauge:
+    """A value read when scraped, from the function the owner of the state sets (None: 0)."""
+
+    def __init__(self, name: str, label: str | None = None) -> None:
+        self.name = name
+        self.label = label
+        self._read: Callable[[], Mapping[str | None, int]] = lambda: {None: 0}
+
+    def set_function(self, read: Callable[[], Mapping[str | None, int]]) -> None:
+        """`read` gives the value per label value (the key None for a gauge without a label)."""
+        self._read = read
+
+    def exposition(self) -> list[str]:
+        values = self._read()
+        lines = [f"# TYPE {self.name} gauge"]
+        return lines + [f"{_series(self.name, self.label, v)} {values[v]}" for v in sorted(values, key=str)]
+
+
+_KINDS = (WORKLOAD_PROFILE, OPTIMIZATION_POLICY)
+
+
+@dataclass
+class OperatorMetrics:
+    """Every metric the operator exposes, in the order /metrics shows them."""
+
+    reconciles: Counter = field(default_factory=lambda: Counter(_PREFIX + "reconciles_total", "kind", _KINDS))
+    status_writes: Counter = field(
+        default_factory=lambda: Counter(_PREFIX + "status_writes_total", "kind", _KINDS)
+    )
+    events: Counter = field(
+        default_factory=lambda: Counter(_PREFIX + "events_total", "type", ("Normal", "Warning"))
+    )
+    reconcile_errors: Counter = field(default_factory=lambda: Counter(_PREFIX + "reconcile_errors_total"))
+    node_changes: Counter = field(default_factory=lambda: Counter(_PREFIX + "node_changes_total"))
+    plan_cache_hits: Counter = field(default_factory=lambda: Counter(_PREFIX + "plan_cache_hits_total"))
+    plan_duration: Summary = field(default_factory=lambda: Summary(_PREFIX + "plan_duration_seconds"))
+    queue_depth: Gauge = field(default_factory=lambda: Gauge(_PREFIX + "queue_depth"))
+    queue_in_progress: Gauge = field(default_factory=lambda: Gauge(_PREFIX + "queue_in_progress"))
+    recommendations: Gauge = field(default_factory=lambda: Gauge("greenmatrix_recommendations", "gpu"))
+
+    def render(self) -> str:
+        """Prometheus text exposition of every metric."""
+        metrics = (
+            self.reconciles,
+            self.status_writes,
+            self.events,
+            self.reconcile_errors,
+            self.node_changes,
+            self.plan_cache_hits,
+            self.plan_duration,
+            self.queue_depth,
+            self.queue_in_progress,
+            self.recommendations,
         )
-    lines += [
-        f"# TYPE {_PREFIX}plan_duration_seconds summary",
-        f"{_PREFIX}plan_duration_seconds_sum {reconciler.plan_seconds:.6f}",
-        f"{_PREFIX}plan_duration_seconds_count {reconciler.stats['plans']}",
-        f"# TYPE {_PREFIX}queue_depth gauge",
-        f"{_PREFIX}queue_depth {len(reconciler.queue)}",
-        f"# TYPE {_PREFIX}queue_in_progress gauge",
-        f"{_PREFIX}queue_in_progress {reconciler.queue.processing}",
-    ]
-    by_gpu = Counter(gpu or "none" for gpu in reconciler.recommended.values())
-    lines.append("# TYPE greenmatrix_recommendations gauge")
-    lines += [f'greenmatrix_recommendations{{gpu="{gpu}"}} {by_gpu[gpu]}' for gpu in sorted(by_gpu)]
-    return "\n".join(lines) + "\n"
+        return "\n".join(line for metric in metrics for line in metric.exposition()) + "\n"
 
 
-async def serve(reconciler: Reconciler, port: int, host: str = "0.0.0.0") -> web.AppRunner:
+async def serve(metrics: OperatorMetrics, settings: ServerSettings) -> web.AppRunner:
     """Start the /metrics endpoint; the caller cleans up the returned runner."""
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(text=render(reconciler), content_type="text/plain", charset="utf-8")
+    async def handle(_: web.Request) -> web.Response:
+        return web.Response(text=metrics.render(), content_type="text/plain", charset="utf-8")
 
     app = web.Application()
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, settings.host, settings.metrics_port).start()
     return runner

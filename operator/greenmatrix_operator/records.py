@@ -1,17 +1,20 @@
 """What the operator keeps in memory about each watched object, and the keys of its work queue.
 
 Kopf's indexes hold these snapshots (plain, frozen, copied out of the watch event) so the
-reconciler reads every input from memory: no API read per reconcile.
+reconciler reads every input from memory: no API read per reconcile. `PolicyView` is a snapshot's
+OptimizationPolicy parsed, as the evaluation of other objects needs it.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from greenmatrix.api import GROUP, VERSION
+from pydantic import ValidationError
+
+from greenmatrix import GROUP, VERSION, OptimizationPolicySpec
 
 Kind = Literal["WorkloadProfile", "OptimizationPolicy"]
 WORKLOAD_PROFILE: Kind = "WorkloadProfile"
@@ -70,3 +73,22 @@ class ObjectRecord:
             spec=copy.deepcopy(dict(body.get("spec") or {})),
             status=copy.deepcopy(dict(body.get("status") or {})),
         )
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """A parsed OptimizationPolicy with its object name (the engine's `applied_policy` picks among these)."""
+
+    name: str
+    spec: OptimizationPolicySpec
+
+
+def parse_policies(raw: Iterable[tuple[str, Mapping[str, Any]]]) -> list[PolicyView]:
+    """Policies that parse; one that does not is reported on its own status and applies to nothing."""
+    views = []
+    for name, spec in raw:
+        try:
+            views.append(PolicyView(name, OptimizationPolicySpec.model_validate(spec)))
+        except ValidationError:
+            continue
+    return views

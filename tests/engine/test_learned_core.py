@@ -5,15 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from greenmatrix.learned.core import (
-    CorrectionModel,
-    coverage,
-    grouped_folds,
-    leave_group_out,
-    mape,
-    profiled_folds,
-    write_model_card,
-)
+from greenmatrix.learned.core import CorrectionModel
+from greenmatrix.learned.fitting import correction
+from greenmatrix.learned.fitting.cards import write_model_card
+from greenmatrix.learned.fitting.holdout import coverage, grouped_folds, leave_group_out, mape, profiled_folds
 
 
 def test_mape_is_percent_of_actual() -> None:
@@ -79,7 +74,7 @@ def test_conformal_interval_covers_about_80_percent_of_new_groups() -> None:
     rng = np.random.default_rng(7)
     noise = 0.2
     X, y, groups = _synthetic(rng, n_groups=8, per_group=150, noise=noise)
-    model = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=0, rounds=150)
+    model = correction.fit(X, y, groups, ["a", "b", "c"], seed=0, rounds=150)
     Xt, yt, _ = _synthetic(np.random.default_rng(8), n_groups=4, per_group=500, noise=noise)
     lo, mid, hi = model.predict(Xt)
     assert 0.74 <= coverage(lo, hi, yt) <= 0.88
@@ -90,10 +85,10 @@ def test_conformal_interval_covers_about_80_percent_of_new_groups() -> None:
 
 def test_save_load_roundtrip_and_deterministic_bytes(tmp_path) -> None:
     X, y, groups = _synthetic(np.random.default_rng(1), n_groups=4, per_group=60, noise=0.1)
-    first = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=3, rounds=50)
-    second = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=3, rounds=50)
-    paths_a = first.save(tmp_path / "a", "m")
-    paths_b = second.save(tmp_path / "b", "m")
+    first = correction.fit(X, y, groups, ["a", "b", "c"], seed=3, rounds=50)
+    second = correction.fit(X, y, groups, ["a", "b", "c"], seed=3, rounds=50)
+    paths_a = correction.save(first, tmp_path / "a", "m")
+    paths_b = correction.save(second, tmp_path / "b", "m")
     for pa, pb in zip(paths_a, paths_b, strict=True):
         assert pa.read_bytes() == pb.read_bytes()
     loaded = CorrectionModel.load(tmp_path / "a", "m")
@@ -108,7 +103,7 @@ def test_load_missing_model_names_the_file(tmp_path) -> None:
 
 def test_fit_rejects_wrong_feature_count() -> None:
     with pytest.raises(ValueError, match="2 columns"):
-        CorrectionModel.fit(np.zeros((4, 3)), np.zeros(4), np.array(list("abab")), ["a", "b"])
+        correction.fit(np.zeros((4, 3)), np.zeros(4), np.array(list("abab")), ["a", "b"])
 
 
 def test_model_card_renders_table(tmp_path) -> None:
@@ -129,9 +124,9 @@ def test_pooled_calibration_sits_between_the_groupings_it_pools() -> None:
     groups_b = np.array([f"b{i % 5}" for i in range(len(y))])
     y = y + np.array([0.5 * (i % 5 - 2) for i in range(len(y))])
     names = ["a", "b", "c"]
-    only_a = CorrectionModel.fit(X, y, groups_a, names, seed=0, rounds=80)
-    widest = CorrectionModel.fit(X, y, groups_a, names, seed=0, rounds=80, extra_groupings=(groups_b,))
-    pooled = CorrectionModel.fit(
+    only_a = correction.fit(X, y, groups_a, names, seed=0, rounds=80)
+    widest = correction.fit(X, y, groups_a, names, seed=0, rounds=80, extra_groupings=(groups_b,))
+    pooled = correction.fit(
         X, y, groups_a, names, seed=0, rounds=80, extra_groupings=(groups_b,), pool_groupings=True
     )
 
@@ -158,7 +153,7 @@ def test_point_booster_minimises_relative_error_where_errors_are_wide() -> None:
     # a lower MAPE than the median on fresh data.
     rng = np.random.default_rng(11)
     X, y, groups, _ = _skewed(rng, 3000, 0.6)
-    model = CorrectionModel.fit(
+    model = correction.fit(
         X,
         y,
         groups,
@@ -179,18 +174,21 @@ def test_point_booster_minimises_relative_error_where_errors_are_wide() -> None:
 
 def test_point_booster_roundtrips_and_is_absent_by_default(tmp_path) -> None:
     X, y, groups, _ = _skewed(np.random.default_rng(5), 600, 0.5)
-    plain = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=1, rounds=40)
-    np.testing.assert_array_equal(plain.predict_point(X), plain.predict(X)[1])
-    assert [p.name for p in plain.save(tmp_path / "plain", "m")] == ["m.ubj", "m.meta.json"]
-    first = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=1, rounds=40, point=True)
-    second = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=1, rounds=40, point=True)
-    paths_a, paths_b = first.save(tmp_path / "a", "m"), second.save(tmp_path / "b", "m")
+    plain = correction.fit(X, y, groups, ["a", "b", "c"], seed=1, rounds=40)
+    np.testing.assert_array_equal(plain.predict_with_point(X)[3], plain.predict(X)[1])
+    assert [p.name for p in correction.save(plain, tmp_path / "plain", "m")] == ["m.ubj", "m.meta.json"]
+    first = correction.fit(X, y, groups, ["a", "b", "c"], seed=1, rounds=40, point=True)
+    second = correction.fit(X, y, groups, ["a", "b", "c"], seed=1, rounds=40, point=True)
+    paths_a, paths_b = (
+        correction.save(first, tmp_path / "a", "m"),
+        correction.save(second, tmp_path / "b", "m"),
+    )
     assert [p.name for p in paths_a] == ["m.ubj", "m.point.ubj", "m.meta.json"]
     for pa, pb in zip(paths_a, paths_b, strict=True):
         assert pa.read_bytes() == pb.read_bytes()
     loaded = CorrectionModel.load(tmp_path / "a", "m")
-    np.testing.assert_allclose(loaded.predict_point(X), first.predict_point(X), rtol=1e-6)
-    assert not np.allclose(loaded.predict_point(X), loaded.predict(X)[1])
+    np.testing.assert_allclose(loaded.predict_with_point(X)[3], first.predict_with_point(X)[3], rtol=1e-6)
+    assert not np.allclose(loaded.predict_with_point(X)[3], loaded.predict(X)[1])
 
 
 def _grouped(rng: np.random.Generator, biases: np.ndarray, per_group: int, noise: float):
@@ -209,7 +207,7 @@ def test_measured_groups_get_the_narrower_interval_and_both_cover_80_percent(tmp
     X, y, groups = _grouped(rng, biases, 150, 0.1)
     # The groups' identity must be visible to the trees for "measured" to mean anything.
     Xg = np.column_stack([X[:, :2], np.array([int(g[1:]) for g in groups], dtype=float)])
-    model = CorrectionModel.fit(Xg, y, groups, ["a", "b", "g"], seed=0, rounds=150, calibrate_known=True)
+    model = correction.fit(Xg, y, groups, ["a", "b", "g"], seed=0, rounds=150, calibrate_known=True)
     assert model.known_lo is not None and model.known_hi is not None
     assert model.known_hi - model.known_lo < 0.6 * (model.offset_hi - model.offset_lo)
     # Fresh rows of the measured groups, flagged known: about 80% inside the narrow interval.
@@ -221,7 +219,7 @@ def test_measured_groups_get_the_narrower_interval_and_both_cover_80_percent(tmp
     lo_new, _, hi_new = model.predict(Xs)
     np.testing.assert_allclose(hi_new - lo_new, model.offset_hi - model.offset_lo)
     # Both pairs survive a save and load.
-    model.save(tmp_path, "m")
+    correction.save(model, tmp_path, "m")
     loaded = CorrectionModel.load(tmp_path, "m")
     assert (loaded.known_lo, loaded.known_hi) == pytest.approx((model.known_lo, model.known_hi))
     np.testing.assert_allclose(loaded.predict(Xs, known=np.ones(len(ys), dtype=bool))[2], hi, rtol=1e-6)
@@ -229,12 +227,12 @@ def test_measured_groups_get_the_narrower_interval_and_both_cover_80_percent(tmp
 
 def test_known_flags_change_nothing_without_a_measured_calibration() -> None:
     X, y, groups = _synthetic(np.random.default_rng(2), n_groups=4, per_group=80, noise=0.1)
-    model = CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=0, rounds=40)
+    model = correction.fit(X, y, groups, ["a", "b", "c"], seed=0, rounds=40)
     assert model.known_lo is None
     flagged = model.predict(X, known=np.ones(len(y), dtype=bool))
     for a, b in zip(flagged, model.predict(X), strict=True):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="one entry per row"):
-        CorrectionModel.fit(X, y, groups, ["a", "b", "c"], seed=0, rounds=20, calibrate_known=True).predict(
+        correction.fit(X, y, groups, ["a", "b", "c"], seed=0, rounds=20, calibrate_known=True).predict(
             X, known=np.ones(3, dtype=bool)
         )

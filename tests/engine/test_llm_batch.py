@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from greenmatrix.batch.llm_serving import PREDICTION_COLUMNS, predict_file
+from greenmatrix.batch import predict_file
+from greenmatrix.batch.datasets import DATASETS
 from greenmatrix.learned.core import models_dir
+
+PREDICTION_COLUMNS = DATASETS["llm-serving"].outputs
 
 pytestmark = pytest.mark.skipif(
     not (models_dir() / "serving_ttft.ubj").exists(), reason="serving models not trained (greenmatrix train)"
@@ -81,7 +84,7 @@ def test_every_row_is_repeated_in_order_with_predictions_or_a_reason(tmp_path: P
     ]
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     _write(src, rows)
-    assert predict_file(src, out) == 2
+    assert predict_file("llm-serving", src, out) == 2
     with out.open(newline="") as fh:
         reader = csv.DictReader(fh)
         got = list(reader)
@@ -115,7 +118,7 @@ def test_every_row_is_repeated_in_order_with_predictions_or_a_reason(tmp_path: P
 def test_rows_missing_required_numbers_get_a_reason(tmp_path: Path) -> None:
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     _write(src, [_row(id="no-isl", isl=""), _row(id="no-batch", batch_size="")])
-    assert predict_file(src, out) == 0
+    assert predict_file("llm-serving", src, out) == 0
     with out.open(newline="") as fh:
         got = list(csv.DictReader(fh))
     assert "isl" in got[0]["reason"]
@@ -129,7 +132,7 @@ def test_the_written_number_is_the_least_relative_error_point_not_the_median(tmp
     row = _row(id="p")
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     _write(src, [row])
-    predict_file(src, out)
+    predict_file("llm-serving", src, out)
     with out.open(newline="") as fh:
         (got,) = list(csv.DictReader(fh))
     scenario = scenario_from_row(row, llms.model_arch(row["model_path"]), hardware.gpu(row["system"]))
@@ -163,7 +166,7 @@ def test_a_value_that_is_no_configuration_gets_a_reason_naming_its_column(
     # Silently reading a typo as the default (tp 1, one node) would predict another configuration.
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     _write(src, [_row(id="ok"), _row(id="bad", **over)])
-    assert predict_file(src, out) == 1
+    assert predict_file("llm-serving", src, out) == 1
     with out.open(newline="") as fh:
         ok, bad = list(csv.DictReader(fh))
     assert ok["predicted_tpot_ms"] and not ok["reason"]
@@ -185,7 +188,7 @@ def test_concurrency_is_an_explicit_column_then_the_runs_record_then_batch_size(
         writer = csv.DictWriter(fh, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
-    predict_file(src, out)
+    predict_file("llm-serving", src, out)
     with out.open(newline="") as fh:
         got = {r["id"]: r for r in csv.DictReader(fh)}
     tpot = {k: got[k]["predicted_tpot_ms"] for k in ("batch", "record", "column", "low")}

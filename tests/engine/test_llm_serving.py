@@ -16,10 +16,12 @@ from greenmatrix.catalog.llms import model_arch
 from greenmatrix.interval import Interval
 from greenmatrix.learned import serving
 from greenmatrix.learned.core import models_dir
+from greenmatrix.learned.fitting import serving as trainer
+from greenmatrix.scenarios import ServingScenario
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("GREENMATRIX_DATA", REPO / "../shared/data"))
-CSV = DATA / serving.DATA_FILE
+CSV = DATA / trainer.DATA_FILE
 MODELS = models_dir()
 needs_models = pytest.mark.skipif(
     not (MODELS / "serving_ttft.ubj").exists(), reason="serving models not trained (greenmatrix train)"
@@ -27,7 +29,7 @@ needs_models = pytest.mark.skipif(
 needs_data = pytest.mark.skipif(not CSV.exists(), reason="reference data absent")
 
 
-def _scenarios() -> list[serving.ServingScenario]:
+def _scenarios() -> list[ServingScenario]:
     gpus = [hardware.gpu(g) for g in ("h100_sxm", "b200_sxm", "gb200", "l4", "a100_sxm")]
     models = [
         (model_arch("meta-llama/Llama-3.1-8B-Instruct"), 1, 1),
@@ -41,7 +43,7 @@ def _scenarios() -> list[serving.ServingScenario]:
         for model, tp, ep in models:
             for conc in (1, 64):
                 out.append(
-                    serving.ServingScenario(
+                    ServingScenario(
                         model=model,
                         gpu=gpu,
                         precision="fp8",
@@ -82,7 +84,7 @@ def test_predictor_is_loaded_once_per_process() -> None:
 
 @needs_models
 def test_70b_bf16_on_one_l4_is_reported_as_not_fitting() -> None:
-    s = serving.ServingScenario(
+    s = ServingScenario(
         model=model_arch("meta-llama/Llama-3.1-70B"), gpu=hardware.gpu("l4"), precision="bf16", concurrency=1
     )
     (p,) = serving.ServingPredictor.load().predict([s])
@@ -93,7 +95,7 @@ def test_70b_bf16_on_one_l4_is_reported_as_not_fitting() -> None:
 
 @needs_models
 def test_explanation_names_the_decode_bound() -> None:
-    s = serving.ServingScenario(
+    s = ServingScenario(
         model=model_arch("meta-llama/Llama-3.1-8B-Instruct"), gpu=hardware.gpu("h100_sxm"), precision="fp8"
     )
     (p,) = serving.ServingPredictor.load().predict([s])
@@ -108,7 +110,7 @@ def test_explanation_says_when_the_gpu_type_was_never_measured() -> None:
     predictor = serving.ServingPredictor.load()
     model = model_arch("meta-llama/Llama-3.1-8B-Instruct")
     l4, h100 = (
-        serving.ServingScenario(model=model, gpu=hardware.gpu(g), precision="fp8") for g in ("l4", "h100_sxm")
+        ServingScenario(model=model, gpu=hardware.gpu(g), precision="fp8") for g in ("l4", "h100_sxm")
     )
     p_l4, p_h100 = predictor.predict([l4, h100])
     assert "No serving measurements of L4" in p_l4.explanation and "datasheet" in p_l4.explanation
@@ -116,7 +118,7 @@ def test_explanation_says_when_the_gpu_type_was_never_measured() -> None:
     assert "No serving measurements" not in p_h100.explanation
     # Llama-3.1-8B was measured on H100 (the narrow interval), never on B200 (the wide one).
     assert "measured serving this architecture" in p_h100.explanation
-    b200 = serving.ServingScenario(model=model, gpu=hardware.gpu("b200_sxm"), precision="fp8")
+    b200 = ServingScenario(model=model, gpu=hardware.gpu("b200_sxm"), precision="fp8")
     (p_b200,) = predictor.predict([b200])
     assert "never serving this architecture" in p_b200.explanation
 
@@ -124,7 +126,7 @@ def test_explanation_says_when_the_gpu_type_was_never_measured() -> None:
 @needs_models
 @needs_data
 def test_measured_gpus_in_the_shipped_model_are_the_data_s() -> None:
-    scenarios = serving.load_dataset(DATA).scenarios
+    scenarios = trainer.load_dataset(DATA).scenarios
     predictor = serving.ServingPredictor.load()
     assert list(predictor.measured_gpus) == sorted({s.gpu.key for s in scenarios})
     assert predictor.measured_cells == {serving.measured_cell(s) for s in scenarios}
@@ -137,7 +139,7 @@ def test_a_gpu_and_model_measured_together_get_the_narrower_interval() -> None:
     predictor = serving.ServingPredictor.load()
     model = model_arch("meta-llama/Llama-3.1-8B-Instruct")
     on = {
-        g: serving.ServingScenario(model=model, gpu=hardware.gpu(g), precision="fp8", concurrency=16)
+        g: ServingScenario(model=model, gpu=hardware.gpu(g), precision="fp8", concurrency=16)
         for g in ("h100_sxm", "b200_sxm", "l4")
     }
     assert serving.measured_cell(on["h100_sxm"]) in predictor.measured_cells
@@ -194,14 +196,14 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
         reader = csv.DictReader(fh)
         rows = [r for i, r in enumerate(reader) if i % 20 == 0]
         fields = reader.fieldnames
-    subset = tmp_path / "data" / serving.DATA_FILE
+    subset = tmp_path / "data" / trainer.DATA_FILE
     subset.parent.mkdir(parents=True)
     with subset.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    first = serving.train(tmp_path / "data", tmp_path / "a", evaluate=False)
-    second = serving.train(tmp_path / "data", tmp_path / "b", evaluate=False)
+    first = trainer.train(tmp_path / "data", tmp_path / "a", evaluate=False)
+    second = trainer.train(tmp_path / "data", tmp_path / "b", evaluate=False)
     assert first["sha256_16"] == second["sha256_16"]
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert names == sorted(
@@ -220,11 +222,11 @@ def test_shipped_models_reach_the_held_out_metrics_in_their_card() -> None:
     # take several more minutes) and compare with what the card and its JSON copy record.
     recorded = {
         (r["holdout"], r["target"]): r
-        for r in json.loads((MODELS / serving.BENCH_FILE).read_text())
+        for r in json.loads((MODELS / trainer.BENCH_FILE).read_text())
         if r["holdout"].startswith("gpu=")
     }
     card = (MODELS / "serving.md").read_text()
-    fresh = serving.benchmark(DATA, kinds=("gpu",))
+    fresh = trainer.benchmark(DATA, kinds=("gpu",))
     assert len(fresh) == len(recorded)
     for row in fresh:
         rec = recorded[(row.holdout, row.target)]
@@ -238,18 +240,18 @@ def test_shipped_models_reach_the_held_out_metrics_in_their_card() -> None:
         assert row.mape_model < row.mape_roofline, row
 
 
-def _sweep(tpot_of_concurrency) -> serving.Dataset:
+def _sweep(tpot_of_concurrency) -> trainer.Dataset:
     """One configuration swept over concurrency on H100, plus one unrelated point."""
     model = model_arch("meta-llama/Llama-3.1-8B-Instruct")
     gpu = hardware.gpu("h100_sxm")
     concs = [1, 2, 4, 8, 16, 32]
-    scenarios = [serving.ServingScenario(model=model, gpu=gpu, concurrency=c) for c in concs]
+    scenarios = [ServingScenario(model=model, gpu=gpu, concurrency=c) for c in concs]
     # A different configuration (other input length) at a concurrency between two of the sweep's:
     # it must not be read off the sweep.
-    scenarios.append(serving.ServingScenario(model=model, gpu=gpu, concurrency=3, input_tokens=4096))
+    scenarios.append(ServingScenario(model=model, gpu=gpu, concurrency=3, input_tokens=4096))
     tpot = [tpot_of_concurrency(c) for c in concs] + [1000.0]
     n = len(scenarios)
-    return serving.Dataset(
+    return trainer.Dataset(
         scenarios=scenarios,
         ttft_ms=np.full(n, 100.0),
         tpot_ms=np.asarray(tpot, dtype=float),
@@ -261,14 +263,14 @@ def _sweep(tpot_of_concurrency) -> serving.Dataset:
 
 def test_neighbour_consistency_reads_rows_off_their_own_concurrency_sweep() -> None:
     # A power law in concurrency is a straight line in log-log: interpolation is exact.
-    smooth = serving.neighbour_consistency(_sweep(lambda c: 5.0 * c**0.3))
+    smooth = trainer.neighbour_consistency(_sweep(lambda c: 5.0 * c**0.3))
     assert smooth["tpot"][0] == 4  # interior points only; the odd configuration has no neighbours
     assert smooth["tpot"][1] == pytest.approx(0.0, abs=1e-9)
     assert smooth["ttft"][1] == pytest.approx(0.0, abs=1e-9)
     # One point twice as slow as the line: read off its neighbours it is predicted at half its
     # value (50% off); concurrency 4 and 16, halfway in log between it and a point on the line,
     # are predicted sqrt(2) too slow (41% off); concurrency 2 is untouched.
-    bumped = serving.neighbour_consistency(_sweep(lambda c: 5.0 * c**0.3 * (2.0 if c == 8 else 1.0)))
+    bumped = trainer.neighbour_consistency(_sweep(lambda c: 5.0 * c**0.3 * (2.0 if c == 8 else 1.0)))
     assert bumped["tpot"][1] == pytest.approx((0.0 + 0.5 + 2 * (2**0.5 - 1)) / 4 * 100)
 
 
@@ -329,7 +331,7 @@ def test_tp_multiplied_by_the_expert_grid_is_read_back_as_tp() -> None:
 def test_explanation_names_a_large_prefill_stall() -> None:
     # 64 requests of 8k-token prompts and 128 output tokens: every output token waits behind about
     # half a prefill, more than the decode step itself.
-    s = serving.ServingScenario(
+    s = ServingScenario(
         model=model_arch("meta-llama/Llama-3.1-8B-Instruct"),
         gpu=hardware.gpu("h100_sxm"),
         precision="bf16",
@@ -338,7 +340,7 @@ def test_explanation_names_a_large_prefill_stall() -> None:
         concurrency=64,
     )
     r = serving.roofline(s)
-    assert r.prefill_stall_ms > r.decode_step_ms
+    assert r.prefill_stall_ms > r.decode.time_s * 1e3
     assert "prefills add" in serving.explain(s, r)
     quiet = dataclasses.replace(s, input_tokens=128, output_tokens=1024, concurrency=1)
     assert "prefills add" not in serving.explain(quiet, serving.roofline(quiet))

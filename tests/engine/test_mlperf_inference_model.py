@@ -11,9 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from greenmatrix.batch import mlperf_inference as batch
+from greenmatrix import batch
+from greenmatrix.batch.datasets import DATASETS
 from greenmatrix.learned import mlperf_inference as model
 from greenmatrix.learned.core import models_dir
+from greenmatrix.learned.fitting import mlperf_inference as trainer
+from greenmatrix.learned.fitting import mlperf_inference_data as data
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("GREENMATRIX_DATA", REPO.parent / "shared" / "data"))
@@ -35,8 +38,8 @@ def _subset(tmp: Path, every: int) -> Path:
 @needs_data
 def test_train_is_deterministic(tmp_path: Path) -> None:
     data = _subset(tmp_path / "data", every=4)
-    first = model.train(data, tmp_path / "a")
-    second = model.train(data, tmp_path / "b")
+    first = trainer.train(data, tmp_path / "a")
+    second = trainer.train(data, tmp_path / "b")
     assert first == second
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert names == [
@@ -55,14 +58,14 @@ def test_train_is_deterministic(tmp_path: Path) -> None:
 def recomputed() -> list[dict]:
     if not SOURCE.exists():
         pytest.skip(f"reference data not found at {SOURCE}")
-    return model.holdout_results(DATA)
+    return trainer.holdout_results(DATA)
 
 
 @pytest.fixture(scope="module")
 def recomputed_latency() -> list[dict]:
     if not SOURCE.exists():
         pytest.skip(f"reference data not found at {SOURCE}")
-    return model.holdout_results(DATA, "latency")
+    return trainer.holdout_results(DATA, "latency")
 
 
 def _carded(name: str) -> dict[str, dict]:
@@ -149,13 +152,13 @@ def test_last_round_reads_the_latest_earlier_result_of_the_same_gpu_and_cell() -
         reference=[False] * 7,
     )
     ds.round = np.asarray(["v3.0", "v3.1", "v3.1", "v4.0", "v4.0", "v3.1", "v4.0"])
-    rows, y = model.last_round_predictions(ds, np.array([3, 4, 6]))
+    rows, y = data.last_round_predictions(ds, np.array([3, 4, 6]))
     # A's v4.0 rows read off the median of A's v3.1 rows (v3.0 is older); B's Server row has no
     # earlier Server result (B's Offline one is another cell) and is not predicted at all.
     assert rows.tolist() == [3, 4]
     assert y.tolist() == pytest.approx([-0.5, -0.5])
     # The first round has nothing earlier to read off.
-    assert model.last_round_predictions(ds, np.array([0]))[0].size == 0
+    assert data.last_round_predictions(ds, np.array([0]))[0].size == 0
 
 
 def test_profiled_reference_is_reported_and_beats_the_gpu_hold_out(recomputed: list[dict]) -> None:
@@ -194,13 +197,13 @@ def test_predict_file_keeps_rows_order_and_columns(tmp_path: Path) -> None:
         w.writeheader()
         w.writerows(rows)
     out = tmp_path / "out.csv"
-    count = batch.predict_file(src, out)
+    count = batch.predict_file("mlperf-inference", src, out)
     with out.open(newline="") as fh:
         reader = csv.DictReader(fh)
         out_fields = list(reader.fieldnames or [])
         got = list(reader)
     assert out_fields[: len(fields)] == fields
-    assert out_fields[len(fields) :] == [*batch.COLUMNS, "reason"]
+    assert out_fields[len(fields) :] == [*DATASETS["mlperf-inference"].outputs, "reason"]
     assert len(got) == len(rows)
     assert [g["url"] for g in got] == [r["url"] for r in rows]
     assert [g["Result"] for g in got] == [r["Result"] for r in rows]
@@ -229,7 +232,7 @@ def test_predict_file_without_measured_columns(tmp_path: Path) -> None:
         w.writeheader()
         w.writerows(rows)
     out = tmp_path / "out.csv"
-    count = batch.predict_file(src, out)
+    count = batch.predict_file("mlperf-inference", src, out)
     with out.open(newline="") as fh:
         got = list(csv.DictReader(fh))
     assert len(got) == len(rows) and count > 0
@@ -246,7 +249,7 @@ def test_predict_file_survives_garbage_rows(tmp_path: Path) -> None:
         "bert-99,Server,Queries/s,NVIDIA L4,x,y\n"
     )
     out = tmp_path / "out.csv"
-    assert batch.predict_file(src, out) == 1
+    assert batch.predict_file("mlperf-inference", src, out) == 1
     got = list(csv.DictReader(out.open(newline="")))
     assert len(got) == 4
     assert float(got[0]["predicted_result"]) > 0
@@ -275,7 +278,7 @@ def test_a_typo_in_a_count_or_round_gets_a_reason_not_a_default(
     src = tmp_path / "in.csv"
     src.write_text("\n".join([header, *(",".join(r[c] for c in header.split(",")) for r in (good, bad))]))
     out = tmp_path / "out.csv"
-    assert batch.predict_file(src, out) == 1
+    assert batch.predict_file("mlperf-inference", src, out) == 1
     ok, wrong = list(csv.DictReader(out.open(newline="")))
     assert float(ok["predicted_result"]) > 0
     assert wrong["predicted_result"] == "" and expected in wrong["reason"], wrong["reason"]
@@ -300,6 +303,26 @@ def test_predictions_scale_with_accelerator_count() -> None:
     assert np.isclose(eight.roofline, 8 * one.roofline)
 
 
+@pytest.mark.parametrize("scenario", ["Offline", "Server"])
+def test_the_result_unit_follows_the_round(scenario: str) -> None:
+    """v4.1 reports GPT-J in tokens/s in Offline and Server (the data still labels them Samples/s and
+    Queries/s): a v4.1 row is predicted in tokens, a v4.0 row of the same system in samples/queries."""
+    base = {
+        "Model": "gptj-99",
+        "Scenario": scenario,
+        "Units": "Samples/s" if scenario == "Offline" else "Queries/s",
+        "accelerator_model_name": "NVIDIA H100-SXM-80GB",
+        "accelerators_per_node": "8",
+        "number_of_nodes": "1",
+        "framework": "TensorRT 9.3.0, CUDA 12.2",
+    }
+    v40, v41 = model.predict_rows([dict(base, version="v4.0"), dict(base, version="v4.1")])
+    assert v40.result is not None and v41.result is not None
+    # The physics counts 128 output tokens per GPT-J sample; the round feature may move the rest a little.
+    assert v41.roofline == pytest.approx(128 * v40.roofline)
+    assert 64 < v41.result.p50 / v40.result.p50 < 256
+
+
 @pytest.mark.parametrize(
     ("framework", "reference"),
     [
@@ -313,11 +336,11 @@ def test_reference_frameworks_are_recognised(framework: str, reference: bool) ->
     assert model.framework_is_reference(framework) is reference
 
 
-def _toy_dataset(y: list[float], gpus: list[str], cells: list[str], reference: list[bool]) -> model.Dataset:
+def _toy_dataset(y: list[float], gpus: list[str], cells: list[str], reference: list[bool]) -> data.Dataset:
     n = len(y)
     X = np.zeros((n, len(model.FEATURES)), dtype=np.float32)
     X[:, model.FEATURES.index("reference_impl")] = np.asarray(reference, dtype=np.float32)
-    return model.Dataset(
+    return data.Dataset(
         X=X,
         y=np.asarray(y, dtype=float),
         measured=np.ones(n),
@@ -338,10 +361,10 @@ def test_reference_penalty_is_the_median_gap_to_tensorrt_siblings() -> None:
     )
     # Gaps to the TensorRT median of the same GPU and cell: A: -2.1 and -3.1, B: -2.0. C's reference
     # row has no TensorRT sibling and says nothing about the penalty.
-    assert model.reference_penalty(ds, np.arange(7)) == pytest.approx(-2.1)
+    assert data.reference_penalty(ds, np.arange(7)) == pytest.approx(-2.1)
     # No reference rows, or none with a sibling: no offset.
-    assert model.reference_penalty(ds, np.array([0, 1, 5])) == 0.0
-    assert model.reference_penalty(ds, np.array([0, 6])) == 0.0
+    assert data.reference_penalty(ds, np.array([0, 1, 5])) == 0.0
+    assert data.reference_penalty(ds, np.array([0, 6])) == 0.0
 
 
 def test_shipped_model_predicts_reference_code_several_times_slower() -> None:
@@ -434,8 +457,8 @@ def test_bench_accuracy_states_the_last_result_yardstick_under_the_table(
 
     from click.testing import CliRunner
 
-    import greenmatrix.cli as cli
-    from greenmatrix.learned.core import BenchRow
+    from greenmatrix.cli import main, reference
+    from greenmatrix.learned.fitting.holdout import BenchRow
 
     rows = [
         BenchRow("mlperf-inference", "round=v4.0", 455, "throughput", 20.2, 243.9, 0.75, 8.0),
@@ -452,8 +475,8 @@ def test_bench_accuracy_states_the_last_result_yardstick_under_the_table(
         ),
     ]
     # Rendering only: the figures themselves are checked against the data above.
-    monkeypatch.setattr(cli, "_learned_modules", lambda *_: [SimpleNamespace(benchmark=lambda _: rows)])
-    result = CliRunner().invoke(cli.main, ["bench", "accuracy", "--data", str(tmp_path)])
+    monkeypatch.setattr(reference, "learned_modules", lambda *_: [SimpleNamespace(benchmark=lambda _: rows)])
+    result = CliRunner().invoke(main, ["bench", "accuracy", "--data", str(tmp_path)])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "round=v4.0,last result known" in text

@@ -11,6 +11,7 @@ from greenmatrix.catalog import hardware
 from greenmatrix.learned import mlperf_inference as model
 from greenmatrix.learned import novelty
 from greenmatrix.physics import benchmarks as bench
+from greenmatrix.physics import device
 
 
 def test_gptj_runs_fp16_without_fp8_and_fp8_with_it() -> None:
@@ -20,14 +21,14 @@ def test_gptj_runs_fp16_without_fp8_and_fp8_with_it() -> None:
 
 
 def test_l2_cache_from_datasheet_and_family_fallback() -> None:
-    assert bench.l2_cache_mib(hardware.gpu("L4")) == 48
-    assert bench.l2_cache_mib(hardware.gpu("A100-SXM4-80GB")) == 40
+    assert device.l2_cache_mib(hardware.gpu("L4")) == 48
+    assert device.l2_cache_mib(hardware.gpu("A100-SXM4-80GB")) == 40
 
     class Unknown:
         key = "Hopper-Next"
         family = "hopper"
 
-    assert bench.l2_cache_mib(Unknown()) == bench.l2_cache_mib(hardware.gpu("H100-SXM-80GB"))
+    assert device.l2_cache_mib(Unknown()) == device.l2_cache_mib(hardware.gpu("H100-SXM-80GB"))
 
 
 def _vectors(keys: list[str]) -> dict[str, list[float]]:

@@ -9,7 +9,9 @@ import pytest
 
 from greenmatrix.catalog import hardware
 from greenmatrix.learned.mlperf_inference import FEATURES, prepare, resolve_accelerator
+from greenmatrix.physics import benchmark_roofline as rl
 from greenmatrix.physics import benchmarks as bench
+from greenmatrix.physics import device
 
 H100 = hardware.gpu("H100-SXM-80GB")
 L4 = hardware.gpu("L4")
@@ -71,31 +73,29 @@ def test_int8_benchmarks_run_at_int8_and_strict_bert_at_higher_precision() -> No
 
 
 def test_compute_bound_roofline_scales_with_flops_not_bandwidth() -> None:
-    base = bench.roofline("stable-diffusion-xl", H100)
+    base = rl.roofline("stable-diffusion-xl", H100)
     assert base.bound == "compute"
     # Twice the tensor rate at twice the power: the same FLOP/s per watt, so no power limit applies.
     faster = dataclasses.replace(
         H100, tflops={k: 2 * v for k, v in H100.tflops.items()}, tdp_watts=2 * H100.tdp_watts
     )
     wider = dataclasses.replace(H100, memory_bandwidth_gbs=2 * H100.memory_bandwidth_gbs)
-    assert bench.roofline("stable-diffusion-xl", faster).samples_per_s == pytest.approx(
-        2 * base.samples_per_s
-    )
-    assert bench.roofline("stable-diffusion-xl", wider).samples_per_s == pytest.approx(base.samples_per_s)
+    assert rl.roofline("stable-diffusion-xl", faster).samples_per_s == pytest.approx(2 * base.samples_per_s)
+    assert rl.roofline("stable-diffusion-xl", wider).samples_per_s == pytest.approx(base.samples_per_s)
 
 
 def test_llm_decode_is_memory_bound_and_scales_with_bandwidth() -> None:
-    base = bench.roofline("gptj-99", H100)
+    base = rl.roofline("gptj-99", H100)
     assert base.bound == "memory"
     wider = dataclasses.replace(H100, memory_bandwidth_gbs=2 * H100.memory_bandwidth_gbs)
-    assert bench.roofline("gptj-99", wider).samples_per_s > 1.5 * base.samples_per_s
+    assert rl.roofline("gptj-99", wider).samples_per_s > 1.5 * base.samples_per_s
 
 
 def test_llama2_70b_needs_several_small_gpus() -> None:
     # 69 GB of fp8 weights cannot sit in one 24 GiB L4.
-    with pytest.raises(bench.DoesNotFitError):
-        bench.roofline("llama2-70b-99", L4, max_gpus=1)
-    roof = bench.roofline("llama2-70b-99", L4, max_gpus=8)
+    with pytest.raises(rl.DoesNotFitError):
+        rl.roofline("llama2-70b-99", L4, max_gpus=1)
+    roof = rl.roofline("llama2-70b-99", L4, max_gpus=8)
     assert roof.gpus_per_replica >= 4
 
 
@@ -103,22 +103,28 @@ def test_llm_replica_widens_only_when_the_weights_crowd_out_the_kv_cache() -> No
     # 69 GB of fp8 Llama-2-70B weights fill ~90% of an H100's usable 77 GB: one GPU has room for a
     # decode batch of ~80 sequences, two GPUs for ~900, so 8x H100 run two GPUs per replica, and
     # their roofline per GPU is higher than a single-GPU replica's.
-    alone = bench.roofline("llama2-70b-99", H100, max_gpus=1)
-    eight = bench.roofline("llama2-70b-99", H100, max_gpus=8)
+    alone = rl.roofline("llama2-70b-99", H100, max_gpus=1)
+    eight = rl.roofline("llama2-70b-99", H100, max_gpus=8)
     assert alone.gpus_per_replica == 1
     assert eight.gpus_per_replica == 2
     assert eight.samples_per_s > alone.samples_per_s
     # An H200 (141 GB) holds the weights with a large batch: widening buys no roofline throughput.
     h200 = hardware.gpu("H200-SXM-141GB")
-    assert bench.roofline("llama2-70b-99", h200, max_gpus=8).gpus_per_replica == 1
+    assert rl.roofline("llama2-70b-99", h200, max_gpus=8).gpus_per_replica == 1
     # GPT-J (6 GB at fp8) leaves most of the GPU to the KV cache: never split.
-    assert bench.roofline("gptj-99", H100, max_gpus=8).gpus_per_replica == 1
+    assert rl.roofline("gptj-99", H100, max_gpus=8).gpus_per_replica == 1
 
 
 def test_llama2_offline_results_count_tokens_server_counts_queries() -> None:
-    assert bench.results_per_sample("llama2-70b-99", "Offline", "Samples/s") == pytest.approx(294.0)
-    assert bench.results_per_sample("llama2-70b-99", "Server", "Queries/s") == 1.0
-    assert bench.results_per_sample("resnet50", "Offline", "Samples/s") == 1.0
+    assert bench.results_per_sample("llama2-70b-99", "Offline", "Samples/s", 4.0) == pytest.approx(294.0)
+    assert bench.results_per_sample("llama2-70b-99", "Server", "Queries/s", 4.0) == 1.0
+    assert bench.results_per_sample("resnet50", "Offline", "Samples/s", 4.0) == 1.0
+    # From v4.1 GPT-J, Llama-2-70B and Mixtral report tokens/s in Offline and Server alike.
+    assert bench.results_per_sample("gptj-99", "Offline", "Samples/s", 4.0) == 1.0
+    assert bench.results_per_sample("gptj-99", "Offline", "Samples/s", 4.1) == pytest.approx(128.0)
+    assert bench.results_per_sample("gptj-99", "Server", "Queries/s", 4.1) == pytest.approx(128.0)
+    assert bench.results_per_sample("llama2-70b-99", "Server", "Queries/s", 4.1) == pytest.approx(294.0)
+    assert bench.results_per_sample("resnet50", "Server", "Queries/s", 4.1) == 1.0
 
 
 def test_system_roofline_is_linear_in_accelerator_count() -> None:
@@ -210,15 +216,15 @@ def test_unpredictable_rows_say_why(over: dict[str, str], needle: str) -> None:
 
 def test_batch_one_latency_pays_for_the_weights_every_query() -> None:
     # Offline amortises weights over a batch; a SingleStream query reads them all.
-    offline = bench.roofline("bert-99", H100)
-    single = bench.latency_roofline("bert-99", H100)
+    offline = rl.roofline("bert-99", H100)
+    single = rl.latency_roofline("bert-99", H100)
     assert 1.0 / single.samples_per_s > 1.0 / offline.samples_per_s
     # Eight samples per MultiStream query take longer than one, but less than 8x (weights read once).
-    one = 1.0 / bench.latency_roofline("resnet50", H100).samples_per_s
-    eight = 1.0 / bench.latency_roofline("resnet50", H100, samples_per_query=8).samples_per_s
+    one = 1.0 / rl.latency_roofline("resnet50", H100).samples_per_s
+    eight = 1.0 / rl.latency_roofline("resnet50", H100, samples_per_query=8).samples_per_s
     assert one < eight < 8 * one
     # GPT-J generates 128 tokens one after another, each re-reading ~6 GB of fp8 weights.
-    gptj_s = 1.0 / bench.latency_roofline("gptj-99", H100).samples_per_s
+    gptj_s = 1.0 / rl.latency_roofline("gptj-99", H100).samples_per_s
     assert gptj_s > 128 * 6.05e9 / (H100.memory_bandwidth_gbs * 1e9)
 
 
@@ -255,8 +261,8 @@ def test_low_power_parts_are_capped_at_their_architectures_flops_per_watt() -> N
     # L4 (72 W, 2040 MHz) against L40S, the best full-power Ada part (362 TFLOPS / 350 W, 2520 MHz):
     # at its lower rated clock (lower voltage) the L4 spends (2040 / 2520)^2 of the energy per operation.
     l4_share = (
-        (bench.peak_flops(l40s, "fp16") / l40s.tdp_watts)
-        / (bench.peak_flops(L4, "fp16") / L4.tdp_watts)
+        (device.peak_flops(l40s, "fp16") / l40s.tdp_watts)
+        / (device.peak_flops(L4, "fp16") / L4.tdp_watts)
         * (2520 / 2040) ** 2
     )
     assert bench.sustained_fraction(L4) == pytest.approx(l4_share)
@@ -267,23 +273,25 @@ def test_low_power_parts_are_capped_at_their_architectures_flops_per_watt() -> N
 def test_clock_scaling_needs_both_clocks() -> None:
     # A part whose boost clock the catalog lacks is compared on plain FLOP/s per watt.
     l40s = hardware.gpu("L40S")
-    plain = (bench.peak_flops(l40s, "fp16") / l40s.tdp_watts) / (bench.peak_flops(L4, "fp16") / L4.tdp_watts)
+    plain = (device.peak_flops(l40s, "fp16") / l40s.tdp_watts) / (
+        device.peak_flops(L4, "fp16") / L4.tdp_watts
+    )
     assert bench.sustained_fraction(dataclasses.replace(L4, key="L4-unknown-clock")) == pytest.approx(plain)
 
 
 def test_sustained_fraction_scales_the_compute_roof_only() -> None:
     t4 = hardware.gpu("T4")
     share = bench.sustained_fraction(t4)
-    sdxl = bench.roofline("stable-diffusion-xl", t4)
+    sdxl = rl.roofline("stable-diffusion-xl", t4)
     assert sdxl.bound == "compute"
-    assert sdxl.peak_flops == pytest.approx(bench.peak_flops(t4, sdxl.precision) * share)
+    assert sdxl.peak_flops == pytest.approx(device.peak_flops(t4, sdxl.precision) * share)
     assert sdxl.samples_per_s == pytest.approx(sdxl.peak_flops / sdxl.flops_per_sample)
     # GPT-J decode stays bandwidth-bound: the power cap leaves its roofline alone.
-    gptj = bench.roofline("gptj-99", t4, max_gpus=4)
+    gptj = rl.roofline("gptj-99", t4, max_gpus=4)
     uncapped = dataclasses.replace(t4, tdp_watts=1000.0)
     assert bench.sustained_fraction(uncapped) == 1.0
     assert gptj.bound == "memory"
-    assert gptj.samples_per_s == pytest.approx(bench.roofline("gptj-99", uncapped, max_gpus=4).samples_per_s)
+    assert gptj.samples_per_s == pytest.approx(rl.roofline("gptj-99", uncapped, max_gpus=4).samples_per_s)
 
 
 def test_parts_without_a_reference_are_not_capped() -> None:
@@ -296,7 +304,7 @@ def test_parts_without_a_reference_are_not_capped() -> None:
 
 def test_l2_adds_its_size_per_kernel_to_the_dram_bandwidth() -> None:
     bw = L4.memory_bandwidth_gbs * 1e9
-    l2 = bench.l2_cache_mib(L4) * 2**20
+    l2 = device.l2_cache_mib(L4) * 2**20
     share = bench.l2_dram_share(L4, bw)
     # Effective bandwidth bw + L2 / t_k: the memory time shrinks by bw / (bw + L2 / t_k).
     assert share == pytest.approx(bw / (bw + l2 / bench.KERNEL_SECONDS))
@@ -305,14 +313,14 @@ def test_l2_adds_its_size_per_kernel_to_the_dram_bandwidth() -> None:
 
 
 def test_l2_raises_only_the_memory_roof_of_non_llm_benchmarks() -> None:
-    r = bench.roofline("resnet50", L4)  # memory-bound on L4's DRAM alone
+    r = rl.roofline("resnet50", L4)  # memory-bound on L4's DRAM alone
     assert r.bound == "memory"
     dram_only = r.bandwidth / r.bytes_per_sample
     assert r.samples_per_s > dram_only
     assert r.samples_per_s == pytest.approx(min(1 / r.compute_time, dram_only / r.dram_share))
     assert r.memory_time == pytest.approx(r.bytes_per_sample / r.bandwidth)  # features see DRAM traffic
     # Compute-bound rows keep the compute roof; LLM traffic (streamed weights, KV) gets no L2 term.
-    c = bench.roofline("3d-unet", hardware.gpu("A100-SXM4-80GB"))
+    c = rl.roofline("3d-unet", hardware.gpu("A100-SXM4-80GB"))
     assert c.bound == "compute" and c.samples_per_s == pytest.approx(1 / c.compute_time)
-    assert bench.roofline("gptj-99", H100).dram_share == 1.0
-    assert bench.latency_roofline("resnet50", L4).dram_share == 1.0
+    assert rl.roofline("gptj-99", H100).dram_share == 1.0
+    assert rl.latency_roofline("resnet50", L4).dram_share == 1.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from greenmatrix.api import OptimizationPolicySpec
 from greenmatrix.api.workloadprofile import CPUInventory, GPUInventory, HardwareSpec, Inventory
-from greenmatrix.plan.options import Restrictions, catalog_options, cluster_options, layouts
+from greenmatrix.planning.options import Restrictions, catalog_options, cluster_options, layouts
 
 
 def test_layouts_stay_within_bounds_and_one_node() -> None:

@@ -15,8 +15,8 @@ import yaml
 from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
 from greenmatrix.api.workloadprofile import GPUInventory, Inventory
 from greenmatrix.errors import NoFeasibleHardwareError, UnknownHardwareError, UnknownModelError
-from greenmatrix.plan.planner import plan
-from greenmatrix.plan.result import Plan
+from greenmatrix.planning.planner import plan
+from greenmatrix.planning.result import Plan
 from greenmatrix.predict.predictors import Predictors
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from greenmatrix.plan.ranking import Criterion, dominates, pareto_front, topsis
+from greenmatrix.planning.ranking import Criterion, dominates, pareto_front, topsis
 
 values = st.floats(min_value=0.01, max_value=1e6, allow_nan=False, allow_infinity=False)
 weights = st.floats(min_value=0.0, max_value=10.0, allow_nan=False)

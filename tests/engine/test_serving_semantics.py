@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
 from greenmatrix.api.workloadprofile import SINGLE_TOKEN_TPOT_MESSAGE, GPUInventory, Inventory
-from greenmatrix.plan.planner import plan
+from greenmatrix.planning.planner import plan
 from greenmatrix.predict.predictors import Predictors
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -38,9 +38,10 @@ from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from greenmatrix import economics, report
+from greenmatrix import economics
 from greenmatrix.catalog import hardware, llms
 from greenmatrix.cli import main
+from greenmatrix.cli import manifests as report
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from greenmatrix import economics
 from greenmatrix.api import WorkloadProfileSpec
 from greenmatrix.cli import main
-from greenmatrix.plan.planner import plan
+from greenmatrix.planning.planner import plan
 from greenmatrix.predict.predictors import Predictors
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
 from greenmatrix.api.workloadprofile import GPUInventory, HardwareSpec, Inventory
 from greenmatrix.cli import main
 from greenmatrix.learned.core import models_dir
-from greenmatrix.plan.options import Restrictions, catalog_options
-from greenmatrix.plan.planner import plan
+from greenmatrix.planning.options import Restrictions, catalog_options
+from greenmatrix.planning.planner import plan
 from greenmatrix.predict.predictors import Predictors
 
 ROOT = Path(__file__).resolve().parents[2]

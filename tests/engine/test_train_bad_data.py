@@ -13,7 +13,8 @@ from click.testing import CliRunner, Result
 
 from greenmatrix.cli import main
 from greenmatrix.errors import GreenMatrixError
-from greenmatrix.learned import core, mlperf_inference, serving, training
+from greenmatrix.learned.fitting import cards, mlperf_inference, serving
+from greenmatrix.learned.fitting import training_time as training
 
 TRAINING_HEADER = "version,division,Benchmark,Result,accelerator_model_name,accelerators_count"
 SERVING_HEADER = ",".join((*serving.DATA_COLUMNS, "mode", "batch_size"))
@@ -136,7 +137,7 @@ def test_failed_run_removes_the_parents_it_created_but_keeps_existing_ones(tmp_p
 
 def test_out_directory_names_out_when_writing_fails(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with pytest.raises(GreenMatrixError) as caught, core.out_directory(out):
+    with pytest.raises(GreenMatrixError) as caught, cards.out_directory(out):
         raise OSError(28, "No space left on device", str(out / "model.ubj"))
     assert caught.value.field == "--out"
     assert str(caught.value) == f"--out: {out}: cannot write model.ubj (No space left on device)"
@@ -146,6 +147,6 @@ def test_out_directory_names_out_when_writing_fails(tmp_path: Path) -> None:
 def test_out_directory_leaves_other_os_errors_alone(tmp_path: Path) -> None:
     # An OSError about another path is not about --out: relabelling it would mislead.
     elsewhere = str(tmp_path / "catalog.json")
-    with pytest.raises(FileNotFoundError), core.out_directory(tmp_path / "out"):
+    with pytest.raises(FileNotFoundError), cards.out_directory(tmp_path / "out"):
         raise FileNotFoundError(2, "No such file or directory", elsewhere)
     assert not (tmp_path / "out").exists()

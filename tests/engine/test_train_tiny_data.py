@@ -14,7 +14,9 @@ from click.testing import CliRunner, Result
 
 from greenmatrix.cli import main
 from greenmatrix.errors import GreenMatrixError
-from greenmatrix.learned import core, mlperf_inference, novelty, serving, training
+from greenmatrix.learned import novelty
+from greenmatrix.learned.fitting import correction, mlperf_inference, serving
+from greenmatrix.learned.fitting import training_time as training
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason="needs the reference data in ../shared/data")
@@ -99,7 +101,7 @@ def test_inference_data_of_a_few_rows_is_a_data_error(tmp_path: Path) -> None:
 
 def test_a_fit_on_no_rows_names_data_instead_of_fitting_nothing() -> None:
     with pytest.raises(GreenMatrixError) as caught:
-        core.CorrectionModel.fit(np.zeros((0, 2)), np.zeros(0), np.zeros(0), ["a", "b"])
+        correction.fit(np.zeros((0, 2)), np.zeros(0), np.zeros(0), ["a", "b"])
     assert caught.value.field == "--data"
 
 

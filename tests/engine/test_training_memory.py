@@ -11,7 +11,7 @@ import pytest
 
 from greenmatrix.api.workloadprofile import WorkloadProfileSpec
 from greenmatrix.errors import NoFeasibleHardwareError
-from greenmatrix.plan.planner import plan
+from greenmatrix.planning.planner import plan
 from greenmatrix.predict.predictors import Predictors
 from greenmatrix.validation import validate_workload
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from greenmatrix.catalog import hardware, llms
-from greenmatrix.learned import training as model
+from greenmatrix.learned import training_time as model
 from greenmatrix.learned.core import models_dir
+from greenmatrix.learned.fitting import training_time as trainer
+from greenmatrix.scenarios import TrainingJob
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("GREENMATRIX_DATA", REPO.parent / "shared" / "data"))
@@ -25,8 +27,8 @@ def test_train_is_deterministic(tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "mlperf").mkdir(parents=True)
     (data / "mlperf" / "training.csv").write_bytes(SOURCE.read_bytes())
-    first = model.train(data, tmp_path / "a")
-    second = model.train(data, tmp_path / "b")
+    first = trainer.train(data, tmp_path / "a")
+    second = trainer.train(data, tmp_path / "b")
     assert first == second
     for name in ("training_time.ubj", "training_time.meta.json", "training_time.md"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
@@ -36,7 +38,7 @@ def test_train_is_deterministic(tmp_path: Path) -> None:
 def recomputed() -> list[dict]:
     if not SOURCE.exists():
         pytest.skip(f"reference data not found at {SOURCE}")
-    return model.holdout_results(DATA)
+    return trainer.holdout_results(DATA)
 
 
 def test_shipped_model_reaches_its_carded_held_out_accuracy(recomputed: list[dict]) -> None:
@@ -91,14 +93,14 @@ def test_user_job_prediction_is_consistent() -> None:
     predictor = model.TrainingPredictor.load()
     arch = llms.model_arch("Qwen/Qwen3-8B")
     jobs = [
-        model.TrainingJob(gpu=H100, gpu_count=64, params=7e9, tokens=2e11, global_batch=512),
-        model.TrainingJob(gpu=H100, gpu_count=128, params=7e9, tokens=2e11, global_batch=512),
-        model.TrainingJob(gpu=H100, gpu_count=64, arch=arch, tokens=2e11),
+        TrainingJob(gpu=H100, gpus=64, params=7e9, tokens=2e11, global_batch=512),
+        TrainingJob(gpu=H100, gpus=128, params=7e9, tokens=2e11, global_batch=512),
+        TrainingJob(gpu=H100, gpus=64, model=arch, tokens=2e11),
     ]
     preds = predictor.predict(jobs)
     for job, p in zip(jobs, preds, strict=True):
         assert 0 < p.minutes.p10 <= p.minutes.p50 <= p.minutes.p90
-        assert p.gpu_hours.p50 == pytest.approx(p.minutes.p50 * job.gpu_count / 60)
+        assert p.gpu_hours.p50 == pytest.approx(p.minutes.p50 * job.gpus / 60)
         assert "6 x params x tokens" in p.explanation
     small, big, _ = preds
     # 2x GPUs: the roofline nearly halves (minus the all-reduce); the prediction is faster too.
@@ -112,9 +114,9 @@ def test_user_job_prediction_is_consistent() -> None:
 
 def test_non_transformer_job_and_bad_jobs() -> None:
     predictor = model.TrainingPredictor.load()
-    cnn = model.TrainingJob(
+    cnn = TrainingJob(
         gpu=H100,
-        gpu_count=8,
+        gpus=8,
         forward_flops_per_sample=8.2e9,
         samples=1.28e6,
         epochs=40,
@@ -122,12 +124,12 @@ def test_non_transformer_job_and_bad_jobs() -> None:
     )
     (p,) = predictor.predict([cnn])
     assert p.minutes.p50 > 0 and "3 x forward x samples" in p.explanation
-    with pytest.raises(ValueError, match=r"jobs\[0\]\.gpu_count"):
-        predictor.predict([model.TrainingJob(gpu=H100, gpu_count=0, params=1e9, tokens=1e9)])
+    with pytest.raises(ValueError, match=r"jobs\[0\]\.gpus"):
+        predictor.predict([TrainingJob(gpu=H100, gpus=0, params=1e9, tokens=1e9)])
     with pytest.raises(ValueError, match=r"jobs\[0\]\.params"):
-        predictor.predict([model.TrainingJob(gpu=H100, gpu_count=8, tokens=1e9)])
+        predictor.predict([TrainingJob(gpu=H100, gpus=8, tokens=1e9)])
     with pytest.raises(ValueError, match=r"jobs\[0\]\.family"):
-        predictor.predict([model.TrainingJob(gpu=H100, gpu_count=8, params=1e9, tokens=1e9, family="gnn")])
+        predictor.predict([TrainingJob(gpu=H100, gpus=8, params=1e9, tokens=1e9, family="gnn")])
     assert predictor.predict([]) == []
 
 

@@ -15,7 +15,7 @@ from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
 from greenmatrix.api.workloadprofile import Architecture, OptionPrediction
 from greenmatrix.catalog import llms
 from greenmatrix.cli import main
-from greenmatrix.plan.planner import plan, resolve_model
+from greenmatrix.planning.planner import plan, resolve_model
 from greenmatrix.predict.predictors import Predictors
 from greenmatrix.validation import implied_parameters, workload_warnings
 

@@ -9,8 +9,9 @@ import pytest
 
 from greenmatrix.api.workloadprofile import WorkloadProfileSpec
 from greenmatrix.catalog import hardware, llms
-from greenmatrix.learned import training as learned
+from greenmatrix.learned import training_time as learned
 from greenmatrix.physics import training as phys
+from greenmatrix.scenarios import TrainingJob
 from greenmatrix.validation import validate_workload
 
 A100 = hardware.gpu("A100-SXM4-80GB")
@@ -41,10 +42,7 @@ def test_a_precision_without_tensor_cores_trains_no_faster(gpu: Any, precision: 
 
 def test_the_learned_model_sees_no_gain_from_fp8_on_a_gpu_without_fp8() -> None:
     arch = llms.model_arch(LLAMA_8B)
-    jobs = [
-        learned.TrainingJob(gpu=A100, gpu_count=64, arch=arch, tokens=1e9, precision=p)
-        for p in ("bf16", "fp8")
-    ]
+    jobs = [TrainingJob(gpu=A100, gpus=64, model=arch, tokens=1e9, precision=p) for p in ("bf16", "fp8")]
     bf16, fp8 = learned.TrainingPredictor.load().predict(jobs)
     assert fp8.minutes.p50 == pytest.approx(bf16.minutes.p50)
 

@@ -6,8 +6,9 @@ created, patched, relabelled, cordoned, deleted, deleted and created again at on
 `greenmatrix operator` subprocess of `operator_fixtures`, mostly in bursts with no pause. Whenever
 the sequence settles, and at its end, the test waits until the operator's queue has been empty for
 a while, reads the profiles, policies and nodes from the API server and evaluates them with the
-operator's own code in this process (`handlers.node_hardware` for the nodes,
-`evaluation.applied_policy`, `evaluate_workload` and `evaluate_policy` for the statuses). Each
+operator's own code in this process (`adapters.kube.node_hardware` for the nodes, the engine's
+`applied_policy`, `evaluate_workload` and `evaluate_policy` for the statuses, laid out by
+`status.evaluation`). Each
 status must equal that evaluation field for field, but for the conditions' lastTransitionTime (see
 `_timeless`). Numbers are compared exactly: the same code on the same inputs gives the same floats,
 and the API server returns JSON numbers as they were written.
@@ -33,22 +34,15 @@ from typing import Any
 
 import pytest
 from greenmatrix_lab import Lab
-from greenmatrix_operator.evaluation import (
-    Planner,
-    applied_policy,
-    evaluate_policy,
-    evaluate_workload,
-    parse_policies,
-    planner_for,
-    unknown_products,
-)
-from greenmatrix_operator.handlers import node_hardware
-from greenmatrix_operator.status import READY, merge_conditions
+from greenmatrix_operator.adapters.kube import node_hardware
+from greenmatrix_operator.control.recommend import Planner, evaluate_workload, planner_for
+from greenmatrix_operator.control.selection import evaluate_policy
+from greenmatrix_operator.records import parse_policies
+from greenmatrix_operator.status.conditions import READY
+from greenmatrix_operator.status.evaluation import policy_status, workload_status
 from operator_helpers import RunningOperator, get_json, wait_until
 
-from greenmatrix.api import GROUP, VERSION
-from greenmatrix.inventory import NodeHardware
-from greenmatrix.predict.predictors import Predictors
+from greenmatrix import GROUP, VERSION, NodeHardware, Predictors, applied_policy, unknown_products
 
 pytest_plugins = ["operator_fixtures"]
 
@@ -509,20 +503,11 @@ def _timeless(status: Mapping[str, Any]) -> dict[str, Any]:
 def expected_workload_status(
     obj: Mapping[str, Any], nodes: Sequence[NodeHardware], policies: Sequence[Any], planner: Planner
 ) -> dict[str, Any]:
-    """The status the operator's evaluation gives this profile now, assembled as the reconciler does."""
+    """The status the operator's evaluation gives this profile now, laid out as the reconciler does."""
     generation = obj["metadata"]["generation"]
     policy = applied_policy(policies, obj["metadata"].get("labels") or {})
     evaluation = evaluate_workload(obj.get("spec") or {}, nodes, policy, planner=planner)
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "conditions": merge_conditions(None, evaluation.conditions, generation, ""),
-    }
-    if evaluation.inventory is not None:
-        status["inventory"] = evaluation.inventory.to_wire()
-    status.update(evaluation.status_fields())
-    if policy is not None:
-        status["appliedPolicy"] = policy.name
-    return _timeless(status)
+    return _timeless(workload_status(evaluation, generation, None, ""))
 
 
 def expected_policy_status(obj: Mapping[str, Any], snap: Snapshot, policies: Sequence[Any]) -> dict[str, Any]:
@@ -534,15 +519,7 @@ def expected_policy_status(obj: Mapping[str, Any], snap: Snapshot, policies: Seq
         policies,
         unknown_products(snap.nodes),
     )
-    return _timeless(
-        {
-            "observedGeneration": generation,
-            "conditions": merge_conditions(None, evaluation.conditions, generation, ""),
-            "selectedWorkloads": list(evaluation.selected),
-            "selectedCount": len(evaluation.selected),
-            "appliedWorkloads": list(evaluation.applied),
-        }
-    )
+    return _timeless(policy_status(evaluation, generation, None, ""))
 
 
 def _headline(status: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -16,20 +16,12 @@ from typing import Any
 
 import pytest
 import yaml
-from greenmatrix_operator.evaluation import (
-    PolicyView,
-    cluster_region,
-    evaluate_workload,
-    parse_policies,
-    planner_for,
-)
-from greenmatrix_operator.metrics import render
-from greenmatrix_operator.reconciler import Indexes, Reconciler
-from greenmatrix_operator.records import WORKLOAD_PROFILE, ObjectKey, ObjectRecord
+from fake_api import FakeStatusApi
+from greenmatrix_operator.control.recommend import evaluate_workload, planner_for
+from greenmatrix_operator.control.reconciler import Indexes, Reconciler
+from greenmatrix_operator.records import WORKLOAD_PROFILE, ObjectRecord, PolicyView, parse_policies
 
-from greenmatrix import economics
-from greenmatrix.inventory import NodeHardware
-from greenmatrix.predict.predictors import Predictors
+from greenmatrix import NodeHardware, Predictors, cluster_region, economics
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CPU_LABELS = {
@@ -185,26 +177,6 @@ def test_cluster_region_counts_only_usable_allowed_nodes() -> None:
 # --- the reconciler with plans ------------------------------------------------------------------
 
 
-class Writer:
-    def __init__(self) -> None:
-        self.statuses: dict[ObjectKey, dict[str, Any]] = {}
-        self.patches = 0
-        self.events: list[tuple[str, str, str]] = []
-
-    async def patch_status(self, record: ObjectRecord, patch: Any) -> str:
-        self.patches += 1
-        status = self.statuses.setdefault(record.key, dict(record.status))
-        for k, v in patch.items():
-            if v is None:
-                status.pop(k, None)
-            else:
-                status[k] = v
-        return str(self.patches)
-
-    async def post_event(self, record: ObjectRecord, type_: str, reason: str, message: str) -> None:
-        self.events.append((type_, reason, message))
-
-
 def record(name: str, spec: dict[str, Any]) -> ObjectRecord:
     return ObjectRecord(
         kind=WORKLOAD_PROFILE,
@@ -221,7 +193,7 @@ def record(name: str, spec: dict[str, Any]) -> ObjectRecord:
 
 def test_node_changes_move_the_recommendation_and_unchanged_ones_write_nothing() -> None:
     chat = record("chat", example("llama-8b-chat")["spec"])
-    writer = Writer()
+    writer = FakeStatusApi()
     reconciler = Reconciler(writer, clock=lambda: "2026-01-01T00:00:00Z", predictors=Predictors.load())
     nodes = {n.name: [n] for n in LAB}
     reconciler.bind(
@@ -233,8 +205,8 @@ def test_node_changes_move_the_recommendation_and_unchanged_ones_write_nothing()
     asyncio.run(reconciler.reconcile(chat.key))
     first = writer.statuses[chat.key]["recommendation"]
     assert first["gpu"] == reconciler.recommended[chat.key]
-    assert f'greenmatrix_recommendations{{gpu="{first["gpu"]}"}} 1' in render(reconciler)
-    plans = reconciler.stats["plans"]
+    assert f'greenmatrix_recommendations{{gpu="{first["gpu"]}"}} 1' in reconciler.metrics.render()
+    plans = reconciler.metrics.plan_duration.count
 
     # A node joins but is not Ready yet: the options are the same, so the plan is re-used (only
     # the inventory's node total changes); reconciling again with nothing changed writes nothing.
@@ -242,11 +214,11 @@ def test_node_changes_move_the_recommendation_and_unchanged_ones_write_nothing()
     nodes["h9"] = [joining]
     reconciler.node_changed("h9", joining)
     asyncio.run(reconciler.reconcile(chat.key))
-    assert reconciler.stats["plans"] == plans and reconciler.stats["plan_cache_hits"] >= 1
+    assert reconciler.metrics.plan_duration.count == plans and reconciler.metrics.plan_cache_hits.value() >= 1
     assert writer.statuses[chat.key]["recommendation"] == first
-    patches = writer.patches
+    patches = len(writer.patches)
     asyncio.run(reconciler.reconcile(chat.key))
-    assert writer.patches == patches
+    assert len(writer.patches) == patches
 
     # The recommended GPU type's nodes go away: the recommendation moves, with a Normal Event.
     for name in [n for n, (hw,) in nodes.items() if hw.usable and hw.gpu and hw.gpu.name == first["gpu"]]:
@@ -255,9 +227,9 @@ def test_node_changes_move_the_recommendation_and_unchanged_ones_write_nothing()
     asyncio.run(reconciler.reconcile(chat.key))
     moved = writer.statuses[chat.key]["recommendation"]
     assert moved["gpu"] != first["gpu"]
-    assert writer.events[-1][:2] == ("Normal", "RecommendationChanged")
-    assert first["gpu"] in writer.events[-1][2] and moved["gpu"] in writer.events[-1][2]
-    assert f'greenmatrix_recommendations{{gpu="{first["gpu"]}"}}' not in render(reconciler)
+    assert writer.events[-1][1:] == ("Normal", "RecommendationChanged")
+    assert first["gpu"] in writer.messages[-1] and moved["gpu"] in writer.messages[-1]
+    assert f'greenmatrix_recommendations{{gpu="{first["gpu"]}"}}' not in reconciler.metrics.render()
 
 
 def test_a_policy_the_planner_rejects_is_reported_on_the_profile(planner: Any) -> None:

@@ -1,7 +1,7 @@
 """The operator's loop without a cluster: queue semantics, condition bookkeeping, evaluation, writes.
 
-The reconciler reads plain mappings shaped like Kopf's indexes and writes through a recording
-`StatusWriter`, so these tests check the decisions (what is written, when, which Event) exactly;
+The reconciler reads plain mappings shaped like Kopf's indexes and writes through a fake API
+(`fake_api`), so these tests check the decisions (what is written, when, which Event) exactly;
 the same code runs against a real API server in tests/lab/test_operator.py.
 """
 
@@ -12,25 +12,24 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from greenmatrix_operator.evaluation import (
-    PolicyView,
-    applied_policy,
-    evaluate_policy,
-    evaluate_workload,
-    parse_policies,
-)
-from greenmatrix_operator.kube import Gone, Unavailable
-from greenmatrix_operator.reconciler import Indexes, Reconciler
+from fake_api import FakeStatusApi
+from greenmatrix_operator.adapters.kube import Gone, Unavailable, node_hardware
+from greenmatrix_operator.control.recommend import evaluate_workload
+from greenmatrix_operator.control.reconciler import Indexes, Reconciler
+from greenmatrix_operator.control.selection import evaluate_policy
+from greenmatrix_operator.control.workqueue import WorkQueue
+from greenmatrix_operator.control.writer import status_patch
 from greenmatrix_operator.records import (
     OPTIMIZATION_POLICY,
     WORKLOAD_PROFILE,
-    ObjectKey,
     ObjectRecord,
+    PolicyView,
+    parse_policies,
 )
-from greenmatrix_operator.status import ConditionState, merge_conditions, status_patch
-from greenmatrix_operator.workqueue import WorkQueue
+from greenmatrix_operator.status.conditions import ConditionState, merge_conditions
+from greenmatrix_operator.status.evaluation import WorkloadEvaluation
 
-from greenmatrix.inventory import NodeHardware
+from greenmatrix import NodeHardware, applied_policy
 
 H100 = NodeHardware.from_node(
     "h0",
@@ -122,9 +121,13 @@ def test_status_patch_nulls_keys_dropped_inside_objects() -> None:
 # --- evaluation ---------------------------------------------------------------------------------
 
 
+def ready(evaluation: WorkloadEvaluation) -> ConditionState:
+    return next(c for c in evaluation.conditions if c.type == "Ready")
+
+
 def test_matching_hardware_makes_ready() -> None:
     result = evaluate_workload(CHAT, [H100, L4])
-    assert (result.ready.status, result.ready.reason) == ("True", "RecommendationProvided")
+    assert (ready(result).status, ready(result).reason) == ("True", "RecommendationProvided")
     assert result.inventory is not None and result.inventory.matched_nodes == 2
 
 
@@ -142,14 +145,14 @@ def test_no_matching_hardware_names_the_policy_that_narrowed_it() -> None:
         "strict", parse_policies([("strict", {"constraints": {"regions": ["eu-west-1"]}})])[0].spec
     )
     result = evaluate_workload(CHAT, [H100, L4], policy)
-    assert (result.ready.status, result.ready.reason) == ("False", "NoMatchingHardware")
-    assert "OptimizationPolicy strict" in result.ready.message
+    assert (ready(result).status, ready(result).reason) == ("False", "NoMatchingHardware")
+    assert "OptimizationPolicy strict" in ready(result).message
 
 
 def test_schema_drift_becomes_invalid_spec_not_a_crash() -> None:
     result = evaluate_workload({"task": "inference", "model": {"name": "x", "bogus": 1}}, [H100])
-    assert result.ready.reason == "InvalidSpec"
-    assert "spec.model.bogus" in result.ready.message
+    assert ready(result).reason == "InvalidSpec"
+    assert "spec.model.bogus" in ready(result).message
 
 
 def test_highest_priority_wins_and_ties_go_to_the_first_name() -> None:
@@ -180,31 +183,6 @@ def test_policy_status_lists_selected_and_applied() -> None:
 # --- the reconciler -----------------------------------------------------------------------------
 
 
-class RecordingWriter:
-    """Applies merge patches to an in-memory status, like the API server, and records Events."""
-
-    def __init__(self) -> None:
-        self.statuses: dict[ObjectKey, dict[str, Any]] = {}
-        self.patches: list[tuple[ObjectKey, Mapping[str, Any]]] = []
-        self.events: list[tuple[ObjectKey, str, str]] = []
-        self.fail_with: Exception | None = None
-
-    async def patch_status(self, record: ObjectRecord, patch: Mapping[str, Any]) -> str:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.patches.append((record.key, patch))
-        status = self.statuses.setdefault(record.key, dict(record.status))
-        for k, v in patch.items():
-            if v is None:
-                status.pop(k, None)
-            else:
-                status[k] = v
-        return str(len(self.patches))
-
-    async def post_event(self, record: ObjectRecord, type_: str, reason: str, message: str) -> None:
-        self.events.append((record.key, type_, reason))
-
-
 def wp(
     name: str, spec: Mapping[str, Any] = CHAT, labels: Mapping[str, str] | None = None, **kw: Any
 ) -> ObjectRecord:
@@ -222,7 +200,7 @@ def wp(
 
 
 def make(nodes: list[NodeHardware], records: list[ObjectRecord], policies: list[ObjectRecord] = ()) -> tuple:  # type: ignore[assignment,type-arg]
-    writer = RecordingWriter()
+    writer = FakeStatusApi()
     reconciler = Reconciler(writer, clock=lambda: "2026-01-01T00:00:00Z")
     indexes = Indexes(
         nodes={n.name: [n] for n in nodes},
@@ -313,22 +291,24 @@ def test_api_faults_are_retried_and_gone_objects_forgotten() -> None:
                 return
             await asyncio.sleep(0.01)
 
+    errors = reconciler.metrics.reconcile_errors
+
     async def scenario() -> None:
         tasks = reconciler.start()
         writer.fail_with = Unavailable("503")
         reconciler.queue.add(record.key, 0)
-        await settle(lambda: reconciler.stats["errors"] == 1 and not reconciler.queue.processing)
-        assert reconciler.stats["errors"] == 1
+        await settle(lambda: errors.value() == 1 and not reconciler.queue.processing)
+        assert errors.value() == 1
         assert len(reconciler.queue) == 1  # scheduled for a retry
         writer.fail_with = RuntimeError("a bug in the engine for this one object")
         reconciler.queue.add(record.key, 0)
-        await settle(lambda: reconciler.stats["errors"] == 2 and not reconciler.queue.processing)
-        assert reconciler.stats["errors"] == 2 and len(reconciler.queue) == 1
+        await settle(lambda: errors.value() == 2 and not reconciler.queue.processing)
+        assert errors.value() == 2 and len(reconciler.queue) == 1
         writer.fail_with = Gone("404")
         reconciler.queue.add(record.key, 0)
         await settle(lambda: not len(reconciler.queue) and not reconciler.queue.processing)
         assert len(reconciler.queue) == 0  # gone: no retry
-        assert reconciler.stats["errors"] == 2
+        assert errors.value() == 2
         assert not any(t.done() for t in tasks)  # the workers survived every fault
         for task in tasks:
             task.cancel()
@@ -342,8 +322,6 @@ def test_api_faults_are_retried_and_gone_objects_forgotten() -> None:
 
 
 def test_node_objects_become_node_hardware() -> None:
-    from greenmatrix_operator.handlers import node_hardware
-
     labels = {"nvidia.com/gpu.product": "NVIDIA-L4", "topology.kubernetes.io/region": "us-east-1"}
     status = {
         "allocatable": {"cpu": "3920m", "nvidia.com/gpu": "1"},
@@ -364,11 +342,9 @@ def test_node_objects_become_node_hardware() -> None:
 
 
 def test_metrics_are_prometheus_text() -> None:
-    from greenmatrix_operator.metrics import render
-
     reconciler, _, _ = make([H100], [wp("chat")])
     asyncio.run(reconciler.reconcile(wp("chat").key))
-    text = render(reconciler)
+    text = reconciler.metrics.render()
     assert 'greenmatrix_operator_reconciles_total{kind="WorkloadProfile"} 1' in text
     assert 'greenmatrix_operator_status_writes_total{kind="WorkloadProfile"} 1' in text
     assert "# TYPE greenmatrix_operator_queue_depth gauge" in text
@@ -408,3 +384,25 @@ def test_a_doubtful_spec_is_planned_and_warned_about_once() -> None:
     asyncio.run(reconciler.reconcile(record.key))
     invalid = next(c for c in writer.statuses[record.key]["conditions"] if c["type"] == "InvalidSpec")
     assert invalid["reason"] == "SpecValid"
+
+
+def test_metrics_keep_their_names_and_labels() -> None:
+    # Dashboards and the lab tests read these series by name: the typed metrics expose the same ones.
+    reconciler, _, _ = make([H100], [wp("chat")])
+    series = [line.split(" ")[0] for line in reconciler.metrics.render().splitlines() if line[0] != "#"]
+    prefix = "greenmatrix_operator_"
+    assert series == [
+        f'{prefix}reconciles_total{{kind="WorkloadProfile"}}',
+        f'{prefix}reconciles_total{{kind="OptimizationPolicy"}}',
+        f'{prefix}status_writes_total{{kind="WorkloadProfile"}}',
+        f'{prefix}status_writes_total{{kind="OptimizationPolicy"}}',
+        f'{prefix}events_total{{type="Normal"}}',
+        f'{prefix}events_total{{type="Warning"}}',
+        f"{prefix}reconcile_errors_total",
+        f"{prefix}node_changes_total",
+        f"{prefix}plan_cache_hits_total",
+        f"{prefix}plan_duration_seconds_sum",
+        f"{prefix}plan_duration_seconds_count",
+        f"{prefix}queue_depth",
+        f"{prefix}queue_in_progress",
+    ]

@@ -1,0 +1,267 @@
+"""Demand forecasts with an 80% interval, causal: only rows at or before the forecast moment are read.
+
+The median is the last value moved by what the history says happens next: recent means pull it back
+towards the level (bursts fade), and where the data shows a daily or weekly cycle
+(`seasonality.detect_seasonality`), the change the cycle makes between now and the target
+(`candidates.Regression`, in the series' units and in logarithms). Each row takes the median of the
+candidate whose forecasts at this horizon erred least over the last day of checked targets; the last
+value and the median of the last horizon's values are candidates too, so a series no model reads
+falls back to one of them. The reason names the seasonality and the candidate. The interval is conformal:
+the p10 and p90 of the forecaster's own recent errors at the same horizon, counting only errors whose
+targets were observed by the forecast moment, with the two quantile levels nudged after each miss so
+that the long-run coverage holds (adaptive conformal inference). Warming up, the answer is empty
+and says what is missing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from greenmatrix.interval import Interval
+from greenmatrix.live.candidates import MIN_FIT_PAIRS, Regression, last_value, recent_median
+from greenmatrix.live.observations import Grid, Series, regular_grid
+from greenmatrix.live.seasonality import DAY, Seasonality, detect_seasonality, duration_text
+
+HOUR = 3600.0
+FIT_EVERY = HOUR
+SEASONALITY_EVERY = HOUR
+SEASONALITY_SETTLES = 3 * DAY
+MIN_HISTORY_ROWS = 33
+SELECTION_WINDOW = DAY
+MIN_SELECTION_ERRORS = 12
+# In the order `_Walk.candidates` gives them; the median over the last horizon is one a burst does
+# not move.
+CANDIDATES = ("last value", "regression", "regression in logarithms", "median over the last horizon")
+CALIBRATION_ERRORS_NEEDED = 20
+CALIBRATION_WINDOW = 720
+# Step of the quantile levels after a hit or a miss (adaptive conformal inference).
+COVERAGE_GAIN = 0.005
+LOWER, UPPER = 0.1, 0.9
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """The demand expected at `at` (epoch seconds), or None with the reason while warming up."""
+
+    at: float
+    interval: Interval | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class SeriesForecast:
+    """For every row of a series, the forecast of its value made `horizon` before its timestamp.
+
+    NaN in all three quantiles marks a row forecast while warming up; `reasons[i]` says why, or
+    which seasonality the forecast used.
+    """
+
+    p10: np.ndarray
+    p50: np.ndarray
+    p90: np.ndarray
+    reasons: tuple[str, ...]
+
+
+def forecast(series: Series, now: float, horizon: float) -> Forecast:
+    """The p10/p50/p90 of the value at `now + horizon`, from the rows at or before `now` only."""
+    _check_horizon(horizon)
+    count = int(np.searchsorted(series.timestamps, now, side="right"))
+    if count < 2:
+        return Forecast(float(now + horizon), None, "warming up: fewer than 2 rows at or before now")
+    history = Series(series.timestamps[:count], series.values[:count])
+    walk = _Walk(regular_grid(history), horizon)
+    walk.run(history)
+    return walk.live_forecast(now, history)
+
+
+def forecast_series(series: Series, horizon: float) -> SeriesForecast:
+    """Walk forward: row i's forecast is made at `t_i - horizon` from the rows at or before it."""
+    _check_horizon(horizon)
+    walk = _Walk(regular_grid(series), horizon)
+    return walk.run(series)
+
+
+def _check_horizon(horizon: float) -> None:
+    if not (math.isfinite(horizon) and horizon > 0):
+        raise ValueError(f"horizon must be a positive number of seconds, got {horizon}")
+
+
+class _Walk:
+    """One pass over a series: candidates fitted at checkpoints, every row forecast, then calibrated."""
+
+    def __init__(self, grid: Grid, horizon: float) -> None:
+        self.grid = grid
+        self.horizon = horizon
+        self.lead = max(1, math.ceil(horizon / grid.step - 1e-9))
+        self.fit_every = max(1, round(FIT_EVERY / grid.step))
+        checkpoints = np.arange(0, len(grid.values) + 1, self.fit_every)
+        self.seasons = self._seasons(checkpoints)
+        periods = [season.periods for season in self.seasons]
+        self.models = [
+            Regression(grid.values, grid.step, self.lead, checkpoints, periods, logarithmic=logarithmic)
+            for logarithmic in (False, True)
+        ]
+        self.calibration = _Calibration()
+        self.errors: _RecentErrors | None = None
+        self.absorbed = 0
+        self.raw = np.zeros(0)
+        self.bands = (self.raw, self.raw)
+
+    def _seasons(self, checkpoints: np.ndarray) -> list[Seasonality]:
+        """The seasonality at each checkpoint: judged every hour while young, every six hours after."""
+        seasons: list[Seasonality] = []
+        for checkpoint in checkpoints:
+            moment = checkpoint * self.grid.step
+            every = SEASONALITY_EVERY if moment < SEASONALITY_SETTLES else 6 * SEASONALITY_EVERY
+            if not seasons or moment % every < self.fit_every * self.grid.step:
+                season = detect_seasonality(self.grid.values[: checkpoint + 1], self.grid.step)
+            seasons.append(season)
+        return seasons
+
+    def candidates(self, origins: np.ndarray, leads: np.ndarray) -> np.ndarray:
+        """Each candidate's median for each query, in the order of CANDIDATES."""
+        fits = origins // self.fit_every
+        columns = [last_value(self.grid.values, origins)]
+        columns += [model.predict(origins, leads, fits) for model in self.models]
+        columns.append(recent_median(self.grid.values, origins, self.lead))
+        return np.column_stack(columns)
+
+    def run(self, series: Series) -> SeriesForecast:
+        times, values = series.timestamps, series.values
+        moments = np.searchsorted(times, times - self.horizon, side="right")
+        raw, reasons = self._medians(values, moments)
+        p10, p90 = np.full(len(times), np.nan), np.full(len(times), np.nan)
+        absorbed = 0
+        for row in range(len(times)):
+            while absorbed < moments[row]:
+                self.calibration.absorb(values[absorbed], raw[absorbed], p10[absorbed], p90[absorbed])
+                absorbed += 1
+            if math.isfinite(raw[row]):
+                band = self.calibration.band(raw[row])
+                if band is None:
+                    reasons[row] = self._calibrating_reason(times[moments[row] - 1] - times[0])
+                else:
+                    p10[row], p90[row] = band
+        self.absorbed, self.raw, self.bands = absorbed, raw, (p10, p90)
+        median = np.where(np.isfinite(p10), raw, np.nan)
+        return SeriesForecast(p10, median, p90, tuple(reasons))
+
+    def _medians(self, values: np.ndarray, moments: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        slots = self.grid.slots
+        median = np.full(len(slots), np.nan)
+        guesses = np.full((len(slots), len(CANDIDATES)), np.nan)
+        have = np.flatnonzero(moments >= MIN_HISTORY_ROWS)
+        origins = slots[moments[have] - 1]
+        leads = np.maximum(1, slots[have] - origins)
+        if len(have):
+            guesses[have] = self.candidates(origins, leads)
+        self.errors = _RecentErrors(values, guesses, round(SELECTION_WINDOW / self.grid.step))
+        median[have], picked = self.errors.choose(guesses[have], moments[have])
+        warming = f"warming up: fewer than {MIN_HISTORY_ROWS} rows at or before the forecast moment"
+        reasons = [warming] * len(slots)
+        for row, origin, chosen in zip(have, origins, picked, strict=True):
+            if math.isfinite(median[row]):
+                reasons[row] = f"{self.seasons[origin // self.fit_every].note}; {CANDIDATES[chosen]}"
+            else:
+                reasons[row] = self._fitting_reason(origin * self.grid.step)
+        return median, reasons
+
+    def live_forecast(self, now: float, history: Series) -> Forecast:
+        p10, p90 = self.bands
+        for row in range(self.absorbed, len(history)):
+            self.calibration.absorb(history.values[row], self.raw[row], p10[row], p90[row])
+        at = float(now + self.horizon)
+        if len(history) < MIN_HISTORY_ROWS or self.errors is None:
+            return Forecast(at, None, f"warming up: {len(history)} rows, {MIN_HISTORY_ROWS} needed")
+        origin = int(self.grid.slots[-1])
+        lead = max(1, round((at - self.grid.start) / self.grid.step) - origin)
+        guesses = self.candidates(np.array([origin]), np.array([lead]))
+        chosen, picked = self.errors.choose(guesses, np.array([len(history)]))
+        guess = float(chosen[0])
+        if not math.isfinite(guess):
+            return Forecast(at, None, self._fitting_reason(now - self.grid.start))
+        band = self.calibration.band(guess)
+        if band is None:
+            return Forecast(at, None, self._calibrating_reason(now - self.grid.start))
+        reason = f"{self.seasons[origin // self.fit_every].note}; {CANDIDATES[picked[0]]}"
+        return Forecast(at, Interval(float(band[0]), guess, float(band[1])), reason)
+
+    def _fitting_reason(self, history: float) -> str:
+        needed = (self.lead + MIN_FIT_PAIRS + self.fit_every) * self.grid.step
+        return f"warming up: {duration_text(history)} of history, about {duration_text(needed)} needed to fit"
+
+    def _calibrating_reason(self, history: float) -> str:
+        needed = (2 * self.lead + MIN_FIT_PAIRS + CALIBRATION_ERRORS_NEEDED + self.fit_every) * self.grid.step
+        return (
+            f"warming up: {duration_text(history)} of history, about {duration_text(needed)} needed "
+            f"to calibrate the interval on {CALIBRATION_ERRORS_NEEDED} checked forecasts"
+        )
+
+
+class _RecentErrors:
+    """Each candidate's mean absolute error over the recent rows whose targets are observed."""
+
+    def __init__(self, values: np.ndarray, guesses: np.ndarray, window: int) -> None:
+        errors = np.abs(guesses - values[:, None])
+        usable = np.all(np.isfinite(errors), axis=1)
+        zero = np.zeros((1, guesses.shape[1]))
+        self.sums = np.concatenate((zero, np.cumsum(np.where(usable[:, None], errors, 0.0), axis=0)))
+        self.counts = np.concatenate(([0], np.cumsum(usable)))
+        self.window = max(MIN_SELECTION_ERRORS, window)
+
+    def choose(self, guesses: np.ndarray, moments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The guess of the candidate with the least recent error (the regression while unproven)."""
+        start = np.maximum(0, moments - self.window)
+        count = self.counts[moments] - self.counts[start]
+        error = self.sums[moments] - self.sums[start]
+        error = np.where(np.isfinite(guesses), error, np.inf)
+        best = np.argmin(error, axis=1)
+        best = np.where(count >= MIN_SELECTION_ERRORS, best, 1)
+        return guesses[np.arange(len(guesses)), best], best
+
+
+class _Calibration:
+    """Recent errors of the median at this horizon and the adaptive quantile levels of the band.
+
+    The window is kept sorted as errors arrive (one insertion and one removal each), so a quantile is
+    an index, not a sort: the walk asks for one per row.
+    """
+
+    def __init__(self) -> None:
+        self.arrivals: deque[float] = deque()
+        self.ordered: list[float] = []
+        self.lower = LOWER
+        self.upper = UPPER
+
+    def absorb(self, value: float, median: float, p10: float, p90: float) -> None:
+        if not (math.isfinite(value) and math.isfinite(median)):
+            return
+        error = value - median
+        self.arrivals.append(error)
+        bisect.insort(self.ordered, error)
+        if len(self.arrivals) > CALIBRATION_WINDOW:
+            del self.ordered[bisect.bisect_left(self.ordered, self.arrivals.popleft())]
+        if math.isfinite(p10):
+            # A miss moves its level outwards by 0.9 gain, a hit inwards by 0.1 gain: the levels settle
+            # where one forecast in ten misses on each side.
+            self.lower += COVERAGE_GAIN * (LOWER - (value < p10))
+            self.upper += COVERAGE_GAIN * ((value > p90) - (1 - UPPER))
+
+    def band(self, median: float) -> tuple[float, float] | None:
+        if len(self.ordered) < CALIBRATION_ERRORS_NEEDED:
+            return None
+        low = self._quantile(min(max(self.lower, 0.0), 0.5))
+        high = self._quantile(max(min(self.upper, 1.0), 0.5))
+        return max(0.0, median + low), max(median, median + high)
+
+    def _quantile(self, level: float) -> float:
+        position = level * (len(self.ordered) - 1)
+        below = int(position)
+        above = min(below + 1, len(self.ordered) - 1)
+        share = position - below
+        return self.ordered[below] * (1 - share) + self.ordered[above] * share

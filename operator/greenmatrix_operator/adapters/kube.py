@@ -1,0 +1,147 @@
+"""The Kubernetes adapter: Node objects read as the engine's NodeHardware, status patches and Events
+written, API faults translated at the boundary.
+
+Writes go through the official client in worker threads (reads never happen here: the reconciler
+reads from Kopf's in-memory indexes). Failures become `Gone` (the object no longer exists: drop
+it), `Rejected` (the API refuses this write: log it, retrying the same write cannot help) or
+`Unavailable` (anything else: retry with backoff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kubernetes
+
+from greenmatrix import GROUP, VERSION, NodeHardware
+from greenmatrix_operator.records import PLURALS, ObjectRecord
+from greenmatrix_operator.settings import ApiSettings
+
+logger = logging.getLogger(__name__)
+
+COMPONENT = "greenmatrix-operator"
+_MERGE_PATCH = "application/merge-patch+json"
+
+
+def node_hardware(
+    name: str, labels: Mapping[str, str], spec: Mapping[str, Any], status: Mapping[str, Any]
+) -> NodeHardware:
+    """A Node object's parts as the engine's NodeHardware."""
+    conditions = status.get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return NodeHardware.from_node(
+        name,
+        dict(labels),
+        dict(status.get("allocatable") or {}),
+        ready=ready,
+        unschedulable=bool(spec.get("unschedulable", False)),
+    )
+
+
+class KubeError(Exception):
+    """An API call that did not do what was asked."""
+
+
+class Gone(KubeError):
+    """The object was deleted (404)."""
+
+
+class Rejected(KubeError):
+    """The API server refused the request (400, 403, 422): retrying it unchanged won't help."""
+
+
+class Unavailable(KubeError):
+    """A transient failure (timeouts, 429, 5xx, connection errors): retry later."""
+
+
+def now_rfc3339() -> str:
+    """The current time the way metav1.Time serialises it (seconds, UTC, 'Z')."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _translate(err: Exception, what: str) -> KubeError:
+    status = getattr(err, "status", None)
+    body = getattr(err, "body", None) or str(err)
+    message = f"{what}: {status or type(err).__name__}: {str(body)[:500]}"
+    if status == 404:
+        return Gone(message)
+    if status in (400, 403, 422):
+        return Rejected(message)
+    return Unavailable(message)
+
+
+class KubeClient:
+    """Writes the operator makes; one instance per operator process."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient, settings: ApiSettings) -> None:
+        self._custom = kubernetes.client.CustomObjectsApi(api_client)
+        self._core = kubernetes.client.CoreV1Api(api_client)
+        self._timeout = (settings.connect_timeout, settings.read_timeout)
+
+    @classmethod
+    def from_environment(cls, settings: ApiSettings) -> KubeClient:
+        """In-cluster credentials when running in a pod, else the current kubeconfig context."""
+        try:
+            kubernetes.config.load_incluster_config()
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config()
+        return cls(kubernetes.client.ApiClient(), settings)
+
+    async def patch_status(self, record: ObjectRecord, patch: Mapping[str, Any]) -> str:
+        """Merge-patch the status subresource; returns the object's new resourceVersion."""
+
+        def call() -> Any:
+            return self._custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                record.namespace,
+                PLURALS[record.kind],
+                record.name,
+                # No preconditions: the status is ours alone, and a write computed from a stale
+                # snapshot is corrected by the reconcile the newer object's watch event triggers.
+                {"status": dict(patch)},
+                _content_type=_MERGE_PATCH,
+                _request_timeout=self._timeout,
+            )
+
+        try:
+            result = await asyncio.to_thread(call)
+        except Exception as err:
+            raise _translate(err, f"patch status of {record.key}") from err
+        return str((result or {}).get("metadata", {}).get("resourceVersion", ""))
+
+    async def post_event(self, record: ObjectRecord, type_: str, reason: str, message: str) -> None:
+        """Record a core/v1 Event on the object; failures are logged, never raised (best effort)."""
+        now = now_rfc3339()
+        body = {
+            "metadata": {"generateName": f"{record.name}.", "namespace": record.namespace},
+            "involvedObject": {
+                "apiVersion": record.api_version,
+                "kind": record.kind,
+                "namespace": record.namespace,
+                "name": record.name,
+                "uid": record.uid,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+
+        def call() -> Any:
+            event = kubernetes.client.CoreV1Event.from_dict(body)
+            return self._core.create_namespaced_event(record.namespace, event, _request_timeout=self._timeout)
+
+        try:
+            await asyncio.to_thread(call)
+        except Exception as err:
+            logger.warning("could not post event %s on %s: %s", reason, record.key, _translate(err, "event"))

@@ -1,0 +1,262 @@
+"""The loop: triggers put object keys on one debounced queue; workers bring each status up to date.
+
+Inputs come only from Kopf's in-memory indexes (nodes, WorkloadProfiles, OptimizationPolicies);
+`recommend` and `selection` turn them into the desired status (planning runs in a worker thread, so
+the event loop keeps serving watches while a plan is made, through the caches in `memo`); `writer`
+writes it. API faults are retried with backoff; one bad object never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from greenmatrix import NodeHardware, Predictors, applied_policy, unknown_products
+from greenmatrix_operator.adapters import kube
+from greenmatrix_operator.control import recommend, selection
+from greenmatrix_operator.control.memo import InventoryMemo, PlanMemo
+from greenmatrix_operator.control.workqueue import WorkQueue
+from greenmatrix_operator.control.writer import StatusApi, StatusWriter
+from greenmatrix_operator.metrics import OperatorMetrics
+from greenmatrix_operator.records import (
+    OPTIMIZATION_POLICY,
+    WORKLOAD_PROFILE,
+    ObjectKey,
+    ObjectRecord,
+    PolicyView,
+    parse_policies,
+)
+from greenmatrix_operator.settings import OperatorSettings
+from greenmatrix_operator.status.evaluation import policy_status, workload_status
+
+logger = logging.getLogger(__name__)
+
+# Kopf's indexes are mappings of key -> store (an iterable of values); plain dicts of lists work too.
+Index = Mapping[Any, Iterable[Any]]
+
+
+@dataclass(frozen=True)
+class Indexes:
+    """The live in-memory views the reconciler reads (Kopf keeps them current from the watches)."""
+
+    nodes: Index  # node name -> NodeHardware
+    workloads: Index  # (namespace, name) -> ObjectRecord
+    workload_names: Index  # namespace -> WorkloadProfile name
+    policies: Index  # namespace -> ObjectRecord
+
+
+def _first(store: Iterable[Any] | None) -> Any:
+    return next(iter(store), None) if store is not None else None
+
+
+class Reconciler:
+    """Owns the work queue, its workers and the triggers that feed it."""
+
+    def __init__(
+        self,
+        api: StatusApi,
+        settings: OperatorSettings | None = None,
+        *,
+        clock: Callable[[], str] = kube.now_rfc3339,
+        predictors: Predictors | None = None,
+        metrics: OperatorMetrics | None = None,
+    ) -> None:
+        self.settings = settings or OperatorSettings()
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(self.settings.queue.debounce)
+        self.clock = clock
+        self.metrics = metrics or OperatorMetrics()
+        self.writer = StatusWriter(api, self.metrics)
+        self.indexes: Indexes | None = None
+        self._bound = asyncio.Event()
+        self._failures: Counter[ObjectKey] = Counter()
+        self._nodes_seen: dict[str, NodeHardware] = {}
+        self._labels_seen: dict[ObjectKey, Mapping[str, str]] = {}
+        self._nodes_version = 0
+        self._inventories = InventoryMemo(self.settings.caches.inventories)
+        # Loaded once per process; the operator's startup does it before the workers start.
+        planner = recommend.planner_for(predictors or Predictors.load())
+        self._plans = PlanMemo(planner, self.settings.caches.plans, self.metrics)
+        self.recommended: dict[ObjectKey, str | None] = {}
+        """The recommended GPU type per WorkloadProfile (None: none), for the metrics."""
+        self.metrics.queue_depth.set_function(lambda: {None: len(self.queue)})
+        self.metrics.queue_in_progress.set_function(lambda: {None: self.queue.processing})
+        self.metrics.recommendations.set_function(
+            lambda: Counter(gpu or "none" for gpu in self.recommended.values())
+        )
+
+    # --- inputs ------------------------------------------------------------------------------
+
+    def bind(self, indexes: Indexes) -> None:
+        """Attach the live indexes (done by the first handler call; they stay the same objects)."""
+        if self.indexes is None:
+            self.indexes = indexes
+            self._bound.set()
+
+    def _nodes(self) -> list[NodeHardware]:
+        assert self.indexes is not None
+        return [hw for store in self.indexes.nodes.values() for hw in store]
+
+    def _workload(self, namespace: str, name: str) -> ObjectRecord | None:
+        assert self.indexes is not None
+        return _first(self.indexes.workloads.get((namespace, name)))
+
+    def _workload_names(self, namespace: str) -> list[str]:
+        assert self.indexes is not None
+        return sorted(set(self.indexes.workload_names.get(namespace) or ()))
+
+    def _policy_records(self, namespace: str) -> list[ObjectRecord]:
+        assert self.indexes is not None
+        return list(self.indexes.policies.get(namespace) or ())
+
+    def _policies(self, namespace: str) -> list[PolicyView]:
+        return parse_policies((r.name, r.spec) for r in self._policy_records(namespace))
+
+    # --- triggers (called from Kopf handlers) -------------------------------------------------
+
+    def node_changed(self, name: str, hardware: NodeHardware | None) -> None:
+        """A node appeared, changed or vanished: every WorkloadProfile's inventory may differ."""
+        if hardware is not None and self._nodes_seen.get(name) == hardware:
+            return  # heartbeats and unrelated label churn: nothing GreenMatrix reads changed
+        if hardware is None:
+            self._nodes_seen.pop(name, None)
+        else:
+            self._nodes_seen[name] = hardware
+        self._nodes_version += 1
+        self._inventories.clear()
+        self.metrics.node_changes.inc()
+        assert self.indexes is not None
+        for namespace, name_ in list(self.indexes.workloads):
+            self.queue.add(ObjectKey(WORKLOAD_PROFILE, namespace, name_))
+        # Policies too: allowedGpus may name a product the catalog lacks, which is valid only while
+        # a node carries it.
+        for namespace in list(self.indexes.policies):
+            self._add_policies(namespace)
+
+    def workload_changed(self, record: ObjectRecord, deleted: bool = False) -> None:
+        """A WorkloadProfile event: reconcile it, and its namespace's policies when its labels moved."""
+        key = record.key
+        labels = None if deleted else dict(record.labels)
+        if deleted:
+            self._forget(key)
+        else:
+            if (
+                self.writer.wrote(record)
+                and self._labels_seen.get(key) == labels
+                and record.status.get("observedGeneration") == record.generation
+            ):
+                return  # the watch echoing our own status write
+            self.queue.add(key)
+        if self._labels_seen.get(key) != labels:
+            if labels is None:
+                self._labels_seen.pop(key, None)
+            else:
+                self._labels_seen[key] = labels
+            self._add_policies(record.namespace)
+
+    def policy_changed(self, namespace: str, name: str) -> None:
+        """A policy event: it, its siblings (who wins may change) and the namespace's profiles."""
+        self.queue.add(ObjectKey(OPTIMIZATION_POLICY, namespace, name))
+        self._add_policies(namespace)
+        for wp in self._workload_names(namespace):
+            self.queue.add(ObjectKey(WORKLOAD_PROFILE, namespace, wp))
+
+    def _add_policies(self, namespace: str) -> None:
+        for record in self._policy_records(namespace):
+            self.queue.add(record.key)
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def start(self) -> list[asyncio.Task[None]]:
+        """Start the workers (they idle until the indexes are bound); cancel the tasks to stop."""
+        workers = self.settings.queue.workers
+        logger.info("reconciling with %d workers (debounce %.2fs)", workers, self.queue.debounce)
+        return [asyncio.create_task(self._worker(), name=f"greenmatrix worker {i}") for i in range(workers)]
+
+    async def _worker(self) -> None:
+        await self._bound.wait()
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.reconcile(key)
+            except kube.Gone:
+                logger.info("%s is gone; forgetting it", key)
+                self._forget(key)
+            except Exception as err:
+                self._retry(key, err)
+            else:
+                self._failures.pop(key, None)
+            finally:
+                self.queue.done(key)
+
+    def _retry(self, key: ObjectKey, err: Exception) -> None:
+        failures = self._failures[key] = self._failures[key] + 1
+        delays = self.settings.retries.delays
+        delay = delays[min(failures, len(delays)) - 1]
+        if isinstance(err, kube.Rejected):
+            delay = delays[-1]  # the same write will be refused again; come back rarely
+        self.metrics.reconcile_errors.inc()
+        if isinstance(err, kube.KubeError):
+            logger.warning("%s: %s; retrying in %.0fs", key, err, delay)
+        else:
+            logger.exception("%s: reconcile failed; retrying in %.0fs", key, delay)
+        self.queue.add(key, delay)
+
+    def _forget(self, key: ObjectKey) -> None:
+        self.writer.forget(key)
+        self._failures.pop(key, None)
+        self.recommended.pop(key, None)
+
+    async def reconcile(self, key: ObjectKey) -> None:
+        """Bring one object's status up to date with the current inputs."""
+        self.metrics.reconciles.inc(key.kind)
+        if key.kind == WORKLOAD_PROFILE:
+            await self._reconcile_workload(key)
+        else:
+            await self._reconcile_policy(key)
+
+    async def _reconcile_workload(self, key: ObjectKey) -> None:
+        record = self._workload(key.namespace, key.name)
+        if record is None:
+            self._forget(key)
+            return
+        nodes = self._nodes()
+        summarizer, region_of = self._inventories.at(self._nodes_version)
+        policy = applied_policy(self._policies(key.namespace), record.labels)
+        evaluation = await asyncio.to_thread(
+            recommend.evaluate_workload,
+            record.spec,
+            nodes,
+            policy,
+            summarizer,
+            planner=self._plans,
+            region_of=region_of,
+        )
+        self.recommended[key] = evaluation.recommended_gpu
+        current = self.writer.known_status(record)
+        desired = workload_status(evaluation, record.generation, current.get("conditions"), self.clock())
+        await self.writer.write(record, desired)
+
+    async def _reconcile_policy(self, key: ObjectKey) -> None:
+        record = next((r for r in self._policy_records(key.namespace) if r.name == key.name), None)
+        if record is None:
+            self._forget(key)
+            return
+        workloads = []
+        for name in self._workload_names(key.namespace):
+            wp = self._workload(key.namespace, name)
+            if wp is not None:
+                workloads.append((name, wp.labels))
+        evaluation = selection.evaluate_policy(
+            record.name,
+            record.spec,
+            workloads,
+            self._policies(key.namespace),
+            unknown_products(self._nodes()),
+        )
+        current = self.writer.known_status(record)
+        desired = policy_status(evaluation, record.generation, current.get("conditions"), self.clock())
+        await self.writer.write(record, desired)

@@ -1,0 +1,108 @@
+"""The operator's settings, one object grouped by concern (as Kopf groups its `OperatorSettings`).
+
+`greenmatrix operator`'s flags fill it; the work queue, the retries, the caches, the servers and
+the Kubernetes adapter each read their own group. `kopf_settings` turns the watching and peering
+groups into Kopf's own settings object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import kopf
+
+# Our annotations, finalizer and peering live under this prefix, never on fields of users' objects.
+PREFIX = "greenmatrix.io"
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    debounce: float = 0.2
+    """Seconds to gather a burst of changes to one object into one reconcile."""
+    workers: int = 2
+    """Objects reconciled at once."""
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    delays: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+    """Seconds before the next try after consecutive failures of one object; the last one repeats.
+    A write the API server refused waits the last one at once: the same write will be refused again."""
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    plans: int = 512
+    """Plans kept for re-use (without their full option tables, a few kB each)."""
+    inventories: int = 1024
+    """Inventory summaries kept per node set before the memo starts over."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "0.0.0.0"
+    health_port: int = 8080
+    """Liveness /healthz port; 0 disables it."""
+    metrics_port: int = 8081
+    """Prometheus /metrics port; 0 disables it."""
+
+
+@dataclass(frozen=True)
+class PeeringSettings:
+    name: str | None = None
+    """Kopf's peering object for several replicas (one active); None runs standalone."""
+
+    @property
+    def standalone(self) -> bool:
+        return self.name is None
+
+
+@dataclass(frozen=True)
+class WatchingSettings:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces (glob patterns allowed) whose objects are served; empty: the whole cluster."""
+    server_timeout: int = 300
+    client_timeout: int = 330
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    connect_timeout: float = 5
+    read_timeout: float = 30
+    """A hung API call must not stall the work queue."""
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    retries: RetrySettings = field(default_factory=RetrySettings)
+    caches: CacheSettings = field(default_factory=CacheSettings)
+    servers: ServerSettings = field(default_factory=ServerSettings)
+    peering: PeeringSettings = field(default_factory=PeeringSettings)
+    watching: WatchingSettings = field(default_factory=WatchingSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+
+
+def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+    """Kopf's settings: nothing written on users' objects beyond GreenMatrix's own status."""
+    import kopf  # here, so that `greenmatrix operator --help` does not load Kopf
+
+    out = kopf.OperatorSettings()
+    # Our handlers store no progress; should one ever need it, it goes to annotations under our
+    # prefix, never to status.kopf (the CRD schema prunes unknown status fields).
+    out.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    out.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    out.persistence.finalizer = f"{PREFIX}/operator"
+    # Events are posted deliberately by the status writer; handler log lines stay in the log.
+    out.posting.enabled = False
+    out.peering.standalone = settings.peering.standalone
+    if settings.peering.name is not None:
+        out.peering.name = settings.peering.name
+        out.peering.mandatory = True
+    out.watching.server_timeout = settings.watching.server_timeout
+    out.watching.client_timeout = settings.watching.client_timeout
+    return out
