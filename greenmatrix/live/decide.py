@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from greenmatrix.interval import Interval
-from greenmatrix.plan.capacity import replicas_for
+from greenmatrix.planning.capacity import replicas_for
 
 
 class Quantiles(Protocol):

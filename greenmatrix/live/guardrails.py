@@ -14,25 +14,14 @@ step after the first only moves its input towards the current replicas or into t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from greenmatrix.api.meta import duration_seconds
 from greenmatrix.api.optimizationpolicy import Scaling
 from greenmatrix.interval import Interval
 from greenmatrix.live.decide import Quantiles, ReplicaDecision, action_between, predicted_utilization
-
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def duration_seconds(text: str) -> float:
-    """Seconds in a policy Duration ("30s", "5m", "1h30m")."""
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h30m)")
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,11 @@ import numpy as np
 from greenmatrix.api.optimizationpolicy import Scaling
 from greenmatrix.interval import Interval
 from greenmatrix.live.decide import Quantiles, decide_replicas
+from greenmatrix.live.forecast import SeriesForecast, forecast_series
 from greenmatrix.live.guardrails import GuardrailState, guardrails_of
-from greenmatrix.plan.capacity import replicas_for
+from greenmatrix.live.observations import STEP_FROM_FIRST_INTERVALS as STEP_ROWS
+from greenmatrix.live.observations import Series
+from greenmatrix.planning.capacity import replicas_for
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -40,9 +43,10 @@ class DemandForecaster(Protocol):
 
 @dataclass(frozen=True)
 class RecentPeak:
-    """A causal stand-in until the demand forecaster plugs in: p90 is `margin` times the highest of
-    the last `window` seconds and of the same lead time one `season` ago; p50 the higher of the last
-    value and that day's mean over the lead time; p10 the lowest of the last `window` seconds."""
+    """A causal stand-in while the demand forecaster warms up, and a yardstick: p90 is `margin` times
+    the highest of the last `window` seconds and of the same lead time one `season` ago; p50 the
+    higher of the last value and that day's mean over the lead time; p10 the lowest of the last
+    `window` seconds."""
 
     window: float = HOUR
     season: float = DAY
@@ -56,6 +60,47 @@ class RecentPeak:
         high = max(recent.max(), ago.max(initial=0.0))
         middle = max(recent[-1], ago.mean() if ago.size else 0.0)
         return Interval(float(recent.min()), float(middle), float(self.margin * high))
+
+
+class WalkForwardForecast:
+    """`live.forecast` behind the protocol, for a replay: its walk-forward runs once per horizon.
+
+    The trace is laid on a regular grid of its step (the median of its first intervals; an
+    off-grid row is left out), extended by the lead time so that every decision finds its targets
+    whether or not later rows exist. A decision at `now` forecasts each slot of the lead time from
+    the last slot whose interval had ended by `now`; until the step is settled (fewer rows than
+    those intervals) it answers nothing, so a shorter trace never sees another step."""
+
+    def __init__(self, trace: Trace, startup: float) -> None:
+        self.start, self.step = float(trace.timestamps[0]), trace.step_known_at(STEP_ROWS)
+        self.walks: list[SeriesForecast] = []
+        if self.step <= 0:
+            return
+        slots = np.rint((trace.timestamps - self.start) / self.step)
+        on_grid = np.isclose(trace.timestamps, self.start + slots * self.step)
+        self.slots = math.ceil((startup + self.step) / self.step - 1e-9)
+        values = np.full(int(slots.max()) + 1 + self.slots, np.nan)
+        values[slots[on_grid].astype(int)] = trace.demand[on_grid]
+        grid = Series(self.start + np.arange(len(values)) * self.step, values)
+        self.walks = [forecast_series(grid, (j + 1) * self.step) for j in range(self.slots)]
+
+    def peak(self, timestamps: np.ndarray, values: np.ndarray, now: float, lead: float) -> Quantiles | None:
+        if len(timestamps) < STEP_ROWS or not self.walks:
+            return None
+        made = math.floor((now - self.start) / self.step + 1e-9) - 1
+        if made < 0:
+            return None
+        ahead = np.array(
+            [
+                (w.p10[made + 1 + j], w.p50[made + 1 + j], w.p90[made + 1 + j])
+                for j, w in enumerate(self.walks)
+            ]
+        )
+        ahead = ahead[np.isfinite(ahead).all(axis=1)]
+        if ahead.size == 0:
+            return None
+        p10, p50, p90 = ahead.max(axis=0)
+        return Interval(float(p10), float(p50), float(p90))
 
 
 @dataclass(frozen=True)
@@ -104,12 +149,12 @@ class Trace:
     def durations(self) -> np.ndarray:
         """Seconds each row describes; the last row lasts as long as the typical step."""
         steps = np.diff(self.timestamps)
-        last = float(np.median(steps[:32])) if steps.size else 60.0
+        last = float(np.median(steps[:STEP_ROWS])) if steps.size else 60.0
         return np.append(steps, last)
 
     def step_known_at(self, row: int) -> float:
         """The typical step as known at `row`'s start (its own end is not known yet): 0 at the first."""
-        seen = np.diff(self.timestamps[: min(row, 32) + 1])
+        seen = np.diff(self.timestamps[: min(row, STEP_ROWS) + 1])
         return float(np.median(seen)) if seen.size else 0.0
 
     def initial_replicas(self, capacity: float, scaling: Scaling) -> int:
@@ -129,12 +174,15 @@ def greenmatrix_replicas(
     anomalous: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per row, the replicas GreenMatrix asks for: the decision on the forecast over the lead time
-    (start-up plus the typical step), capped by the policy's guardrails; while `forecaster` warms
-    up, the stand-in `RecentPeak` answers (default: the stand-in alone). `anomalous[j]` flags row
+    (start-up plus the typical step), capped by the policy's guardrails. The forecaster is
+    `live.forecast` unless another is given; while it warms up, the stand-in `RecentPeak` answers.
+    `anomalous[j]` flags row
     j as its anomaly detector judged it: kept out of the forecast, and no action on it alone."""
-    forecaster = RecentPeak() if forecaster is None else UntilWarm(forecaster, RecentPeak())
     flags = np.zeros(len(trace.demand), bool) if anomalous is None else np.asarray(anomalous, bool)
     clean = np.where(flags, np.nan, trace.demand)
+    if forecaster is None:
+        forecaster = WalkForwardForecast(Trace(trace.timestamps, clean), startup)
+    forecaster = UntilWarm(forecaster, RecentPeak())
     rails = guardrails_of(scaling, paused=paused)
     each = Interval(capacity, capacity, capacity)
     current = trace.initial_replicas(capacity, scaling)

@@ -9,7 +9,7 @@ import pytest
 
 from greenmatrix.interval import Interval
 from greenmatrix.live.decide import Action, ReplicaDecision, decide_replicas, predicted_utilization
-from greenmatrix.plan.capacity import replicas_for
+from greenmatrix.planning.capacity import replicas_for
 
 CAPACITY = Interval(8.0, 10.0, 12.0)
 

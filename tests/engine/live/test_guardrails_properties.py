@@ -8,8 +8,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from greenmatrix.api.meta import duration_seconds
 from greenmatrix.api.optimizationpolicy import Scaling
-from greenmatrix.live.guardrails import GuardrailState, duration_seconds, guardrails_of
+from greenmatrix.live.guardrails import GuardrailState, guardrails_of
 
 
 @st.composite

@@ -15,6 +15,7 @@ from greenmatrix.interval import Interval
 from greenmatrix.live.replay import (
     RecentPeak,
     Trace,
+    WalkForwardForecast,
     greenmatrix_replicas,
     hpa_replicas,
     outcome,
@@ -194,3 +195,22 @@ def test_replay_judges_the_three_strategies_alike() -> None:
     assert np.array_equal(result.hpa.replicas, hpa_replicas(trace, 5.0, 180.0, LOOSE, 0.6))
     assert result.static.overload_minutes == 0
     assert result.static.gpu_hours == pytest.approx(2 * 18 * 24)
+
+
+def test_with_the_demand_forecaster_cutting_or_changing_later_rows_changes_nothing_before() -> None:
+    rng = np.random.default_rng(7)
+    times = np.arange(3 * 144) * 600.0
+    demand = (50 + 40 * np.sin(2 * np.pi * times / 86400)) * rng.lognormal(0, 0.1, len(times))
+    demand[[100, 101, 250]] = np.nan
+    trace = Trace(times, demand)
+    asked = greenmatrix_replicas(trace, 5.0, 180.0, LOOSE)
+    forecast = WalkForwardForecast(trace, 180.0)
+    answered = [forecast.peak(times[:i], demand[:i], times[i], 780.0) for i in range(len(times))]
+    assert sum(a is not None for a in answered) > len(times) // 2  # the forecaster does decide
+    for cut in (40, 160, 300, 431):
+        head = Trace(times[:cut], demand[:cut])
+        assert np.array_equal(greenmatrix_replicas(head, 5.0, 180.0, LOOSE), asked[:cut])
+        changed = demand.copy()
+        changed[cut - 1 :] *= 3
+        other = greenmatrix_replicas(Trace(times, changed), 5.0, 180.0, LOOSE)
+        assert np.array_equal(other[:cut], asked[:cut])
