@@ -9,6 +9,9 @@ for; removing replicas takes effect at once, the youngest first (as a ReplicaSet
 replicas ready at a moment are the fewest asked for over the start-up before it. Replicas are paid
 from the moment they are asked for. Before the first row the deployment runs, ready, the replicas
 the first known demand needs at the policy's target utilisation, whichever strategy follows.
+
+GreenMatrix decides on the demand forecaster of `live.forecast` (`WalkForwardForecast`), the
+stand-in `RecentPeak` answering while it warms up; any `DemandForecaster` plugs in instead.
 """
 
 from __future__ import annotations
