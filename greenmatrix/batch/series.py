@@ -10,12 +10,17 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from greenmatrix.batch.datasets import Dataset
 from greenmatrix.batch.table import Table, read_table, write_predictions
 from greenmatrix.live.observations import Series, series_from_rows
 
+if TYPE_CHECKING:
+    from greenmatrix.live.replay import Replay
+
 FORECAST_COLUMNS = ("forecast_p10", "forecast_p50", "forecast_p90")
+REPLAY_COLUMNS = ("replicas", "hpa_replicas", "static_replicas")
 ANOMALY_COLUMNS = ("anomaly_score", "anomaly", "anomaly_kind")
 
 _SERIES = Dataset(
@@ -65,3 +70,44 @@ def anomalies_file(in_path: Path, out_path: Path, *, counter: bool = False) -> i
     ]
     write_predictions(out_path, table, ANOMALY_COLUMNS, cells, [""] * len(cells))
     return int(found.anomaly.sum())
+
+
+def replay_file(
+    in_path: Path,
+    out_path: Path,
+    *,
+    capacity: float,
+    startup_s: float,
+    policy_path: Path | None = None,
+    hpa_target: float = 0.7,
+    gpus_per_replica: int = 1,
+) -> Replay:
+    """Each row of a demand trace with what GreenMatrix (under the policy's guardrails), the HPA and a
+    static allocation ask for over its interval, each decided from the rows before it."""
+    from greenmatrix.api import OptimizationPolicySpec
+    from greenmatrix.cli.manifests import load_manifest
+    from greenmatrix.live.replay import Trace, replay
+    from greenmatrix.policy import scaling_of
+
+    policy = None
+    if policy_path is not None:
+        policy = load_manifest(policy_path, "OptimizationPolicy", OptimizationPolicySpec, "--policy").spec
+    table, series = read_series(in_path, REPLAY_COLUMNS, flag="--trace")
+    result = replay(
+        Trace(series.timestamps, series.values),
+        capacity,
+        startup_s,
+        scaling_of(policy),
+        paused=bool(policy and policy.paused),
+        hpa_target=hpa_target,
+        gpus_per_replica=gpus_per_replica,
+        static_hindsight=False,
+    )
+    cells = [
+        [str(int(a)), str(int(b)), str(int(c))]
+        for a, b, c in zip(
+            result.greenmatrix.replicas, result.hpa.replicas, result.static.replicas, strict=True
+        )
+    ]
+    write_predictions(out_path, table, REPLAY_COLUMNS, cells, [""] * len(cells))
+    return result

@@ -25,6 +25,7 @@ from greenmatrix.errors import GreenMatrixError
 # Command name -> "module:attribute" of the engine's own commands.
 _COMMANDS = {
     "anomalies": "greenmatrix.cli.anomalies:anomalies",
+    "autoscale": "greenmatrix.cli.autoscale:autoscale",
     "bench": "greenmatrix.cli.bench:bench",
     "crds": "greenmatrix.cli.crds:crds",
     "forecast": "greenmatrix.cli.forecast:forecast",

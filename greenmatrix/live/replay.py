@@ -244,12 +244,16 @@ def _hpa_desired(load: float, ready: int, current: int, target: float) -> int:
     return max(1, math.ceil(load / target - 1e-9))
 
 
-def static_replicas(trace: Trace, capacity: float) -> np.ndarray:
+def static_replicas(trace: Trace, capacity: float, *, hindsight: bool = True) -> np.ndarray:
     """The peak allocation: the replicas the highest demand of the whole trace needs, on every row
-    (known only in hindsight: the yardstick that never overloads)."""
-    known = _finite(trace.demand)
-    peak = replicas_for(float(known.max()) if known.size else 0.0, capacity, 1.0)
-    return np.full(len(trace.demand), peak, int)
+    (known only in hindsight: the yardstick that never overloads). Without `hindsight`, the highest
+    demand up to each row: a static allocation raised to every new peak, causal like the others."""
+    if hindsight:
+        known = _finite(trace.demand)
+        peak = replicas_for(float(known.max()) if known.size else 0.0, capacity, 1.0)
+        return np.full(len(trace.demand), peak, int)
+    seen = np.fmax.accumulate(np.where(np.isfinite(trace.demand), trace.demand, 0.0))
+    return np.array([replicas_for(float(d), capacity, 1.0) for d in seen], int)
 
 
 def outcome(
@@ -302,9 +306,10 @@ def replay(
     gpus_per_replica: int = 1,
     forecaster: DemandForecaster | None = None,
     anomalous: np.ndarray | None = None,
+    static_hindsight: bool = True,
 ) -> Replay:
     """GreenMatrix under the policy, the HPA at `hpa_target` and the static peak, from the same
-    replicas running before the first row."""
+    replicas running before the first row (`static_hindsight`: see `static_replicas`)."""
     initial = trace.initial_replicas(capacity, scaling)
     ours = greenmatrix_replicas(
         trace, capacity, startup, scaling, paused=paused, forecaster=forecaster, anomalous=anomalous
@@ -323,7 +328,7 @@ def replay(
         static=outcome(
             "static",
             trace,
-            static_replicas(trace, capacity),
+            static_replicas(trace, capacity, hindsight=static_hindsight),
             capacity,
             startup,
             gpus_per_replica=gpus_per_replica,
