@@ -7,61 +7,23 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from simulate_cli import CHAT, POLICY, WORKLOAD, refused, run, write
 
 from greenmatrix import economics
 from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
 from greenmatrix.api.workloadprofile import GPUInventory, HardwareSpec, Inventory
-from greenmatrix.cli import main
 from greenmatrix.learned.core import models_dir
 from greenmatrix.planning.options import Restrictions, catalog_options
 from greenmatrix.planning.planner import plan
 from greenmatrix.predict.predictors import Predictors
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAT = ROOT / "examples" / "llama-8b-chat.yaml"
 UNPRICED = ["B200-SXM-180GB", "MI300X"]
-
-WORKLOAD = """
-apiVersion: greenmatrix.io/v1alpha1
-kind: WorkloadProfile
-metadata: {name: chat}
-spec:
-  task: inference
-  model: {name: meta-llama/Llama-3.1-8B-Instruct}
-  inference: {requestsPerSecond: 5}
-  hardware: %s
-"""
-POLICY = """
-apiVersion: greenmatrix.io/v1alpha1
-kind: OptimizationPolicy
-metadata: {name: p}
-spec:
-%s
-"""
 
 
 @pytest.fixture(scope="module")
 def roofline() -> Predictors:
     return Predictors.roofline()
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, list(args))
-
-
-def write(tmp_path: Path, text: str, name: str) -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
-
-def refused(result, field: str) -> str:
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output
-    assert result.stderr.startswith(f"error: {field}: ") and result.stderr.count("\n") == 1, result.stderr
-    return result.stderr
 
 
 def chat(hardware: dict | None = None, **inference: object) -> WorkloadProfileSpec:
