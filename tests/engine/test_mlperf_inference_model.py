@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlperf_rows import mlperf_row
 
 from greenmatrix import batch
 from greenmatrix.batch.datasets import DATASETS
@@ -285,15 +286,7 @@ def test_a_typo_in_a_count_or_round_gets_a_reason_not_a_default(
 
 
 def test_predictions_scale_with_accelerator_count() -> None:
-    base = {
-        "Model": "bert-99",
-        "Scenario": "Offline",
-        "Units": "Samples/s",
-        "accelerator_model_name": "NVIDIA H100-SXM-80GB",
-        "number_of_nodes": "1",
-        "framework": "TensorRT 9.3.0",
-        "version": "v4.0",
-    }
+    base = mlperf_row(Model="bert-99", framework="TensorRT 9.3.0")
     one, eight = model.predict_rows(
         [dict(base, accelerators_per_node="1"), dict(base, accelerators_per_node="8")]
     )
@@ -352,15 +345,7 @@ def test_shipped_model_predicts_reference_code_several_times_slower() -> None:
     # Reference implementations (ONNX Runtime, PyTorch, TensorFlow) run several times slower than
     # TensorRT on the same GPU in the data; the offset must say so, not vanish.
     assert info["reference_penalty"] < math.log(0.5)
-    row = {
-        "Model": "resnet50",
-        "Scenario": "Offline",
-        "Units": "Samples/s",
-        "accelerator_model_name": "NVIDIA L40",
-        "accelerators_per_node": "1",
-        "number_of_nodes": "1",
-        "version": "v4.0",
-    }
+    row = mlperf_row(accelerator_model_name="NVIDIA L40")
     trt, ref = model.predict_rows(
         [
             dict(row, framework="TensorRT 9.3.0, CUDA 12.2"),
