@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlperf_rows import mlperf_row
+from retraining import holdout_or_skip, trains_twice_alike
 
 from greenmatrix import batch
 from greenmatrix.batch.datasets import DATASETS
@@ -38,11 +39,7 @@ def _subset(tmp: Path, every: int) -> Path:
 
 @needs_data
 def test_train_is_deterministic(tmp_path: Path) -> None:
-    data = _subset(tmp_path / "data", every=4)
-    first = trainer.train(data, tmp_path / "a")
-    second = trainer.train(data, tmp_path / "b")
-    assert first == second
-    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    names = trains_twice_alike(trainer, _subset(tmp_path / "data", every=4), tmp_path)
     assert names == [
         "mlperf_inference.md",
         "mlperf_inference.meta.json",
@@ -51,22 +48,16 @@ def test_train_is_deterministic(tmp_path: Path) -> None:
         "mlperf_latency.meta.json",
         "mlperf_latency.ubj",
     ]
-    for name in names:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
 @pytest.fixture(scope="module")
 def recomputed() -> list[dict]:
-    if not SOURCE.exists():
-        pytest.skip(f"reference data not found at {SOURCE}")
-    return trainer.holdout_results(DATA)
+    return holdout_or_skip(trainer, SOURCE, DATA)
 
 
 @pytest.fixture(scope="module")
 def recomputed_latency() -> list[dict]:
-    if not SOURCE.exists():
-        pytest.skip(f"reference data not found at {SOURCE}")
-    return trainer.holdout_results(DATA, "latency")
+    return holdout_or_skip(trainer, SOURCE, DATA, "latency")
 
 
 def _carded(name: str) -> dict[str, dict]:

@@ -25,7 +25,9 @@ OPERATOR_NAMESPACE = "gm-operator-e2e"
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], T], timeout: float = 60, what: str = "condition") -> T:
+def wait_until(
+    check: Callable[[], T], timeout: float = 60, what: str = "condition", interval: float = 0.25
+) -> T:
     """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds.
 
     The timeout only bounds a hung test; nothing is asserted about how fast things happen.
@@ -35,7 +37,7 @@ def wait_until(check: Callable[[], T], timeout: float = 60, what: str = "conditi
     while not last:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-        time.sleep(0.25)
+        time.sleep(interval)
         last = check()
     return last
 
