@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
 OPERATOR_NAMESPACE = "gm-operator-e2e"
 T = TypeVar("T")
+NODE_CHANGES = "greenmatrix_operator_node_changes_total"
 
 
 def wait_until(
@@ -40,6 +41,25 @@ def wait_until(
         time.sleep(interval)
         last = check()
     return last
+
+
+Metrics = dict[str, float]
+
+
+def in_a_quiet_window(
+    attempts: int, window: Callable[[int], tuple[Metrics, Metrics, T]]
+) -> tuple[Metrics, Metrics, T]:
+    """The first of `attempts` runs of `window(attempt)` (metrics before, metrics after, what it saw)
+    in which the operator saw no node change.
+
+    The lab is shared: another session may add or relabel nodes meanwhile, which rightly rewrites
+    inventories. The test is skipped when nodes never stop changing.
+    """
+    for attempt in range(attempts):
+        before, after, seen = window(attempt)
+        if after[NODE_CHANGES] == before[NODE_CHANGES]:
+            return before, after, seen
+    pytest.skip("nodes kept changing under a concurrent session; no quiet window to check")
 
 
 def get_json(lab: Lab, *args: str) -> Any:
