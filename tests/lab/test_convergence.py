@@ -39,7 +39,7 @@ from greenmatrix_operator.control.recommend import Planner, evaluate_workload, p
 from greenmatrix_operator.control.selection import evaluate_policy
 from greenmatrix_operator.records import parse_policies
 from greenmatrix_operator.status.conditions import READY
-from greenmatrix_operator.status.evaluation import policy_status, workload_status
+from greenmatrix_operator.status.evaluation import status_of
 from operator_helpers import RunningOperator, get_json, wait_until
 
 from greenmatrix import GROUP, VERSION, NodeHardware, Predictors, applied_policy, unknown_products
@@ -519,7 +519,7 @@ def expected_workload_status(
     generation = obj["metadata"]["generation"]
     policy = applied_policy(policies, obj["metadata"].get("labels") or {})
     evaluation = evaluate_workload(obj.get("spec") or {}, nodes, policy, planner=planner)
-    return _timeless(workload_status(evaluation, generation, None, ""))
+    return _timeless(status_of(evaluation, generation, None, ""))
 
 
 def expected_policy_status(obj: Mapping[str, Any], snap: Snapshot, policies: Sequence[Any]) -> dict[str, Any]:
@@ -531,7 +531,7 @@ def expected_policy_status(obj: Mapping[str, Any], snap: Snapshot, policies: Seq
         policies,
         unknown_products(snap.nodes),
     )
-    return _timeless(policy_status(evaluation, generation, None, ""))
+    return _timeless(status_of(evaluation, generation, None, ""))
 
 
 def _headline(status: Mapping[str, Any]) -> tuple[Any, ...]:
