@@ -96,6 +96,11 @@ def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str
     return entry
 
 
+def cel_rules(*rules: dict[str, str]) -> ConfigDict:
+    """A model's `x-kubernetes-validations`: its `cel` rules, which the generated CRD carries."""
+    return ConfigDict(json_schema_extra={"x-kubernetes-validations": list(rules)})
+
+
 Duration = Annotated[
     str,
     Field(
@@ -142,16 +147,12 @@ class LabelSelectorRequirement(Schema):
     values: list[Annotated[str, Field(max_length=63)]] | None = None
     """Values for In and NotIn (must be non-empty); must be empty for Exists and DoesNotExist."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0)"
-                    " : (!has(self.values) || size(self.values) == 0)",
-                    SELECTOR_VALUES_MESSAGE,
-                )
-            ]
-        }
+    model_config = cel_rules(
+        cel(
+            "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0)"
+            " : (!has(self.values) || size(self.values) == 0)",
+            SELECTOR_VALUES_MESSAGE,
+        )
     )
 
     # Restates the CEL rule for manifests read without an API server (the CLI).

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from greenmatrix.api.meta import Condition, Duration, LabelSelector, Schema, cel
+from greenmatrix.api.meta import Condition, Duration, LabelSelector, Schema, cel, cel_rules
 from greenmatrix.api.workloadprofile import GPUName, RegionName
 
 
@@ -29,15 +29,11 @@ class Objectives(Schema):
     carbon: Annotated[float, Field(ge=0, le=100)] = 0
     """Weight of emissions (gCO2eq per million tokens, or per run)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.latency + self.throughput + self.cost + self.energy + self.carbon > 0.0",
-                    "at least one objective weight must be positive",
-                )
-            ]
-        }
+    model_config = cel_rules(
+        cel(
+            "self.latency + self.throughput + self.cost + self.energy + self.carbon > 0.0",
+            "at least one objective weight must be positive",
+        )
     )
 
     @model_validator(mode="after")
@@ -80,16 +76,12 @@ class Scaling(Schema):
     target_utilization: Annotated[float, Field(gt=0, le=1)] = 0.7
     """Fraction of a replica's predicted capacity to plan for, leaving headroom for bursts."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.minReplicas <= self.maxReplicas",
-                    "minReplicas must not exceed maxReplicas",
-                    ".minReplicas",
-                )
-            ]
-        }
+    model_config = cel_rules(
+        cel(
+            "self.minReplicas <= self.maxReplicas",
+            "minReplicas must not exceed maxReplicas",
+            ".minReplicas",
+        )
     )
 
     @model_validator(mode="after")

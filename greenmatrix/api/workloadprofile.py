@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from greenmatrix.api.meta import Condition, Schema, TargetRef, cel
+from greenmatrix.api.meta import Condition, Schema, TargetRef, cel, cel_rules
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
 Framework = Literal["vllm", "sglang", "trtllm", "tgi", "triton", "pytorch", "jax", "onnxruntime", "other"]
@@ -64,31 +64,27 @@ class Architecture(Schema):
     active_parameters: Annotated[float | None, Field(gt=0, le=1e13)] = None
     """Parameters used per token (MoE); derived from the other numbers when omitted."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                # kvHeads below 1 is the minimum's to report: the modulus would fail the rule with
-                # "modulus by zero evaluating rule" at the architecture, a second error pydantic lacks.
-                cel(
-                    "!has(self.kvHeads) || self.kvHeads < 1 || self.attentionHeads % self.kvHeads == 0",
-                    KV_HEADS_MESSAGE,
-                    ".kvHeads",
-                ),
-                cel("self.attentionHeads <= self.hiddenSize", HEADS_MESSAGE, ".attentionHeads"),
-                cel(
-                    "self.experts == 0 ? self.activeExperts == 0"
-                    " : (self.activeExperts >= 1 && self.activeExperts <= self.experts)",
-                    "activeExperts must be between 1 and experts for a mixture-of-experts model,"
-                    " and 0 for a dense one",
-                    ".activeExperts",
-                ),
-                cel(
-                    "!has(self.activeParameters) || self.activeParameters <= self.parameters",
-                    "activeParameters must not exceed parameters",
-                    ".activeParameters",
-                ),
-            ]
-        }
+    model_config = cel_rules(
+        # kvHeads below 1 is the minimum's to report: the modulus would fail the rule with
+        # "modulus by zero evaluating rule" at the architecture, a second error pydantic lacks.
+        cel(
+            "!has(self.kvHeads) || self.kvHeads < 1 || self.attentionHeads % self.kvHeads == 0",
+            KV_HEADS_MESSAGE,
+            ".kvHeads",
+        ),
+        cel("self.attentionHeads <= self.hiddenSize", HEADS_MESSAGE, ".attentionHeads"),
+        cel(
+            "self.experts == 0 ? self.activeExperts == 0"
+            " : (self.activeExperts >= 1 && self.activeExperts <= self.experts)",
+            "activeExperts must be between 1 and experts for a mixture-of-experts model,"
+            " and 0 for a dense one",
+            ".activeExperts",
+        ),
+        cel(
+            "!has(self.activeParameters) || self.activeParameters <= self.parameters",
+            "activeParameters must not exceed parameters",
+            ".activeParameters",
+        ),
     )
 
     # The validators below restate the CEL rules for manifests read without an API server (the CLI);
@@ -123,15 +119,11 @@ class ModelSpec(Schema):
     framework: Framework = "vllm"
     """Serving backend or training framework."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "has(self.name) != has(self.architecture)",
-                    "set exactly one of model.name (a catalog model) or model.architecture (its numbers)",
-                )
-            ]
-        }
+    model_config = cel_rules(
+        cel(
+            "has(self.name) != has(self.architecture)",
+            "set exactly one of model.name (a catalog model) or model.architecture (its numbers)",
+        )
     )
 
     @model_validator(mode="after")
@@ -175,16 +167,12 @@ class InferenceSpec(Schema):
     slo: ServingSLO | None = None
     """Objectives the recommendation must meet."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.outputTokens >= 2 || !has(self.slo) || !has(self.slo.tpotMs)",
-                    SINGLE_TOKEN_TPOT_MESSAGE,
-                    ".slo.tpotMs",
-                )
-            ]
-        }
+    model_config = cel_rules(
+        cel(
+            "self.outputTokens >= 2 || !has(self.slo) || !has(self.slo.tpotMs)",
+            SINGLE_TOKEN_TPOT_MESSAGE,
+            ".slo.tpotMs",
+        )
     )
 
     @model_validator(mode="after")
@@ -210,15 +198,11 @@ class TrainingSpec(Schema):
     deadline_hours: Annotated[float | None, Field(gt=0, le=8760)] = None
     """The run must finish within this many hours."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "has(self.tokens) != has(self.samples)",
-                    "set exactly one of training.tokens or training.samples",
-                )
-            ]
-        }
+    model_config = cel_rules(
+        cel(
+            "has(self.tokens) != has(self.samples)",
+            "set exactly one of training.tokens or training.samples",
+        )
     )
 
     @model_validator(mode="after")
@@ -244,16 +228,12 @@ class HardwareSpec(Schema):
     regions: list[RegionName] | None = Field(default=None, max_length=64)
     """Regions (topology.kubernetes.io/region) whose nodes may be used."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.minGpusPerReplica <= self.maxGpusPerReplica",
-                    "minGpusPerReplica must not exceed maxGpusPerReplica",
-                    ".minGpusPerReplica",
-                )
-            ]
-        }
+    model_config = cel_rules(
+        cel(
+            "self.minGpusPerReplica <= self.maxGpusPerReplica",
+            "minGpusPerReplica must not exceed maxGpusPerReplica",
+            ".minGpusPerReplica",
+        )
     )
 
     @model_validator(mode="after")
@@ -296,17 +276,13 @@ class WorkloadProfileSpec(Schema):
     metrics: MetricsSpec | None = None
     """PromQL overrides for live metrics."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.task == 'inference' ? (has(self.inference) && !has(self.training))"
-                    " : (has(self.training) && !has(self.inference))",
-                    "task inference needs spec.inference and no spec.training;"
-                    " task training needs spec.training and no spec.inference",
-                ),
-            ]
-        }
+    model_config = cel_rules(
+        cel(
+            "self.task == 'inference' ? (has(self.inference) && !has(self.training))"
+            " : (has(self.training) && !has(self.inference))",
+            "task inference needs spec.inference and no spec.training;"
+            " task training needs spec.training and no spec.inference",
+        ),
     )
 
     @model_validator(mode="after")

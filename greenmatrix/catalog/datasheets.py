@@ -109,6 +109,68 @@ DEFAULT_HOST_WATTS_PER_NODE = 500.0
 
 _PCIE_FABRIC = 25.0  # GB/s per GPU, one direction: the shared PCIe systems' 1:1 200 Gb/s assumption
 
+
+def _variant(part: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """Another product of the same silicon: `part`'s datasheet with `changes` (memory, power, name)."""
+    return {**part, **changes}
+
+
+_GH200_96GB: dict[str, Any] = {
+    "key": "GH200-96GB",
+    "vendor": "nvidia",
+    "family": "hopper",
+    "form_factor": "superchip",
+    "memory_gib": 96.0,
+    "memory_bandwidth_gbs": 4000.0,
+    "tdp_watts": 1000.0,
+    "tflops": {"fp32": 67.0, "tf32": 494.5, "bf16": 989.0, "fp16": 989.0, "fp8": 1979.0, "int8": 1979.0},
+    "intra_node_bandwidth_gbs": 450.0,
+    "inter_node_bandwidth_gbs": 50.0,
+    "gpus_per_node": 1,
+    "host_watts_per_node": 0.0,
+    "source": "vendor datasheet: NVIDIA GH200 Grace Hopper Superchip (96GB HBM3); TDP is the module's "
+    "configurable 450-1000 W including the Grace CPU and LPDDR5X",
+}
+
+_V100_SXM2_16GB: dict[str, Any] = {
+    "key": "V100-SXM2-16GB",
+    "vendor": "nvidia",
+    "family": "volta",
+    "form_factor": "sxm",
+    "memory_gib": 16.0,
+    "memory_bandwidth_gbs": 900.0,
+    "tdp_watts": 300.0,
+    "tflops": {"fp32": 15.7, "fp16": 125.0},
+    "intra_node_bandwidth_gbs": 150.0,
+    "inter_node_bandwidth_gbs": _PCIE_FABRIC,
+    "gpus_per_node": 8,
+    "source": "vendor datasheet: NVIDIA Tesla V100 (SXM2); NVLink2 300 GB/s bidirectional; no bf16/int8 "
+    "tensor cores",
+}
+
+_MI300X: dict[str, Any] = {
+    "key": "MI300X",
+    "vendor": "amd",
+    "family": "cdna3",
+    "form_factor": "sxm",
+    "memory_gib": 192.0,
+    "memory_bandwidth_gbs": 5300.0,
+    "tdp_watts": 750.0,
+    "tflops": {
+        "fp32": 163.4,
+        "tf32": 653.7,
+        "bf16": 1307.4,
+        "fp16": 1307.4,
+        "fp8": 2614.9,
+        "int8": 2614.9,
+    },
+    "intra_node_bandwidth_gbs": 448.0,
+    "inter_node_bandwidth_gbs": 50.0,
+    "gpus_per_node": 8,
+    "source": "vendor datasheet: AMD Instinct MI300X (OAM module, counted as sxm); 7 Infinity Fabric "
+    "links x 64 GB/s per direction",
+}
+
 DATASHEET_GPUS: tuple[dict[str, Any], ...] = (
     {
         "key": "A100-SXM4-40GB",
@@ -152,66 +214,21 @@ DATASHEET_GPUS: tuple[dict[str, Any], ...] = (
         "gpus_per_node": 8,
         "source": "vendor datasheet: NVIDIA H100 NVL (350-400 W); NVLink bridge pairs only, so PCIe Gen5 x16",
     },
-    {
-        "key": "GH200-96GB",
-        "vendor": "nvidia",
-        "family": "hopper",
-        "form_factor": "superchip",
-        "memory_gib": 96.0,
-        "memory_bandwidth_gbs": 4000.0,
-        "tdp_watts": 1000.0,
-        "tflops": {"fp32": 67.0, "tf32": 494.5, "bf16": 989.0, "fp16": 989.0, "fp8": 1979.0, "int8": 1979.0},
-        "intra_node_bandwidth_gbs": 450.0,
-        "inter_node_bandwidth_gbs": 50.0,
-        "gpus_per_node": 1,
-        "host_watts_per_node": 0.0,
-        "source": "vendor datasheet: NVIDIA GH200 Grace Hopper Superchip (96GB HBM3); TDP is the module's "
-        "configurable 450-1000 W including the Grace CPU and LPDDR5X",
-    },
-    {
-        "key": "GH200-144GB",
-        "vendor": "nvidia",
-        "family": "hopper",
-        "form_factor": "superchip",
-        "memory_gib": 144.0,
-        "memory_bandwidth_gbs": 4900.0,
-        "tdp_watts": 1000.0,
-        "tflops": {"fp32": 67.0, "tf32": 494.5, "bf16": 989.0, "fp16": 989.0, "fp8": 1979.0, "int8": 1979.0},
-        "intra_node_bandwidth_gbs": 450.0,
-        "inter_node_bandwidth_gbs": 50.0,
-        "gpus_per_node": 1,
-        "host_watts_per_node": 0.0,
-        "source": "vendor datasheet: NVIDIA GH200 Grace Hopper Superchip (144GB HBM3e); module 450-1000 W",
-    },
-    {
-        "key": "V100-SXM2-16GB",
-        "vendor": "nvidia",
-        "family": "volta",
-        "form_factor": "sxm",
-        "memory_gib": 16.0,
-        "memory_bandwidth_gbs": 900.0,
-        "tdp_watts": 300.0,
-        "tflops": {"fp32": 15.7, "fp16": 125.0},
-        "intra_node_bandwidth_gbs": 150.0,
-        "inter_node_bandwidth_gbs": _PCIE_FABRIC,
-        "gpus_per_node": 8,
-        "source": "vendor datasheet: NVIDIA Tesla V100 (SXM2); NVLink2 300 GB/s bidirectional; no bf16/int8 "
-        "tensor cores",
-    },
-    {
-        "key": "V100-SXM2-32GB",
-        "vendor": "nvidia",
-        "family": "volta",
-        "form_factor": "sxm",
-        "memory_gib": 32.0,
-        "memory_bandwidth_gbs": 900.0,
-        "tdp_watts": 300.0,
-        "tflops": {"fp32": 15.7, "fp16": 125.0},
-        "intra_node_bandwidth_gbs": 150.0,
-        "inter_node_bandwidth_gbs": _PCIE_FABRIC,
-        "gpus_per_node": 8,
-        "source": "vendor datasheet: NVIDIA Tesla V100 (SXM2 32GB); NVLink2 300 GB/s bidirectional",
-    },
+    _GH200_96GB,
+    _variant(
+        _GH200_96GB,
+        key="GH200-144GB",
+        memory_gib=144.0,
+        memory_bandwidth_gbs=4900.0,
+        source="vendor datasheet: NVIDIA GH200 Grace Hopper Superchip (144GB HBM3e); module 450-1000 W",
+    ),
+    _V100_SXM2_16GB,
+    _variant(
+        _V100_SXM2_16GB,
+        key="V100-SXM2-32GB",
+        memory_gib=32.0,
+        source="vendor datasheet: NVIDIA Tesla V100 (SXM2 32GB); NVLink2 300 GB/s bidirectional",
+    ),
     {
         "key": "T4",
         "vendor": "nvidia",
@@ -326,50 +343,16 @@ DATASHEET_GPUS: tuple[dict[str, Any], ...] = (
         "gpus_per_node": 8,
         "source": "vendor datasheet: NVIDIA RTX A5000 (222.2 TFLOPS tensor with sparsity); PCIe Gen4 x16",
     },
-    {
-        "key": "MI300X",
-        "vendor": "amd",
-        "family": "cdna3",
-        "form_factor": "sxm",
-        "memory_gib": 192.0,
-        "memory_bandwidth_gbs": 5300.0,
-        "tdp_watts": 750.0,
-        "tflops": {
-            "fp32": 163.4,
-            "tf32": 653.7,
-            "bf16": 1307.4,
-            "fp16": 1307.4,
-            "fp8": 2614.9,
-            "int8": 2614.9,
-        },
-        "intra_node_bandwidth_gbs": 448.0,
-        "inter_node_bandwidth_gbs": 50.0,
-        "gpus_per_node": 8,
-        "source": "vendor datasheet: AMD Instinct MI300X (OAM module, counted as sxm); 7 Infinity Fabric "
-        "links x 64 GB/s per direction",
-    },
-    {
-        "key": "MI325X",
-        "vendor": "amd",
-        "family": "cdna3",
-        "form_factor": "sxm",
-        "memory_gib": 256.0,
-        "memory_bandwidth_gbs": 6000.0,
-        "tdp_watts": 1000.0,
-        "tflops": {
-            "fp32": 163.4,
-            "tf32": 653.7,
-            "bf16": 1307.4,
-            "fp16": 1307.4,
-            "fp8": 2614.9,
-            "int8": 2614.9,
-        },
-        "intra_node_bandwidth_gbs": 448.0,
-        "inter_node_bandwidth_gbs": 50.0,
-        "gpus_per_node": 8,
-        "source": "vendor datasheet: AMD Instinct MI325X (OAM module, counted as sxm; the MI300X compute die "
+    _MI300X,
+    _variant(
+        _MI300X,
+        key="MI325X",
+        memory_gib=256.0,
+        memory_bandwidth_gbs=6000.0,
+        tdp_watts=1000.0,
+        source="vendor datasheet: AMD Instinct MI325X (OAM module, counted as sxm; the MI300X compute die "
         "with 256 GB HBM3E); 7 Infinity Fabric links x 64 GB/s per direction",
-    },
+    ),
 )
 
 

@@ -12,6 +12,7 @@ narrower interval of rows left out at random. `greenmatrix.learned.fitting.servi
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -241,6 +242,17 @@ def scenario_from_row(row: Mapping[str, str], model: ModelArch, gpu: GPULike) ->
             "isl/osl", f"{isl} + {osl} tokens exceed {model.name}'s context window of {model.max_context:,}"
         )
     dense, experts = _precision_text(row)
+    # What the row says whatever its layout (aggregated, or disaggregated into prefill and decode).
+    layout = functools.partial(
+        ServingScenario,
+        model=model,
+        gpu=gpu,
+        precision=dense,
+        moe_precision=experts,
+        backend=backend,
+        input_tokens=isl,
+        output_tokens=osl,
+    )
     concurrency = _concurrency(row)
     if mode == "disagg":
         d_adp = _size(row, "decode_attention_dp_size")
@@ -251,14 +263,7 @@ def scenario_from_row(row: Mapping[str, str], model: ModelArch, gpu: GPULike) ->
                 concurrency = dbs * workers * d_adp
         if not concurrency:
             raise InvalidSpecError("concurrency", "disaggregated row has no concurrency")
-        scenario = ServingScenario(
-            model=model,
-            gpu=gpu,
-            precision=dense,
-            moe_precision=experts,
-            backend=backend,
-            input_tokens=isl,
-            output_tokens=osl,
+        scenario = layout(
             concurrency=concurrency,
             tp=_size(row, "decode_tp_size", minimum=1),
             ep=_size(row, "decode_moe_ep_size"),
@@ -286,14 +291,7 @@ def scenario_from_row(row: Mapping[str, str], model: ModelArch, gpu: GPULike) ->
         # Some records multiply tp by the expert grid (tp 64 = moe_tp 8 x ep 8 on an 8-GPU
         # system); the same run elsewhere reads tp 8 x ep 8 on 8 GPUs.
         tp, moe_tp = ep, 1
-    scenario = ServingScenario(
-        model=model,
-        gpu=gpu,
-        precision=dense,
-        moe_precision=experts,
-        backend=backend,
-        input_tokens=isl,
-        output_tokens=osl,
+    scenario = layout(
         concurrency=concurrency,
         tp=tp,
         pp=_size(row, "pp_size", minimum=1),

@@ -92,17 +92,25 @@ def roofline(name: str, gpu: GPULike, *, max_gpus: int = 1 << 16, precision: str
         return _llm_roofline(w, gpu, prec, flops, bw, elem, max_gpus)
     f = w.flops_per_sample
     b = w.bytes_per_sample * elem
-    share = l2_dram_share(gpu, bw)
-    t_compute, t_memory = f / flops, b / bw
+    return _bounded(f, b, flops, bw, prec, g=1, share=l2_dram_share(gpu, bw), per_gpu=True)
+
+
+def _bounded(
+    f: float, b: float, flops: float, bw: float, prec: str, g: int, share: float, per_gpu: bool
+) -> Roofline:
+    """The roofline of `f` FLOPs and `b` DRAM bytes per sample on a replica of `g` GPUs: per GPU of
+    the replica (throughput) or per replica (latency)."""
+    t_compute, t_memory = f / (g * flops), b / (g * bw)
+    per_replica = 1.0 / max(t_compute, t_memory * share)
     return Roofline(
-        samples_per_s=1.0 / max(t_compute, t_memory * share),
+        samples_per_s=per_replica / g if per_gpu else per_replica,
         flops_per_sample=f,
         bytes_per_sample=b,
         peak_flops=flops,
         bandwidth=bw,
         precision=prec,
         bound="compute" if t_compute >= t_memory else "memory",
-        gpus_per_replica=1,
+        gpus_per_replica=g,
         dram_share=share,
     )
 
@@ -154,18 +162,7 @@ def _llm_replica(
     mean_ctx = w.input_tokens + w.output_tokens / 2.0
     decode_bytes = w.output_tokens * (weight_bytes / batch + sequences * kv_token * mean_ctx)
     prefill_bytes = weight_bytes / batch + kv_token * w.input_tokens
-    b = decode_bytes + prefill_bytes
-    t_compute, t_memory = f / (g * flops), b / (g * bw)
-    return Roofline(
-        samples_per_s=1.0 / max(t_compute, t_memory) / g,
-        flops_per_sample=f,
-        bytes_per_sample=b,
-        peak_flops=flops,
-        bandwidth=bw,
-        precision=prec,
-        bound="compute" if t_compute >= t_memory else "memory",
-        gpus_per_replica=g,
-    )
+    return _bounded(f, decode_bytes + prefill_bytes, flops, bw, prec, g=g, share=1.0, per_gpu=True)
 
 
 # MLPerf MultiStream queries carry 8 samples (resnet50, retinanet); SingleStream queries one.
@@ -211,14 +208,4 @@ def latency_roofline(
     else:
         f = q * w.flops_per_sample
         b = weight_bytes + q * w.bytes_per_sample * elem
-    t_compute, t_memory = f / (g * flops), b / (g * bw)
-    return Roofline(
-        samples_per_s=1.0 / max(t_compute, t_memory),
-        flops_per_sample=f,
-        bytes_per_sample=b,
-        peak_flops=flops,
-        bandwidth=bw,
-        precision=prec,
-        bound="compute" if t_compute >= t_memory else "memory",
-        gpus_per_replica=g,
-    )
+    return _bounded(f, b, flops, bw, prec, g=g, share=1.0, per_gpu=False)

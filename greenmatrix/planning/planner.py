@@ -144,26 +144,14 @@ def plan(
     catalog options to these GPU names. Bad input raises a GreenMatrixError naming the field; no
     feasible option is not an exception but `Plan.error` (NoFeasibleHardware).
     """
-    result = _plan(spec, inventory, policy, region=region, predictors=predictors, gpus=gpus)
-    if not advise or not result.evaluated:
-        return result
 
-    def replan(variant: WorkloadProfileSpec) -> Plan:
+    def planned(variant: WorkloadProfileSpec) -> Plan:
         return _plan(variant, inventory, policy, region=region, predictors=predictors, gpus=gpus)
 
-    advice = make_advice(spec, result, replan)
-    return Plan(
-        task=result.task,
-        options=result.options,
-        recommendation=result.recommendation,
-        alternatives=result.alternatives,
-        better_outside_cluster=result.better_outside_cluster,
-        advice=tuple(advice),
-        error=result.error,
-        weights=result.weights,
-        notes=result.notes,
-        evaluated=result.evaluated,
-    )
+    result = planned(spec)
+    if not advise or not result.evaluated:
+        return result
+    return replace(result, advice=tuple(make_advice(spec, result, planned)))
 
 
 def _plan(

@@ -23,8 +23,8 @@ from greenmatrix.catalog.precision import bytes_per_param
 from greenmatrix.learned.serving import ServingPrediction
 from greenmatrix.physics import llm as llm_physics
 from greenmatrix.predict.roofline import (
+    CPU_SERVING,
     CPUDevice,
-    CPUServing,
     RooflineServing,
     RooflineTraining,
     TrainingEstimate,
@@ -125,7 +125,7 @@ class Predictors:
     ) -> None:
         self._serving = serving
         self._training = training
-        self._cpu = cpu or CPUServing()
+        self._cpu = cpu or CPU_SERVING
         self.notes = tuple(n for n in notes if n)
 
     @classmethod

@@ -116,36 +116,30 @@ def roofline_prediction(
     )
 
 
+@dataclass(frozen=True)
 class RooflineServing:
-    """Serving predictions from the physics alone (no measurements behind them)."""
+    """Serving predictions from the physics alone (no measurements behind them) at these efficiencies."""
+
+    compute_efficiency: float = ROOFLINE_COMPUTE_EFFICIENCY
+    memory_efficiency: float = ROOFLINE_MEMORY_EFFICIENCY
+    band: tuple[float, float] = ROOFLINE_INTERVAL
+    label: str = "roofline (no learned model)"
 
     def predict(self, scenarios: Sequence[ServingScenario]) -> list[ServingPrediction]:
         return [
             roofline_prediction(
                 s,
-                compute_efficiency=ROOFLINE_COMPUTE_EFFICIENCY,
-                memory_efficiency=ROOFLINE_MEMORY_EFFICIENCY,
-                band=ROOFLINE_INTERVAL,
-                label="roofline (no learned model)",
+                compute_efficiency=self.compute_efficiency,
+                memory_efficiency=self.memory_efficiency,
+                band=self.band,
+                label=self.label,
             )
             for s in scenarios
         ]
 
 
-class CPUServing:
-    """Serving on a CPU node: roofline at CPU efficiencies, wide interval."""
-
-    def predict(self, scenarios: Sequence[ServingScenario]) -> list[ServingPrediction]:
-        return [
-            roofline_prediction(
-                s,
-                compute_efficiency=CPU_COMPUTE_EFFICIENCY,
-                memory_efficiency=CPU_MEMORY_EFFICIENCY,
-                band=CPU_INTERVAL,
-                label="CPU roofline",
-            )
-            for s in scenarios
-        ]
+# Serving on a CPU node: roofline at CPU efficiencies, wide interval.
+CPU_SERVING = RooflineServing(CPU_COMPUTE_EFFICIENCY, CPU_MEMORY_EFFICIENCY, CPU_INTERVAL, "CPU roofline")
 
 
 # --- training ---------------------------------------------------------------------------------------

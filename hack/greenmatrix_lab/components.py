@@ -94,40 +94,39 @@ def kube_apiserver(binary: Path, layout: Layout, port: int, etcd_port: int) -> L
 
 def kube_controller_manager(binary: Path, layout: Layout, port: int) -> Launch:
     pki = layout.pki_dir
-    return Launch(
+    return _controller(
         "kube-controller-manager",
-        [
-            str(binary),
-            f"--kubeconfig={pki / 'kube-controller-manager.kubeconfig'}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={port}",
-            f"--cert-dir={pki / 'kube-controller-manager'}",
-            "--leader-elect=false",
-            "--cluster-name=greenmatrix-lab",
-            f"--service-account-private-key-file={pki / 'sa.key'}",
-            f"--root-ca-file={pki / 'ca.crt'}",
-            "--use-service-account-credentials=true",
-            f"--cluster-signing-cert-file={pki / 'ca.crt'}",
-            f"--cluster-signing-key-file={pki / 'ca.key'}",
-            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-            "--profiling=false",
-        ],
-        {"secure": port},
-        Probe(f"https://127.0.0.1:{port}/healthz", tls="insecure"),
+        binary,
+        layout,
+        port,
+        "--cluster-name=greenmatrix-lab",
+        f"--service-account-private-key-file={pki / 'sa.key'}",
+        f"--root-ca-file={pki / 'ca.crt'}",
+        "--use-service-account-credentials=true",
+        f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+        f"--cluster-signing-key-file={pki / 'ca.key'}",
+        f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
     )
 
 
 def kube_scheduler(binary: Path, layout: Layout, port: int) -> Launch:
+    return _controller("kube-scheduler", binary, layout, port)
+
+
+def _controller(name: str, binary: Path, layout: Layout, port: int, *flags: str) -> Launch:
+    """A control-plane controller with its own kubeconfig and certificate folder, serving /healthz
+    on `port`, without leader election; `flags` are its own."""
     pki = layout.pki_dir
     return Launch(
-        "kube-scheduler",
+        name,
         [
             str(binary),
-            f"--kubeconfig={pki / 'kube-scheduler.kubeconfig'}",
+            f"--kubeconfig={pki / f'{name}.kubeconfig'}",
             "--bind-address=127.0.0.1",
             f"--secure-port={port}",
-            f"--cert-dir={pki / 'kube-scheduler'}",
+            f"--cert-dir={pki / name}",
             "--leader-elect=false",
+            *flags,
             "--profiling=false",
         ],
         {"secure": port},

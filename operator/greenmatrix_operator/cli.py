@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -15,6 +17,12 @@ from greenmatrix_operator.settings import (
 )
 
 DEFAULTS = OperatorSettings()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _setting(name: str, kind: click.ParamType | type, default: object, text: str) -> Callable[[F], F]:
+    """An option that overrides one of the operator's settings; --help shows the setting's default."""
+    return click.option(name, type=kind, default=default, show_default=True, help=text)
 
 
 @click.command("operator")
@@ -26,39 +34,20 @@ DEFAULTS = OperatorSettings()
     help="Serve WorkloadProfiles and OptimizationPolicies in this namespace (repeatable; glob patterns"
     " allowed). Default: the whole cluster.",
 )
-@click.option(
-    "--health-port",
-    type=int,
-    default=DEFAULTS.servers.health_port,
-    show_default=True,
-    help="Liveness /healthz port; 0 disables.",
-)
-@click.option(
-    "--metrics-port",
-    type=int,
-    default=DEFAULTS.servers.metrics_port,
-    show_default=True,
-    help="Prometheus /metrics port; 0 disables.",
-)
+@_setting("--health-port", int, DEFAULTS.servers.health_port, "Liveness /healthz port; 0 disables.")
+@_setting("--metrics-port", int, DEFAULTS.servers.metrics_port, "Prometheus /metrics port; 0 disables.")
 @click.option(
     "--peering",
     default=None,
     metavar="NAME",
     help="Kopf peering object for running several replicas (one active). Default: standalone, no peering.",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=DEFAULTS.queue.workers,
-    show_default=True,
-    help="Concurrent reconciles.",
-)
-@click.option(
+@_setting("--workers", click.IntRange(1, 64), DEFAULTS.queue.workers, "Concurrent reconciles.")
+@_setting(
     "--debounce",
-    type=click.FloatRange(0, 60),
-    default=DEFAULTS.queue.debounce,
-    show_default=True,
-    help="Seconds to gather bursts of changes into one reconcile per object.",
+    click.FloatRange(0, 60),
+    DEFAULTS.queue.debounce,
+    "Seconds to gather bursts of changes into one reconcile per object.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def command(

@@ -81,52 +81,22 @@ BASE = {
 }
 
 
+def _tiny(**numbers: Any) -> dict[str, Any]:
+    """A two-layer architecture; `numbers` add to or replace its numbers."""
+    return {"parameters": 1e9, "layers": 2, "hiddenSize": 64, "attentionHeads": 2, **numbers}
+
+
 @pytest.mark.parametrize(
     ("patch", "needle"),
     [
-        (
-            {
-                "model": {
-                    "name": "x",
-                    "architecture": {"parameters": 1e9, "layers": 2, "hiddenSize": 64, "attentionHeads": 2},
-                }
-            },
-            "exactly one of model.name",
-        ),
+        ({"model": {"name": "x", "architecture": _tiny()}}, "exactly one of model.name"),
         ({"model": {}}, "exactly one of model.name"),
         ({"task": "training"}, "task training needs spec.training"),
         ({"inference": {"inputTokens": -1}}, "inputTokens"),
         ({"model": {"name": "x", "precision": "fp7"}}, "precision"),
         ({"hardware": {"minGpusPerReplica": 4, "maxGpusPerReplica": 2}}, "minGpusPerReplica"),
-        (
-            {
-                "model": {
-                    "architecture": {
-                        "parameters": 1e9,
-                        "layers": 2,
-                        "hiddenSize": 64,
-                        "attentionHeads": 2,
-                        "kvHeads": 4,
-                    }
-                }
-            },
-            "kvHeads",
-        ),
-        (
-            {
-                "model": {
-                    "architecture": {
-                        "parameters": 1e9,
-                        "layers": 2,
-                        "hiddenSize": 64,
-                        "attentionHeads": 2,
-                        "experts": 8,
-                        "activeExperts": 9,
-                    }
-                }
-            },
-            "activeExperts",
-        ),
+        ({"model": {"architecture": _tiny(kvHeads=4)}}, "kvHeads"),
+        ({"model": {"architecture": _tiny(experts=8, activeExperts=9)}}, "activeExperts"),
         ({"inference": {"bogus": 1}}, "bogus"),
     ],
 )

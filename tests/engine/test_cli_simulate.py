@@ -7,23 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from simulate_cli import run, write
 
 from greenmatrix.catalog import hardware
-from greenmatrix.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, list(args))
-
-
-def write(tmp_path: Path, text: str, name: str = "w.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
 
 
 CHAT = """

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlperf_rows import mlperf_row
+from retraining import holdout_or_skip, trains_twice_alike
 
 from greenmatrix import batch
 from greenmatrix.batch.datasets import DATASETS
@@ -37,11 +39,7 @@ def _subset(tmp: Path, every: int) -> Path:
 
 @needs_data
 def test_train_is_deterministic(tmp_path: Path) -> None:
-    data = _subset(tmp_path / "data", every=4)
-    first = trainer.train(data, tmp_path / "a")
-    second = trainer.train(data, tmp_path / "b")
-    assert first == second
-    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    names = trains_twice_alike(trainer, _subset(tmp_path / "data", every=4), tmp_path)
     assert names == [
         "mlperf_inference.md",
         "mlperf_inference.meta.json",
@@ -50,22 +48,16 @@ def test_train_is_deterministic(tmp_path: Path) -> None:
         "mlperf_latency.meta.json",
         "mlperf_latency.ubj",
     ]
-    for name in names:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
 @pytest.fixture(scope="module")
 def recomputed() -> list[dict]:
-    if not SOURCE.exists():
-        pytest.skip(f"reference data not found at {SOURCE}")
-    return trainer.holdout_results(DATA)
+    return holdout_or_skip(trainer, SOURCE, DATA)
 
 
 @pytest.fixture(scope="module")
 def recomputed_latency() -> list[dict]:
-    if not SOURCE.exists():
-        pytest.skip(f"reference data not found at {SOURCE}")
-    return trainer.holdout_results(DATA, "latency")
+    return holdout_or_skip(trainer, SOURCE, DATA, "latency")
 
 
 def _carded(name: str) -> dict[str, dict]:
@@ -285,15 +277,7 @@ def test_a_typo_in_a_count_or_round_gets_a_reason_not_a_default(
 
 
 def test_predictions_scale_with_accelerator_count() -> None:
-    base = {
-        "Model": "bert-99",
-        "Scenario": "Offline",
-        "Units": "Samples/s",
-        "accelerator_model_name": "NVIDIA H100-SXM-80GB",
-        "number_of_nodes": "1",
-        "framework": "TensorRT 9.3.0",
-        "version": "v4.0",
-    }
+    base = mlperf_row(Model="bert-99", framework="TensorRT 9.3.0")
     one, eight = model.predict_rows(
         [dict(base, accelerators_per_node="1"), dict(base, accelerators_per_node="8")]
     )
@@ -372,15 +356,7 @@ def test_shipped_model_predicts_reference_code_several_times_slower() -> None:
     # Reference implementations (ONNX Runtime, PyTorch, TensorFlow) run several times slower than
     # TensorRT on the same GPU in the data; the offset must say so, not vanish.
     assert info["reference_penalty"] < math.log(0.5)
-    row = {
-        "Model": "resnet50",
-        "Scenario": "Offline",
-        "Units": "Samples/s",
-        "accelerator_model_name": "NVIDIA L40",
-        "accelerators_per_node": "1",
-        "number_of_nodes": "1",
-        "version": "v4.0",
-    }
+    row = mlperf_row(accelerator_model_name="NVIDIA L40")
     trt, ref = model.predict_rows(
         [
             dict(row, framework="TensorRT 9.3.0, CUDA 12.2"),

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from mlperf_rows import mlperf_row
 
 from greenmatrix.catalog import hardware
 from greenmatrix.learned import mlperf_inference as model
@@ -78,15 +79,7 @@ def test_calibration_covers_a_new_gpu_whose_errors_grow_with_novelty() -> None:
 
 
 def test_shipped_model_widens_intervals_for_a_gpu_unlike_its_training_gpus() -> None:
-    base = {
-        "Model": "bert-99",
-        "Scenario": "Offline",
-        "Units": "Samples/s",
-        "number_of_nodes": "1",
-        "accelerators_per_node": "8",
-        "framework": "TensorRT 9.3.0",
-        "version": "v4.0",
-    }
+    base = mlperf_row(Model="bert-99", accelerators_per_node="8", framework="TensorRT 9.3.0")
     seen, unseen = model.predict_rows(
         [
             dict(base, accelerator_model_name="NVIDIA A100-SXM-80GB"),

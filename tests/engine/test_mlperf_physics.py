@@ -6,6 +6,7 @@ import dataclasses
 import math
 
 import pytest
+from mlperf_rows import mlperf_row
 
 from greenmatrix.catalog import hardware
 from greenmatrix.learned.mlperf_inference import FEATURES, prepare, resolve_accelerator
@@ -18,20 +19,7 @@ L4 = hardware.gpu("L4")
 
 
 def _row(**over: str) -> dict[str, str]:
-    row = {
-        "version": "v4.0",
-        "Model": "resnet50",
-        "Scenario": "Offline",
-        "Units": "Samples/s",
-        "accelerator_model_name": "NVIDIA H100-SXM-80GB",
-        "accelerators_per_node": "1",
-        "number_of_nodes": "1",
-        "framework": "TensorRT 9.3.0, CUDA 12.2",
-        "has_power": "False",
-        "SystemName": "test",
-    }
-    row.update(over)
-    return row
+    return mlperf_row(**{"has_power": "False", "SystemName": "test", **over})
 
 
 def test_resnet50_work_is_4_1_gmac_per_image() -> None:

@@ -14,26 +14,19 @@ def test_layouts_stay_within_bounds_and_one_node() -> None:
     assert layouts(HardwareSpec(minGpusPerReplica=8), 4) == []
 
 
+def _nodes(gpu: str, product: str, nodes: int, per_node: int, *, known: bool = True) -> GPUInventory:
+    total = nodes * per_node
+    return GPUInventory(
+        gpu=gpu, product=product, known=known, nodes=nodes, gpus_per_node=per_node, total_gpus=total
+    )
+
+
 def inventory() -> Inventory:
     return Inventory(
         gpus=[
-            GPUInventory(
-                gpu="H100-SXM-80GB",
-                product="NVIDIA-H100-80GB-HBM3",
-                known=True,
-                nodes=2,
-                gpus_per_node=8,
-                total_gpus=16,
-            ),
-            GPUInventory(
-                gpu="A100-SXM4-80GB-MIG-1g.10gb",
-                product="NVIDIA-A100-SXM4-80GB-MIG-1g.10gb",
-                known=True,
-                nodes=1,
-                gpus_per_node=7,
-                total_gpus=7,
-            ),
-            GPUInventory(gpu="Foo-X1", product="Foo-X1", known=False, nodes=1, gpus_per_node=4, total_gpus=4),
+            _nodes("H100-SXM-80GB", "NVIDIA-H100-80GB-HBM3", 2, 8),
+            _nodes("A100-SXM4-80GB-MIG-1g.10gb", "NVIDIA-A100-SXM4-80GB-MIG-1g.10gb", 1, 7),
+            _nodes("Foo-X1", "Foo-X1", 1, 4, known=False),
         ],
         cpus=[CPUInventory(vendor="Intel", avx512=True, amx=True, nodes=3, cores_per_node=48)],
         matched_nodes=7,

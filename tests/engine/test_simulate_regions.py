@@ -6,79 +6,54 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import Result
+from simulate_cli import CHAT, POLICY, WORKLOAD, refused, run, write
 
 from greenmatrix import economics
 from greenmatrix.api import WorkloadProfileSpec
-from greenmatrix.cli import main
 from greenmatrix.planning.planner import plan
 from greenmatrix.predict.predictors import Predictors
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAT = ROOT / "examples" / "llama-8b-chat.yaml"
 COST_POLICY = ROOT / "examples" / "policy-chat-cost.yaml"  # constraints.regions: [us-east-1]
 
-WORKLOAD = """
-apiVersion: greenmatrix.io/v1alpha1
-kind: WorkloadProfile
-metadata: {name: chat}
-spec:
-  task: inference
-  model: {name: meta-llama/Llama-3.1-8B-Instruct}
-  inference: {requestsPerSecond: 5}
-  hardware: {regions: [%s]}
-"""
-POLICY = """
-apiVersion: greenmatrix.io/v1alpha1
-kind: OptimizationPolicy
-metadata: {name: p}
-spec:
-  constraints: {regions: [%s]}
-"""
+
+def regions_workload(regions: str) -> str:
+    return WORKLOAD % f"{{regions: [{regions}]}}"
 
 
-def run(*args: str):
-    return CliRunner().invoke(main, list(args))
+def regions_policy(regions: str) -> str:
+    return POLICY % f"  constraints: {{regions: [{regions}]}}"
 
 
-def write(tmp_path: Path, text: str, name: str) -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
-
-def refused(result) -> str:
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output
-    assert result.stderr.startswith("error: --region: ") and result.stderr.count("\n") == 1, result.stderr
-    return result.stderr
+def refused_region(result: Result) -> str:
+    return refused(result, "--region")
 
 
 def test_a_region_the_policy_does_not_allow_is_refused_not_weighed() -> None:
     # Carbon weighed in eu-north-1 for a workload that may only run in us-east-1 was 118x too low.
-    message = refused(
+    message = refused_region(
         run("simulate", "-f", str(CHAT), "--policy", str(COST_POLICY), "--region", "eu-north-1")
     )
     assert "policy.constraints.regions" in message and "(allowed: us-east-1)" in message
 
 
 def test_a_region_the_workload_does_not_allow_is_refused(tmp_path: Path) -> None:
-    message = refused(
-        run("simulate", "-f", write(tmp_path, WORKLOAD % "us-east-1", "w.yaml"), "--region", "eu-north-1")
+    message = refused_region(
+        run("simulate", "-f", write(tmp_path, regions_workload("us-east-1")), "--region", "eu-north-1")
     )
     assert "spec.hardware.regions" in message and "(allowed: us-east-1)" in message
 
 
 def test_the_allowed_list_is_what_both_lists_admit(tmp_path: Path) -> None:
-    workload = write(tmp_path, WORKLOAD % "us-east-1, eu-north-1, us-west-2", "w.yaml")
-    policy = write(tmp_path, POLICY % "us-west-2, eu-north-1", "p.yaml")
-    message = refused(run("simulate", "-f", workload, "--policy", policy, "--region", "us-east-1"))
+    workload = write(tmp_path, regions_workload("us-east-1, eu-north-1, us-west-2"))
+    policy = write(tmp_path, regions_policy("us-west-2, eu-north-1"), "p.yaml")
+    message = refused_region(run("simulate", "-f", workload, "--policy", policy, "--region", "us-east-1"))
     assert "policy.constraints.regions" in message and "(allowed: us-west-2, eu-north-1)" in message
 
 
 def test_an_allowed_region_weighs_carbon_there(tmp_path: Path) -> None:
-    workload = write(tmp_path, WORKLOAD % "us-east-1, eu-north-1", "w.yaml")
+    workload = write(tmp_path, regions_workload("us-east-1, eu-north-1"))
     grams = {}
     for region in ("us-east-1", "eu-north-1"):
         result = run("simulate", "-f", workload, "--region", region.upper(), "-o", "json")
@@ -111,7 +86,7 @@ def test_an_unknown_region_in_the_manifests_is_noted_with_the_closest_names() ->
 
 
 def test_an_unknown_policy_region_is_noted_in_simulate(tmp_path: Path) -> None:
-    policy = write(tmp_path, POLICY % "us-eest-2", "p.yaml")
+    policy = write(tmp_path, regions_policy("us-eest-2"), "p.yaml")
     result = run("simulate", "-f", str(CHAT), "--policy", policy)
     assert result.exit_code == 0, result.output
     note = next(line for line in result.stdout.splitlines() if "us-eest-2" in line)

@@ -7,61 +7,24 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from simulate_cli import CHAT, POLICY, WORKLOAD, refused, run, write
 
 from greenmatrix import economics
 from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
 from greenmatrix.api.workloadprofile import GPUInventory, HardwareSpec, Inventory
-from greenmatrix.cli import main
+from greenmatrix.errors import NoFeasibleHardwareError
 from greenmatrix.learned.core import models_dir
 from greenmatrix.planning.options import Restrictions, catalog_options
 from greenmatrix.planning.planner import plan
 from greenmatrix.predict.predictors import Predictors
 
 ROOT = Path(__file__).resolve().parents[2]
-CHAT = ROOT / "examples" / "llama-8b-chat.yaml"
 UNPRICED = ["B200-SXM-180GB", "MI300X"]
-
-WORKLOAD = """
-apiVersion: greenmatrix.io/v1alpha1
-kind: WorkloadProfile
-metadata: {name: chat}
-spec:
-  task: inference
-  model: {name: meta-llama/Llama-3.1-8B-Instruct}
-  inference: {requestsPerSecond: 5}
-  hardware: %s
-"""
-POLICY = """
-apiVersion: greenmatrix.io/v1alpha1
-kind: OptimizationPolicy
-metadata: {name: p}
-spec:
-%s
-"""
 
 
 @pytest.fixture(scope="module")
 def roofline() -> Predictors:
     return Predictors.roofline()
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, list(args))
-
-
-def write(tmp_path: Path, text: str, name: str) -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
-
-def refused(result, field: str) -> str:
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output
-    assert result.stderr.startswith(f"error: {field}: ") and result.stderr.count("\n") == 1, result.stderr
-    return result.stderr
 
 
 def chat(hardware: dict | None = None, **inference: object) -> WorkloadProfileSpec:
@@ -77,6 +40,21 @@ def chat(hardware: dict | None = None, **inference: object) -> WorkloadProfileSp
 
 def policy(constraints: dict) -> OptimizationPolicySpec:
     return OptimizationPolicySpec.model_validate({"constraints": constraints})
+
+
+def one_node(gpu: str, product: str, *, known: bool) -> Inventory:
+    """A cluster of one node with eight GPUs of `product`."""
+    node = GPUInventory(gpu=gpu, product=product, known=known, nodes=1, gpus_per_node=8, total_gpus=8)
+    return Inventory(gpus=[node], matched_nodes=1, total_nodes=1)
+
+
+def refusal(
+    hardware: dict, constraints: dict, predictors: Predictors, cluster: Inventory | None = None
+) -> NoFeasibleHardwareError:
+    """Why a chat workload with these hardware restrictions, under these constraints, gets no plan."""
+    result = plan(chat(hardware), cluster, policy(constraints), predictors=predictors, advise=False)
+    assert result.error is not None
+    return result.error
 
 
 # --- which GPUs are compared ------------------------------------------------------------------------
@@ -131,48 +109,24 @@ def test_gpus_the_policy_rules_out_name_gpus_and_the_policy_without_an_empty_tab
 
 
 def test_a_policy_admitting_none_of_the_workloads_gpus_is_named(roofline: Predictors) -> None:
-    result = plan(
-        chat({"allowedGpus": ["H100"]}),
-        None,
-        policy({"allowedGpus": ["A100"]}),
-        predictors=roofline,
-        advise=False,
-    )
-    err = result.error
-    assert err is not None and err.field == "policy.constraints.allowedGpus"
+    err = refusal({"allowedGpus": ["H100"]}, {"allowedGpus": ["A100"]}, roofline)
+    assert err.field == "policy.constraints.allowedGpus"
     assert "admits none of the GPUs spec.hardware.allowedGpus allows" in err.message
     assert set(err.allowed) == {"H100-SXM-80GB", "H100-PCIe-80GB", "H100-NVL-94GB"}
 
 
 def test_when_only_unpriced_gpus_pass_the_error_says_so_and_how_to_compare_them(roofline: Predictors) -> None:
     # The policy's "H100" means the priced H100-SXM-80GB, which the workload excludes.
-    result = plan(
-        chat({"excludedGpus": ["H100-SXM-80GB"]}),
-        None,
-        policy({"allowedGpus": ["H100"]}),
-        predictors=roofline,
-        advise=False,
-    )
-    err = result.error
-    assert err is not None and err.field == "spec.hardware.excludedGpus"
+    err = refusal({"excludedGpus": ["H100-SXM-80GB"]}, {"allowedGpus": ["H100"]}, roofline)
+    assert err.field == "spec.hardware.excludedGpus"
     assert "have no list price (H100-NVL-94GB, H100-PCIe-80GB)" in err.message
     assert "name them with --gpus" in err.message and "unknown cost" in err.message
 
 
 def test_in_a_cluster_the_restriction_that_emptied_the_set_is_named(roofline: Predictors) -> None:
-    foo = GPUInventory(
-        gpu="Foo-X1", product="NVIDIA-Foo-X1", known=False, nodes=1, gpus_per_node=8, total_gpus=8
-    )
-    cluster = Inventory(gpus=[foo], matched_nodes=1, total_nodes=1)
-    result = plan(
-        chat({"allowedGpus": ["NVIDIA-Foo-X1"]}),
-        cluster,
-        policy({"allowedGpus": ["L4"]}),
-        predictors=roofline,
-        advise=False,
-    )
-    err = result.error
-    assert err is not None and err.field == "policy.constraints.allowedGpus"
+    cluster = one_node("Foo-X1", "NVIDIA-Foo-X1", known=False)
+    err = refusal({"allowedGpus": ["NVIDIA-Foo-X1"]}, {"allowedGpus": ["L4"]}, roofline, cluster)
+    assert err.field == "policy.constraints.allowedGpus"
     assert err.allowed == ("NVIDIA-Foo-X1",)
 
 
@@ -182,8 +136,7 @@ def test_in_a_cluster_the_restriction_that_emptied_the_set_is_named(roofline: Pr
 def test_an_impossible_slo_in_a_cluster_still_says_no_catalog_option_is_feasible_either(
     roofline: Predictors,
 ) -> None:
-    l4 = GPUInventory(gpu="L4", product="NVIDIA-L4", known=True, nodes=1, gpus_per_node=8, total_gpus=8)
-    cluster = Inventory(gpus=[l4], matched_nodes=1, total_nodes=1)
+    cluster = one_node("L4", "NVIDIA-L4", known=True)
     result = plan(chat(slo={"tpotMs": 0.001}), cluster, predictors=roofline, advise=False)
     assert result.error is not None and "; no catalog option is feasible either, the closest is" in (
         result.error.message

@@ -23,9 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
 OPERATOR_NAMESPACE = "gm-operator-e2e"
 T = TypeVar("T")
+NODE_CHANGES = "greenmatrix_operator_node_changes_total"
 
 
-def wait_until(check: Callable[[], T], timeout: float = 60, what: str = "condition") -> T:
+def wait_until(
+    check: Callable[[], T], timeout: float = 60, what: str = "condition", interval: float = 0.25
+) -> T:
     """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds.
 
     The timeout only bounds a hung test; nothing is asserted about how fast things happen.
@@ -35,9 +38,28 @@ def wait_until(check: Callable[[], T], timeout: float = 60, what: str = "conditi
     while not last:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-        time.sleep(0.25)
+        time.sleep(interval)
         last = check()
     return last
+
+
+Metrics = dict[str, float]
+
+
+def in_a_quiet_window(
+    attempts: int, window: Callable[[int], tuple[Metrics, Metrics, T]]
+) -> tuple[Metrics, Metrics, T]:
+    """The first of `attempts` runs of `window(attempt)` (metrics before, metrics after, what it saw)
+    in which the operator saw no node change.
+
+    The lab is shared: another session may add or relabel nodes meanwhile, which rightly rewrites
+    inventories. The test is skipped when nodes never stop changing.
+    """
+    for attempt in range(attempts):
+        before, after, seen = window(attempt)
+        if after[NODE_CHANGES] == before[NODE_CHANGES]:
+            return before, after, seen
+    pytest.skip("nodes kept changing under a concurrent session; no quiet window to check")
 
 
 def get_json(lab: Lab, *args: str) -> Any:

@@ -28,7 +28,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ from greenmatrix_operator.control.recommend import Planner, evaluate_workload, p
 from greenmatrix_operator.control.selection import evaluate_policy
 from greenmatrix_operator.records import parse_policies
 from greenmatrix_operator.status.conditions import READY
-from greenmatrix_operator.status.evaluation import policy_status, workload_status
+from greenmatrix_operator.status.evaluation import status_of
 from operator_helpers import RunningOperator, get_json, wait_until
 
 from greenmatrix import GROUP, VERSION, NodeHardware, Predictors, applied_policy, unknown_products
@@ -288,16 +288,36 @@ class World:
     deleted_policies: set[str] = field(default_factory=set)
 
 
-def _workload_change(rng: random.Random, world: World) -> list[Change]:
-    free = [n for n in WP_NAMES if n not in world.workloads]
-    existing = sorted(world.workloads)
+def _new_profile(name: str, labels: dict[str, str], **spec: Any) -> Change:
+    """Creating inference WorkloadProfile `name` with these labels and the rest of its spec."""
+    return Change(
+        "wp", "create", name, {"metadata": {"labels": labels}, "spec": {"task": "inference", **spec}}
+    )
+
+
+def _new_policy(name: str, **spec: Any) -> Change:
+    return Change("op", "create", name, {"metadata": {}, "spec": spec})
+
+
+def _new_or_existing(
+    rng: random.Random, names: Sequence[str], existing: Collection[str], new_share: float
+) -> tuple[str, float, bool]:
+    """The name to change, the draw that chooses the change, and whether the object is new: a free
+    name when nothing exists yet or, while names are free, with probability `new_share`."""
+    free = [n for n in names if n not in existing]
+    taken = sorted(existing)
     pick = rng.random()
-    if not existing or (free and pick < 0.3):
-        name = rng.choice(free)
+    if not taken or (free and pick < new_share):
+        return rng.choice(free), pick, True
+    return rng.choice(taken), pick, False
+
+
+def _workload_change(rng: random.Random, world: World) -> list[Change]:
+    name, pick, new = _new_or_existing(rng, WP_NAMES, world.workloads, 0.3)
+    if new:
         spec = _workload_spec(rng)
         world.workloads[name] = spec["task"]
         return [Change("wp", "create", name, {"metadata": {"labels": _workload_labels(rng)}, "spec": spec})]
-    name = rng.choice(existing)
     if pick < 0.5:
         labels: dict[str, str | None] = {"team": rng.choice([*TEAMS, "research", None])}
         if rng.random() < 0.4:
@@ -335,15 +355,11 @@ def _workload_change(rng: random.Random, world: World) -> list[Change]:
 
 
 def _policy_change(rng: random.Random, world: World) -> list[Change]:
-    free = [n for n in OP_NAMES if n not in world.policies]
-    existing = sorted(world.policies)
-    pick = rng.random()
-    if not existing or (free and pick < 0.3):
-        name = rng.choice(free)
+    name, pick, new = _new_or_existing(rng, OP_NAMES, world.policies, 0.3)
+    if new:
         world.policies.add(name)
         world.deleted_policies.discard(name)
-        return [Change("op", "create", name, {"metadata": {}, "spec": _policy_spec(rng)})]
-    name = rng.choice(existing)
+        return [_new_policy(name, **_policy_spec(rng))]
     if pick < 0.4:
         return [Change("op", "merge", name, {"spec": {"priority": rng.choice([-5, 0, 5, 10, 20])}})]
     if pick < 0.52:
@@ -361,21 +377,17 @@ def _policy_change(rng: random.Random, world: World) -> list[Change]:
         return [Change("op", "delete", name, wait=rng.random() < 0.5)]
     return [
         Change("op", "delete", name, wait=False),
-        Change("op", "create", name, {"metadata": {}, "spec": _policy_spec(rng)}),
+        _new_policy(name, **_policy_spec(rng)),
     ]
 
 
 def _node_change(rng: random.Random, world: World) -> list[Change]:
-    free = [n for n in NODE_NAMES if n not in world.nodes]
-    existing = sorted(world.nodes)
-    pick = rng.random()
-    if not existing or (free and pick < 0.35):
-        name = rng.choice(free)
+    name, pick, new = _new_or_existing(rng, NODE_NAMES, world.nodes, 0.35)
+    if new:
         world.nodes[name] = False
         product = rng.choice(PRODUCTS)
         labels = {k: v for k, v in _gpu_labels(product, rng.choice(REGIONS)).items() if v is not None}
         return [Change("node", "create", name, (labels, product[2]), wait=rng.random() < 0.5)]
-    name = rng.choice(existing)
     if pick < 0.6:
         labels: dict[str, str | None] = {}
         if rng.random() < 0.1:
@@ -507,7 +519,7 @@ def expected_workload_status(
     generation = obj["metadata"]["generation"]
     policy = applied_policy(policies, obj["metadata"].get("labels") or {})
     evaluation = evaluate_workload(obj.get("spec") or {}, nodes, policy, planner=planner)
-    return _timeless(workload_status(evaluation, generation, None, ""))
+    return _timeless(status_of(evaluation, generation, None, ""))
 
 
 def expected_policy_status(obj: Mapping[str, Any], snap: Snapshot, policies: Sequence[Any]) -> dict[str, Any]:
@@ -519,7 +531,7 @@ def expected_policy_status(obj: Mapping[str, Any], snap: Snapshot, policies: Seq
         policies,
         unknown_products(snap.nodes),
     )
-    return _timeless(policy_status(evaluation, generation, None, ""))
+    return _timeless(status_of(evaluation, generation, None, ""))
 
 
 def _headline(status: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -729,99 +741,57 @@ def test_any_sequence_of_changes_converges_to_a_fresh_evaluation(
 # Each object's changes, in their own order; the two runs order the objects differently.
 USER_CHAINS: list[list[Change]] = [
     [
-        Change(
-            "wp",
-            "create",
+        _new_profile(
             "order-chat",
-            {
-                "metadata": {"labels": {"team": "chat"}},
-                "spec": {
-                    "task": "inference",
-                    "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"},
-                    "inference": {"concurrency": 32, "requestsPerSecond": 20, "slo": {"tpotMs": 40}},
-                },
-            },
+            {"team": "chat"},
+            model={"name": "meta-llama/Llama-3.1-8B-Instruct"},
+            inference={"concurrency": 32, "requestsPerSecond": 20, "slo": {"tpotMs": 40}},
         ),
         Change("wp", "merge", "order-chat", {"metadata": {"labels": {"team": "batch"}}}),
         Change("wp", "merge", "order-chat", {"spec": {"inference": {"slo": {"ttftMs": 800}}}}),
     ],
     [
-        Change(
-            "wp",
-            "create",
+        _new_profile(
             "order-big",
-            {
-                "metadata": {"labels": {"team": "chat", "tier": "offline"}},
-                "spec": {
-                    "task": "inference",
-                    "model": {"name": "meta-llama/Llama-3.1-70B-Instruct", "precision": "fp8"},
-                    "inference": {"requestsPerSecond": 8},
-                    "hardware": {"minGpusPerReplica": 2},
-                },
-            },
+            {"team": "chat", "tier": "offline"},
+            model={"name": "meta-llama/Llama-3.1-70B-Instruct", "precision": "fp8"},
+            inference={"requestsPerSecond": 8},
+            hardware={"minGpusPerReplica": 2},
         ),
         Change("wp", "delete", "order-big", wait=False),
-        Change(
-            "wp",
-            "create",
+        _new_profile(
             "order-big",
-            {
-                "metadata": {"labels": {"tier": "offline"}},
-                "spec": {
-                    "task": "inference",
-                    "model": {"name": "Qwen/Qwen3-30B-A3B"},
-                    "inference": {"requestsPerSecond": 4},
-                    "hardware": {"allowedGpus": ["NVIDIA-Z9000", "NVIDIA-L4", "L40S"]},
-                },
-            },
+            {"tier": "offline"},
+            model={"name": "Qwen/Qwen3-30B-A3B"},
+            inference={"requestsPerSecond": 4},
+            hardware={"allowedGpus": ["NVIDIA-Z9000", "NVIDIA-L4", "L40S"]},
         ),
     ],
     [
-        Change(
-            "wp",
-            "create",
+        _new_profile(
             "order-small",
-            {
-                "metadata": {"labels": {"team": "search"}},
-                "spec": {
-                    "task": "inference",
-                    "model": {"name": "Qwen/Qwen3-0.6B", "precision": "int8"},
-                    "inference": {"concurrency": 4, "requestsPerSecond": 2},
-                },
-            },
+            {"team": "search"},
+            model={"name": "Qwen/Qwen3-0.6B", "precision": "int8"},
+            inference={"concurrency": 4, "requestsPerSecond": 2},
         ),
     ],
     [
-        Change(
-            "op",
-            "create",
+        _new_policy(
             "order-latency",
-            {
-                "metadata": {},
-                "spec": {
-                    "selector": {"matchLabels": {"team": "chat"}},
-                    "priority": 10,
-                    "objectives": {"latency": 1, "cost": 0},
-                    "constraints": {"regions": ["us-east-1"]},
-                },
-            },
+            selector={"matchLabels": {"team": "chat"}},
+            priority=10,
+            objectives={"latency": 1, "cost": 0},
+            constraints={"regions": ["us-east-1"]},
         ),
         Change("op", "replace", "order-latency", {"/spec/selector": {"matchLabels": {"team": "batch"}}}),
     ],
     [
-        Change(
-            "op",
-            "create",
+        _new_policy(
             "order-cheap",
-            {
-                "metadata": {},
-                "spec": {
-                    "selector": {"matchExpressions": [{"key": "tier", "operator": "Exists"}]},
-                    "priority": 5,
-                    "objectives": {"latency": 0, "cost": 1},
-                    "constraints": {"allowedGpus": ["NVIDIA-Z9000", "L40S", "H200-SXM-141GB"]},
-                },
-            },
+            selector={"matchExpressions": [{"key": "tier", "operator": "Exists"}]},
+            priority=5,
+            objectives={"latency": 0, "cost": 1},
+            constraints={"allowedGpus": ["NVIDIA-Z9000", "L40S", "H200-SXM-141GB"]},
         ),
     ],
 ]

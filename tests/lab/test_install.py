@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 from greenmatrix_lab import Lab
+from operator_helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "greenmatrix-system"
@@ -79,15 +79,12 @@ def can_i(lab: Lab, identity: str, verb: str, resource: str, subresource: str | 
     return answer == "yes"
 
 
-def eventually(check: Callable[[], Any], what: str, timeout: float = 120, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+def can_scale(lab: Lab, identity: str) -> bool:
+    return can_i(lab, identity, "patch", "deployments.apps", "scale")
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = 120) -> Any:
+    return wait_until(check, timeout, what, interval=1.0)
 
 
 def helm(lab: Lab, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -217,9 +214,7 @@ def test_auto_apply_overlay_grants_scaling_and_nothing_else(
     )
     assert result.returncode == 0, result.stderr
     try:
-        eventually(
-            lambda: can_i(lab, IDENTITY, "patch", "deployments.apps", "scale"), "scale rights", timeout=30
-        )
+        eventually(lambda: can_scale(lab, IDENTITY), "scale rights", timeout=30)
         for verb, resource, subresource in SCALING:
             assert can_i(lab, IDENTITY, verb, resource, subresource), (verb, resource, subresource)
         for verb, resource, subresource in FORBIDDEN:
@@ -229,7 +224,7 @@ def test_auto_apply_overlay_grants_scaling_and_nothing_else(
         lab.kubectl("delete", "clusterrole", "greenmatrix-operator-auto-apply", "--ignore-not-found")
     # The authorizer sees RBAC changes through an informer: a moment later, not at once.
     eventually(
-        lambda: not can_i(lab, IDENTITY, "patch", "deployments.apps", "scale"),
+        lambda: not can_scale(lab, IDENTITY),
         "the scale rights to go with the auto-apply ClusterRoleBinding",
         timeout=30,
     )
@@ -329,6 +324,16 @@ def test_chart_crds_are_installed_from_the_crds_folder(lab: Lab, tmp_path: Path)
     assert not any(d["kind"] == "CustomResourceDefinition" for d in _template(lab, tmp_path))
 
 
+def helm_auto_apply(lab: Lab, home: Path, verb: str, *, enabled: bool) -> subprocess.CompletedProcess[str]:
+    """`helm template` or `helm upgrade` of the test's release with autoApply on or off; it must succeed."""
+    result = helm(
+        lab, home, verb, HELM_RELEASE, "charts/greenmatrix", "-n", HELM_NAMESPACE,
+        "--set", f"autoApply.enabled={str(enabled).lower()}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 @pytest.fixture(scope="module")
 def helm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("helm")
@@ -367,11 +372,7 @@ def test_helm_rendering_with_auto_apply_is_accepted_by_the_server(
     lab: Lab, helm_release: subprocess.CompletedProcess[str], helm_home: Path
 ) -> None:
     assert helm_release.returncode == 0, helm_release.stderr
-    rendered = helm(
-        lab, helm_home, "template", HELM_RELEASE, "charts/greenmatrix", "-n", HELM_NAMESPACE,
-        "--set", "autoApply.enabled=true",
-    )  # fmt: skip
-    assert rendered.returncode == 0, rendered.stderr
+    rendered = helm_auto_apply(lab, helm_home, "template", enabled=True)
     result = lab.kubectl(
         "apply", "--server-side", "--dry-run=server", "--field-manager=helm-dry-run", "-f", "-",
         input=rendered.stdout, check=False,
@@ -387,24 +388,14 @@ def test_helm_upgrade_to_auto_apply_grants_scaling(
     lab: Lab, helm_release: subprocess.CompletedProcess[str], helm_home: Path
 ) -> None:
     assert helm_release.returncode == 0, helm_release.stderr
-    upgrade = helm(
-        lab, helm_home, "upgrade", HELM_RELEASE, "charts/greenmatrix", "-n", HELM_NAMESPACE,
-        "--set", "autoApply.enabled=true",
-    )  # fmt: skip
-    assert upgrade.returncode == 0, upgrade.stderr
-    eventually(
-        lambda: can_i(lab, HELM_IDENTITY, "patch", "deployments.apps", "scale"), "scale rights", timeout=30
-    )
+    helm_auto_apply(lab, helm_home, "upgrade", enabled=True)
+    eventually(lambda: can_scale(lab, HELM_IDENTITY), "scale rights", timeout=30)
     for verb, resource, subresource in SCALING:
         assert can_i(lab, HELM_IDENTITY, verb, resource, subresource), (verb, resource, subresource)
     # Without any --set, `helm upgrade` would reuse the last release's values and keep auto-apply on.
-    downgrade = helm(
-        lab, helm_home, "upgrade", HELM_RELEASE, "charts/greenmatrix", "-n", HELM_NAMESPACE,
-        "--set", "autoApply.enabled=false",
-    )  # fmt: skip
-    assert downgrade.returncode == 0, downgrade.stderr
+    helm_auto_apply(lab, helm_home, "upgrade", enabled=False)
     eventually(
-        lambda: not can_i(lab, HELM_IDENTITY, "patch", "deployments.apps", "scale"),
+        lambda: not can_scale(lab, HELM_IDENTITY),
         "the scale rights to go after upgrading with autoApply.enabled=false",
         timeout=30,
     )

@@ -24,6 +24,7 @@ from greenmatrix_lab.layout import DEFAULT_NODES_FILE
 from greenmatrix_lab.nodes import LAB_NODE_LABEL
 from greenmatrix_lab.remote_write import push
 from greenmatrix_lab.toolchain import GoModule, build_key
+from operator_helpers import get_json, wait_until
 
 GPU = "nvidia.com/gpu"
 PRODUCT = "nvidia.com/gpu.product"
@@ -32,20 +33,9 @@ PRODUCT = "nvidia.com/gpu.product"
 # -- helpers ------------------------------------------------------------------------------
 
 
-def eventually(check: Callable[[], Any], what: str, timeout: float = 90, interval: float = 1.0) -> Any:
+def eventually(check: Callable[[], Any], what: str, timeout: float = 90) -> Any:
     """Poll until `check` returns something truthy; the lab is asynchronous by nature."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-def get_json(lab: Lab, *args: str) -> dict:
-    return json.loads(lab.kubectl("get", *args, "-o", "json").stdout)
+    return wait_until(check, timeout, what, interval=1.0)
 
 
 def is_ready(node: dict) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from greenmatrix_lab import Lab
-from operator_helpers import REPO, RunningOperator, get_json, wait_until
+from operator_helpers import REPO, Metrics, RunningOperator, get_json, in_a_quiet_window, wait_until
 
 from greenmatrix.catalog import hardware
 
@@ -184,25 +184,19 @@ def test_unchanged_inputs_cause_no_status_write(
     lab.kubectl("wait", "--for=condition=Ready", f"wp/{name}", "-n", examples, "--timeout=60s")
     reconciles = 'greenmatrix_operator_reconciles_total{kind="WorkloadProfile"}'
     writes = 'greenmatrix_operator_status_writes_total{kind="WorkloadProfile"}'
-    node_changes = "greenmatrix_operator_node_changes_total"
-    # The lab is shared: another session may add or relabel nodes meanwhile, which rightly
-    # rewrites inventories. Only a window in which the operator saw no node change counts.
-    for attempt in range(5):
+
+    def touch(attempt: int) -> tuple[Metrics, Metrics, dict[str, Any]]:
         before = gm_operator.metrics()
         before_status = wp(lab, examples, name)["status"]
         # A label no policy looks at: the profile and its namespace's policies are reconciled again.
         lab.kubectl("label", "wp", name, "-n", examples, f"e2e-touch={attempt}", "--overwrite")
-        wait_until(
-            lambda before=before: gm_operator.metrics()[reconciles] > before[reconciles], what="a reconcile"
-        )
+        wait_until(lambda: gm_operator.metrics()[reconciles] > before[reconciles], what="a reconcile")
         wait_until(
             lambda: gm_operator.metrics()["greenmatrix_operator_queue_depth"] == 0, what="an idle queue"
         )
-        after = gm_operator.metrics()
-        if after[node_changes] == before[node_changes]:
-            break
-    else:
-        pytest.skip("nodes kept changing under a concurrent session; no quiet window to check")
+        return before, gm_operator.metrics(), before_status
+
+    before, after, before_status = in_a_quiet_window(5, touch)
     assert after[writes] == before[writes]
     assert wp(lab, examples, name)["status"] == before_status
     lab.kubectl("label", "wp", name, "-n", examples, "e2e-touch-")

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from greenmatrix_lab import Lab
-from operator_helpers import REPO, RunningOperator, get_json, wait_until
+from operator_helpers import REPO, Metrics, RunningOperator, get_json, in_a_quiet_window, wait_until
 
 from greenmatrix.catalog import hardware
 
@@ -376,7 +376,6 @@ def test_no_status_write_while_only_heartbeats_happen(
 ) -> None:
     lab.kubectl("wait", "--for=condition=Ready", "wp", "--all", "-n", ns, "--timeout=60s")
     writes = 'greenmatrix_operator_status_writes_total{kind="WorkloadProfile"}'
-    node_changes = "greenmatrix_operator_node_changes_total"
     node = next(n["metadata"]["name"] for n in get_json(lab, "nodes")["items"])
 
     def versions() -> dict[str, str]:
@@ -385,8 +384,7 @@ def test_no_status_write_while_only_heartbeats_happen(
             for o in get_json(lab, "wp", "-n", ns)["items"]
         }
 
-    # The lab is shared: a window counts only if the operator saw no node change in it.
-    for _ in range(3):
+    def heartbeat(_: int) -> tuple[Metrics, Metrics, dict[str, str]]:
         wait_until(
             lambda: gm_operator.metrics()["greenmatrix_operator_queue_depth"] == 0, what="an idle queue"
         )
@@ -394,16 +392,12 @@ def test_no_status_write_while_only_heartbeats_happen(
         node_rv = get_json(lab, "node", node)["metadata"]["resourceVersion"]
         # kwok renews node status every ~20 s: wait for one heartbeat to pass through the watch.
         wait_until(
-            lambda node_rv=node_rv: get_json(lab, "node", node)["metadata"]["resourceVersion"] != node_rv,
-            90,
-            "a heartbeat",
+            lambda: get_json(lab, "node", node)["metadata"]["resourceVersion"] != node_rv, 90, "a heartbeat"
         )
         time.sleep(1.0)
-        after = gm_operator.metrics()
-        if after[node_changes] == before[node_changes]:
-            break
-    else:
-        pytest.skip("nodes kept changing under a concurrent session; no quiet window to check")
+        return before, gm_operator.metrics(), rvs
+
+    before, after, rvs = in_a_quiet_window(3, heartbeat)
     assert after[writes] == before[writes]
     assert versions() == rvs
 

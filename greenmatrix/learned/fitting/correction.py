@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +87,10 @@ def fit(
     if not np.all(np.isfinite(y)):
         raise ValueError("y contains non-finite values")
     full_params = _params(params, seed, feature_names, monotone)
-    booster = _train(X, y, sample_weight, feature_names, full_params, rounds)
+    recipe = _Recipe(list(feature_names), full_params, rounds)
+    booster = recipe.train(X, y, sample_weight)
     lo, hi = (
-        _calibrated_offsets(
-            X, y, groups, sample_weight, feature_names, full_params, rounds, extra_groupings, pool_groupings
-        )
+        _calibrated_offsets(X, y, groups, sample_weight, recipe, extra_groupings, pool_groupings)
         if calibrate
         else (0.0, 0.0)
     )
@@ -102,10 +102,10 @@ def fit(
         "seed": int(seed),
         "params": {k: v for k, v in sorted(full_params.items()) if k != "nthread"},
     }
-    point_booster = _train_point(X, y, sample_weight, feature_names, full_params, rounds) if point else None
+    point_booster = recipe.train_point(X, y, sample_weight) if point else None
     model = CorrectionModel(booster, list(feature_names), float(lo), float(hi), info, point_booster)
     if calibrate_known:
-        k_lo, k_hi = _known_offsets(X, y, sample_weight, feature_names, full_params, rounds)
+        k_lo, k_hi = _known_offsets(X, y, sample_weight, recipe)
         # A configuration like the measured ones is never less certain than a new GPU or model.
         if lo < hi:
             k_lo, k_hi = max(k_lo, lo), min(k_hi, hi)
@@ -118,9 +118,7 @@ def _calibrated_offsets(
     y: np.ndarray,
     groups: np.ndarray,
     sample_weight: np.ndarray | None,
-    feature_names: list[str],
-    full_params: Mapping[str, Any],
-    rounds: int,
+    recipe: _Recipe,
     extra_groupings: Sequence[np.ndarray],
     pool_groupings: bool,
 ) -> tuple[float, float]:
@@ -137,7 +135,7 @@ def _calibrated_offsets(
         for test in grouped_folds(g, MAX_CALIBRATION_FOLDS):
             train = np.setdiff1d(np.arange(len(y)), test)
             sw = None if sample_weight is None else sample_weight[train]
-            b = _train(X[train], y[train], sw, feature_names, full_params, rounds)
+            b = recipe.train(X[train], y[train], sw)
             oof[test] = b.inplace_predict(X[test])
         if pool_groupings:
             pooled.append((y - oof, np.char.add(f"{kind}:", g)))
@@ -187,19 +185,14 @@ def save(model: CorrectionModel, directory: Path, name: str) -> list[Path]:
 
 
 def _known_offsets(
-    X: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray | None,
-    feature_names: list[str],
-    params: Mapping[str, Any],
-    rounds: int,
+    X: np.ndarray, y: np.ndarray, w: np.ndarray | None, recipe: _Recipe
 ) -> tuple[float, float]:
     """p10/p90 of out-of-fold residuals with rows split at random: the spread a prediction has when
     its GPU and model were measured and only the configuration is new."""
     oof = np.empty_like(y)
-    for test in profiled_folds(X, seed=int(params.get("seed", 0))):
+    for test in profiled_folds(X, seed=int(recipe.params.get("seed", 0))):
         train = np.setdiff1d(np.arange(len(y)), test)
-        b = _train(X[train], y[train], None if w is None else w[train], feature_names, params, rounds)
+        b = recipe.train(X[train], y[train], None if w is None else w[train])
         oof[test] = b.inplace_predict(X[test])
     weights = np.ones(len(y)) if w is None else np.asarray(w, dtype=float)
     lo = weighted_quantile(y - oof, weights, 0.1)
@@ -228,56 +221,51 @@ def _params(
     return p
 
 
-def _train(
-    X: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray | None,
-    feature_names: list[str],
-    params: Mapping[str, Any],
-    rounds: int,
-) -> xgb.Booster:
-    if len(y) == 0:
-        # Only a hold-out empties a fit (the loaders refuse a file with no usable row): xgboost would
-        # fit nothing with a warning and the held-out score would be meaningless.
-        raise too_few_rows(
-            "setting a group aside to score the model on it (a GPU type, a model or a round) left"
-            " none to fit on; give usable rows from at least two of each"
-        )
-    return xgb.train(dict(params), _matrix(X, y, w, feature_names), num_boost_round=rounds)
+@dataclass(frozen=True)
+class _Recipe:
+    """How every booster of one fit is trained: its features, xgboost parameters and rounds."""
 
+    feature_names: list[str]
+    params: Mapping[str, Any]
+    rounds: int
 
-def _train_point(
-    X: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray | None,
-    feature_names: list[str],
-    params: Mapping[str, Any],
-    rounds: int,
-) -> xgb.Booster:
-    """A booster for the value with the least expected absolute percentage error.
+    def train(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> xgb.Booster:
+        if len(y) == 0:
+            # Only a hold-out empties a fit (the loaders refuse a file with no usable row): xgboost would
+            # fit nothing with a warning and the held-out score would be meaningless.
+            raise too_few_rows(
+                "setting a group aside to score the model on it (a GPU type, a model or a round) left"
+                " none to fit on; give usable rows from at least two of each"
+            )
+        return xgb.train(dict(self.params), _matrix(X, y, w, self.feature_names), num_boost_round=self.rounds)
 
-    A prediction exp(m) of a measurement exp(y) is off by |exp(m - y) - 1| = exp(-y) |exp(m) -
-    exp(y)|: absolute error weighted by 1/measured, so each leaf's best value is the median of its
-    residuals weighted by exp(-(y - m)) (the optimal point for relative error: Gneiting, "Making and
-    evaluating point forecasts", 2011). The absolute-error objective finds weighted medians, so the
-    rounds are split into `POINT_REWEIGHTS` stages and the weights are refreshed from the current
-    residuals before each (iteratively reweighted; residuals clipped at +/-3 so one wild row
-    cannot take a leaf). Where errors are wide and skewed this sits below the median: a relative
-    error cannot fall below -100% but can exceed +100%.
-    """
-    base = np.ones(len(y)) if w is None else np.asarray(w, dtype=float)
-    p = {**params, "objective": "reg:absoluteerror"}
-    stages = [n for n in np.diff(np.linspace(0, rounds, POINT_REWEIGHTS + 1).round().astype(int)) if n > 0]
-    booster: xgb.Booster | None = None
-    weights = base
-    for n in stages:
-        if booster is not None:
-            weights = base * np.exp(-np.clip(y - booster.inplace_predict(X), -3.0, 3.0))
-            weights = weights / weights.mean()
-        booster = xgb.train(p, _matrix(X, y, weights, feature_names), int(n), xgb_model=booster)
-    if booster is None:
-        raise ValueError("rounds must be positive")
-    return booster
+    def train_point(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> xgb.Booster:
+        """A booster for the value with the least expected absolute percentage error.
+
+        A prediction exp(m) of a measurement exp(y) is off by |exp(m - y) - 1| = exp(-y) |exp(m) -
+        exp(y)|: absolute error weighted by 1/measured, so each leaf's best value is the median of its
+        residuals weighted by exp(-(y - m)) (the optimal point for relative error: Gneiting, "Making and
+        evaluating point forecasts", 2011). The absolute-error objective finds weighted medians, so the
+        rounds are split into `POINT_REWEIGHTS` stages and the weights are refreshed from the current
+        residuals before each (iteratively reweighted; residuals clipped at +/-3 so one wild row
+        cannot take a leaf). Where errors are wide and skewed this sits below the median: a relative
+        error cannot fall below -100% but can exceed +100%.
+        """
+        base = np.ones(len(y)) if w is None else np.asarray(w, dtype=float)
+        p = {**self.params, "objective": "reg:absoluteerror"}
+        stages = [
+            n for n in np.diff(np.linspace(0, self.rounds, POINT_REWEIGHTS + 1).round().astype(int)) if n > 0
+        ]
+        booster: xgb.Booster | None = None
+        weights = base
+        for n in stages:
+            if booster is not None:
+                weights = base * np.exp(-np.clip(y - booster.inplace_predict(X), -3.0, 3.0))
+                weights = weights / weights.mean()
+            booster = xgb.train(p, _matrix(X, y, weights, self.feature_names), int(n), xgb_model=booster)
+        if booster is None:
+            raise ValueError("rounds must be positive")
+        return booster
 
 
 def _matrix(X: np.ndarray, y: np.ndarray, w: np.ndarray | None, feature_names: list[str]) -> xgb.DMatrix:

@@ -161,7 +161,8 @@ def _method(ds: Dataset, params: Mapping[str, Mapping[str, Any]], rounds: int) -
             "scores it that way (5 outer folds, each calibrated inside its own training rows)."
         ),
         # The shipped card names `learned.core._train_point`, where the point booster was fitted when
-        # it was written (now `learned.fitting.correction._train_point`): new wording waits for a retrain.
+        # it was written (now `learned.fitting.correction._Recipe.train_point`): new wording waits for a
+        # retrain.
         "Point prediction": (
             "The 80% interval comes from the median model (p50, what the planner and SLO checks use). "
             "The single number `greenmatrix predict` writes (`predicted_ttft_ms`, `predicted_tpot_ms`) "

@@ -31,7 +31,7 @@ from greenmatrix_operator.records import (
     parse_policies,
 )
 from greenmatrix_operator.settings import OperatorSettings
-from greenmatrix_operator.status.evaluation import policy_status, workload_status
+from greenmatrix_operator.status.evaluation import status_of
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class Reconciler:
         )
         self.recommended[key] = evaluation.recommended_gpu
         current = self.writer.known_status(record)
-        desired = workload_status(evaluation, record.generation, current.get("conditions"), self.clock())
+        desired = status_of(evaluation, record.generation, current.get("conditions"), self.clock())
         await self.writer.write(record, desired)
 
     async def _reconcile_policy(self, key: ObjectKey) -> None:
@@ -258,5 +258,5 @@ class Reconciler:
             unknown_products(self._nodes()),
         )
         current = self.writer.known_status(record)
-        desired = policy_status(evaluation, record.generation, current.get("conditions"), self.clock())
+        desired = status_of(evaluation, record.generation, current.get("conditions"), self.clock())
         await self.writer.write(record, desired)

@@ -37,6 +37,16 @@ class WorkloadEvaluation:
             return {}
         return {k: v for k, v in self.plan.status().items() if v is not None}
 
+    def derived_fields(self) -> dict[str, Any]:
+        """The status besides conditions: the inventory, the plan's fields and the applied policy."""
+        fields: dict[str, Any] = {}
+        if self.inventory is not None:
+            fields["inventory"] = self.inventory.to_wire()
+        fields.update(self.status_fields())
+        if self.applied_policy is not None:
+            fields["appliedPolicy"] = self.applied_policy
+        return fields
+
 
 @dataclass(frozen=True)
 class PolicyEvaluation:
@@ -46,37 +56,25 @@ class PolicyEvaluation:
     selected: tuple[str, ...] = ()
     applied: tuple[str, ...] = ()
 
+    def derived_fields(self) -> dict[str, Any]:
+        """The status besides conditions: the profiles the policy selects and those it wins."""
+        return {
+            "selectedWorkloads": list(self.selected),
+            "selectedCount": len(self.selected),
+            "appliedWorkloads": list(self.applied),
+        }
 
-def workload_status(
-    evaluation: WorkloadEvaluation,
+
+def status_of(
+    evaluation: WorkloadEvaluation | PolicyEvaluation,
     generation: int,
     previous_conditions: Sequence[Mapping[str, Any]] | None,
     now: str,
 ) -> dict[str, Any]:
-    """The whole status to hold: fields without a value are absent (the next write removes them)."""
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "conditions": merge_conditions(previous_conditions, evaluation.conditions, generation, now),
-    }
-    if evaluation.inventory is not None:
-        status["inventory"] = evaluation.inventory.to_wire()
-    status.update(evaluation.status_fields())
-    if evaluation.applied_policy is not None:
-        status["appliedPolicy"] = evaluation.applied_policy
-    return status
-
-
-def policy_status(
-    evaluation: PolicyEvaluation,
-    generation: int,
-    previous_conditions: Sequence[Mapping[str, Any]] | None,
-    now: str,
-) -> dict[str, Any]:
-    """The whole status of an OptimizationPolicy: its conditions and the profiles it selects and wins."""
+    """The whole status to hold: the conditions, merged so their transition times stay honest, and the
+    evaluation's own fields (those without a value are absent: the next write removes them)."""
     return {
         "observedGeneration": generation,
         "conditions": merge_conditions(previous_conditions, evaluation.conditions, generation, now),
-        "selectedWorkloads": list(evaluation.selected),
-        "selectedCount": len(evaluation.selected),
-        "appliedWorkloads": list(evaluation.applied),
+        **evaluation.derived_fields(),
     }
