@@ -21,13 +21,13 @@ from greenmatrix.api.workloadprofile import Advice, OptionPrediction, WorkloadPr
 from greenmatrix.api.workloadprofile import Interval as WireInterval
 from greenmatrix.catalog import hardware as catalog
 from greenmatrix.interval import Interval
-from greenmatrix.learned.serving import ServingScenario, roofline
+from greenmatrix.learned.serving import roofline
 from greenmatrix.planning.capacity import replica_capacity, replicas_for, request_latency
 from greenmatrix.planning.explain import fmt_ms, num
 from greenmatrix.planning.planner import resolve_model
 from greenmatrix.planning.result import Plan
+from greenmatrix.planning.serving import serving_scenario
 from greenmatrix.policy import scaling_of, weights_of
-from greenmatrix.predict.predictors import backend_for
 
 HardwareAction = Literal["Upgrade", "Downgrade", "Maintain"]
 PrecisionAction = Literal["Quantize", "Maintain"]
@@ -363,19 +363,7 @@ def decode_bound(spec: WorkloadProfileSpec, gpu: str, gpus_per_replica: int) -> 
     device = catalog.try_gpu(gpu)
     if inference is None or device is None or gpus_per_replica < 1:
         return None
-    m = spec.model
-    scenario = ServingScenario(
-        model=resolve_model(spec),
-        gpu=device,
-        precision=m.precision,
-        backend=backend_for(m.framework),
-        input_tokens=inference.input_tokens,
-        output_tokens=inference.output_tokens,
-        concurrency=inference.concurrency,
-        tp=gpus_per_replica,
-        kv_precision=m.kv_cache_precision,
-    )
-    return roofline(scenario).decode.bound
+    return roofline(serving_scenario(spec, resolve_model(spec), device, gpus_per_replica)).decode.bound
 
 
 def precision_decision(plan: Plan, decode: str | None) -> PrecisionDecision:

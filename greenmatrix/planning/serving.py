@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from greenmatrix.api.workloadprofile import OptionPrediction
+from greenmatrix.api.workloadprofile import OptionPrediction, WorkloadProfileSpec
+from greenmatrix.catalog.llms import ModelArch
 from greenmatrix.economics import replica_economics
 from greenmatrix.errors import GreenMatrixError
 from greenmatrix.interval import Interval
@@ -25,19 +26,13 @@ from greenmatrix.scenarios import ServingScenario
 _Failure = tuple[str, str, float]
 
 
-def _scenario(ctx: PlanContext, o: HardwareOption) -> ServingScenario | None:
-    inference = ctx.spec.inference
+def serving_scenario(spec: WorkloadProfileSpec, arch: ModelArch, device: Any, tp: int) -> ServingScenario:
+    """The serving scenario a spec asks of the predictors on one device at tensor-parallel degree `tp`."""
+    inference = spec.inference
     assert inference is not None
-    m = ctx.spec.model
-    if o.cpu is not None:
-        device: Any = CPUDevice(o.cpu, cpu_node_memory_gib(o.cpu))
-        tp = 1
-    elif o.gpu is not None and not o.note:
-        device, tp = o.gpu, o.gpus_per_replica
-    else:
-        return None
+    m = spec.model
     return ServingScenario(
-        model=ctx.arch,
+        model=arch,
         gpu=device,
         precision=m.precision,
         backend=backend_for(m.framework),
@@ -47,6 +42,14 @@ def _scenario(ctx: PlanContext, o: HardwareOption) -> ServingScenario | None:
         tp=tp,
         kv_precision=m.kv_cache_precision,
     )
+
+
+def _scenario(ctx: PlanContext, o: HardwareOption) -> ServingScenario | None:
+    if o.cpu is not None:
+        return serving_scenario(ctx.spec, ctx.arch, CPUDevice(o.cpu, cpu_node_memory_gib(o.cpu)), 1)
+    if o.gpu is not None and not o.note:
+        return serving_scenario(ctx.spec, ctx.arch, o.gpu, o.gpus_per_replica)
+    return None
 
 
 def _predict_serving(
