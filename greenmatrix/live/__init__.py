@@ -2,6 +2,8 @@
 
 `observations` holds the series a running deployment produces; `anomalies` judges each point from the
 points up to it; `forecast` gives the demand ahead with its interval (`seasonality` finds the period it
-uses); `hardware` says whether another GPU type or precision would serve better; `verification` says
-whether an action did what it predicted.
+uses); `calibration` corrects predicted latency by what the deployment is seen doing; `decide` sizes
+replicas from capacity and the forecast's upper quantile, and `guardrails` applies the policy after the
+estimate; `hardware` says whether another GPU type or precision would serve better; `verification` says
+whether an action did what it predicted; `replay` runs all of it over a demand trace beside the HPA.
 """
