@@ -44,6 +44,8 @@ COMMANDS = [
     "train",
     "bench",
     "bench accuracy",
+    "bench forecast",
+    "bench autoscale",
     "models",
     "crds",
     "forecast",
