@@ -6,7 +6,7 @@
 
 Prophet is a baseline only, never a dependency of GreenMatrix: here it runs in /work/prophet-venv (or
 $PROPHET_PYTHON), one single-threaded process, refitted every 24 h of data on everything seen so far
-(`greenmatrix.cli.bench_forecast.prophet_worker`). Its forecasts are cached under $PROPHET_CACHE
+(hack/prophet_worker.py). Its forecasts are cached under $PROPHET_CACHE
 (default /work/prophet-cache); `--prophet` computes the missing ones (a few minutes for a 16-day
 1-minute series), without it the column shows what the cache holds. The benchmark itself, its series
 and their tune/report split are `greenmatrix.cli.bench_forecast`'s.
@@ -37,7 +37,9 @@ def main() -> None:
     args = parser.parse_args()
     python = os.environ.get("PROPHET_PYTHON", "/work/prophet-venv/bin/python")
     cache = Path(os.environ.get("PROPHET_CACHE", "/work/prophet-cache"))
-    prophet = bench_forecast.Prophet(python, cache, compute=args.prophet) if Path(python).exists() else None
+    worker = Path(__file__).with_name("prophet_worker.py")
+    found = Path(python).exists()
+    prophet = bench_forecast.Prophet(python, worker, cache, compute=args.prophet) if found else None
     if prophet is None:
         print(f"prophet: {python} not found; the Prophet column stays empty", file=sys.stderr)
     results = []

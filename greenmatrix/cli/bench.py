@@ -146,18 +146,18 @@ def _print(renderables: Sequence[Any]) -> None:
 @_output_option
 @_only_option
 def forecast(data_dir: Path, horizon: float, output: str, only: tuple[str, ...]) -> None:
-    """The demand forecaster walk-forward on the shared series: MAE beside last-value, seasonal-naive and
-    Prophet (when it is installed), and 80%-interval coverage; each series marked tune or report."""
+    """The demand forecaster walk-forward on the shared series: MAE beside last-value and seasonal-naive,
+    and 80%-interval coverage; each series marked tune or report (Prophet: hack/bench_forecast.py)."""
     from greenmatrix.cli import bench_forecast
 
-    prophet = bench_forecast.installed_prophet()
+    prophet = None  # a baseline only, never a dependency: hack/bench_forecast.py runs it in its own venv
     entries = _chosen(bench_forecast.SERIES, only, data_dir)
     results = [
         bench_forecast.score(entry, data_dir, horizon, prophet)
         for entry in _with_progress(entries, "forecasting")
     ]
     if output == "json":
-        rows = {"horizon_s": horizon, "prophet": "installed" if prophet else bench_forecast.NOT_INSTALLED}
+        rows = {"horizon_s": horizon, "prophet": bench_forecast.NOT_INSTALLED}
         rows |= {"rows": results, "summary": bench_forecast.summary(results)}
         click.echo(json.dumps(rows, indent=1))
     else:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import itertools
 import json
 import os
 import subprocess
@@ -29,7 +28,7 @@ import numpy as np
 
 DAY = 86_400.0
 PROPHET_REFIT = 24 * 3600.0
-NOT_INSTALLED = "not installed"
+NOT_INSTALLED = "not run (hack/bench_forecast.py)"
 
 
 @dataclass(frozen=True)
@@ -65,21 +64,17 @@ SERIES = (
 
 @dataclass(frozen=True)
 class Prophet:
-    """Where Prophet runs: an interpreter that imports it, one process with one thread at a time.
+    """Where Prophet runs: an interpreter that imports it, running `worker` (hack/prophet_worker.py: it
+    needs only numpy, pandas and prophet), one process with one thread at a time. Prophet is a baseline,
+    never a dependency: `greenmatrix bench forecast` leaves it out, hack/bench_forecast.py brings it.
 
     `cache`: a folder keeping each series' forecasts (Prophet takes minutes on a month of minutes);
     `compute`: False reads the cache only."""
 
     python: str
+    worker: Path
     cache: Path | None = None
     compute: bool = True
-
-
-def installed_prophet() -> Prophet | None:
-    """Prophet in the running interpreter, if it imports (it is a baseline, never a dependency)."""
-    import importlib.util
-
-    return Prophet(sys.executable) if importlib.util.find_spec("prophet") is not None else None
 
 
 def load(path: Path, zero_is_gap: bool) -> Any:
@@ -160,7 +155,7 @@ def prophet_forecasts(
     # One thread: Stan and BLAS would otherwise take every core of a machine others share.
     threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     done = subprocess.run(
-        [prophet.python, __file__, "--prophet-worker"],
+        [prophet.python, str(prophet.worker)],
         input=json.dumps(request),
         capture_output=True,
         text=True,
@@ -174,36 +169,6 @@ def prophet_forecasts(
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_text(done.stdout)
     return json.loads(done.stdout)
-
-
-def prophet_worker() -> None:
-    """Inside Prophet's interpreter: a walk-forward of refits, each predicting until the next."""
-    import logging
-
-    import pandas as pd
-    from prophet import Prophet as Model
-
-    logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
-    request = json.load(sys.stdin)
-    times = np.asarray(request["times"], dtype=float)
-    values = np.asarray([np.nan if v is None else v for v in request["values"]], dtype=float)
-    horizon, refit = request["horizon"], request["refit"]
-    out: dict[str, list[float | None]] = {key: [None] * len(times) for key in ("p10", "p50", "p90")}
-    moments = times - horizon
-    fits = np.arange(times[0] + refit, moments[-1] + refit, refit)
-    for start, end in itertools.pairwise(fits):
-        seen = (times <= start) & np.isfinite(values)
-        rows = np.flatnonzero((moments >= start) & (moments < end))
-        if seen.sum() < 10 or len(rows) == 0:
-            continue
-        history = pd.DataFrame({"ds": pd.to_datetime(times[seen], unit="s"), "y": values[seen]})
-        model = Model(interval_width=0.8, uncertainty_samples=200)
-        model.fit(history)
-        predicted = model.predict(pd.DataFrame({"ds": pd.to_datetime(times[rows], unit="s")}))
-        for key, column in (("p10", "yhat_lower"), ("p50", "yhat"), ("p90", "yhat_upper")):
-            for row, value in zip(rows, predicted[column].to_numpy(), strict=True):
-                out[key][int(row)] = float(value)
-    json.dump(out, sys.stdout)
 
 
 def _array(values: list[float | None]) -> np.ndarray:
@@ -323,7 +288,3 @@ def table(results: list[dict], horizon: float, prophet: Prophet | None) -> Any:
         lines.append(text)
     out.caption = "\n".join(lines)
     return out
-
-
-if __name__ == "__main__" and "--prophet-worker" in sys.argv:
-    prophet_worker()
