@@ -112,3 +112,59 @@ def test_bad_rows_are_one_line_naming_the_row_and_column(
     assert code == 2
     assert expected in output and len(output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_autoscale_replay_adds_three_causal_columns_and_prints_each_strategy(tmp_path: Path) -> None:
+    rows = _demand(600)
+    args = ["--capacity", "5", "--startup", "3m"]
+    full_in, full_out = _write(tmp_path / "in.csv", rows), tmp_path / "out.csv"
+    code, output = _run("autoscale", "replay", "--trace", str(full_in), *args, "--out", str(full_out))
+    assert code == 0
+    for name in ("GreenMatrix", "HPA", "static"):
+        assert name in output
+    full = _read(full_out)
+    assert [(r["timestamp"], r["value"]) for r in full] == rows
+    assert all(1 <= int(r["replicas"]) <= 10 for r in full)  # the default policy's bounds
+    assert all(int(r["static_replicas"]) >= int(full[0]["static_replicas"]) for r in full)
+    cut = 333
+    part_in, part_out = _write(tmp_path / "part.csv", rows[:cut]), tmp_path / "part_out.csv"
+    assert _run("autoscale", "replay", "--trace", str(part_in), *args, "--out", str(part_out))[0] == 0
+    assert _read(part_out) == full[:cut]
+
+
+def test_autoscale_replay_names_a_bad_row_and_a_bad_policy(tmp_path: Path) -> None:
+    bad = _write(tmp_path / "in.csv", [("1", "2"), ("2", "-3"), ("3", "4")])
+    code, output = _run(
+        "autoscale",
+        "replay",
+        "--trace",
+        str(bad),
+        "--capacity",
+        "5",
+        "--startup",
+        "3m",
+        "--out",
+        str(tmp_path / "o.csv"),
+    )
+    assert code == 2 and "row 3, column value" in output
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "apiVersion: greenmatrix.io/v1alpha1\nkind: OptimizationPolicy\nmetadata: {name: p}\n"
+        "spec: {scaling: {minReplicas: 5, maxReplicas: 2}}\n"
+    )
+    good = _write(tmp_path / "good.csv", _demand(600))
+    code, output = _run(
+        "autoscale",
+        "replay",
+        "--trace",
+        str(good),
+        "--capacity",
+        "5",
+        "--startup",
+        "3m",
+        "--policy",
+        str(policy),
+        "--out",
+        str(tmp_path / "o.csv"),
+    )
+    assert code == 2 and "minReplicas" in output
