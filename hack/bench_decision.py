@@ -1,0 +1,182 @@
+"""How long one live decision takes on 14 days of 1-minute history: can one core keep 10,000 workloads?
+
+    .venv/bin/python hack/bench_decision.py [--series crane/input1.csv] [--evaluations 12]
+
+One evaluation is what the operator does for one workload every 5 minutes: judge the history for
+anomalies, keep the flagged points out, forecast the demand over the lead time (a replica's
+start-up plus the evaluation interval, one forecast per grid slot of it, the busiest taken),
+size the replicas from a replica's capacity, then apply the policy's guardrails. The history
+starts at 14 days of a crane series (1-minute steps) and each evaluation adds the next 5 rows.
+
+Two paths side by side, on the same rows:
+- full: `detect_anomalies` and `forecast` over the whole history, as the engine does today;
+- windowed: `detect_anomalies` over a bounded recent window only (the detector reads a bounded
+  past except for two running quantities, see WINDOW_NOTE); the forecast is still the full one,
+  since the forecaster carries no state yet.
+For each evaluation it checks that the windowed path's anomaly answers for the new rows and its
+decision equal the full path's, and prints how many did. Then the time per evaluation (median,
+p95) of each stage and the implied workloads per 5 minutes on one core (300 s / median).
+Not a test: wall-clock numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from greenmatrix.api.optimizationpolicy import Scaling
+from greenmatrix.interval import Interval
+from greenmatrix.live.anomalies import AnomalySettings, detect_anomalies
+from greenmatrix.live.decide import decide_replicas
+from greenmatrix.live.forecast import forecast
+from greenmatrix.live.guardrails import GuardrailState, guardrails_of
+from greenmatrix.live.observations import Series
+
+DAY_ROWS = 1440
+HISTORY_DAYS = 14
+NEW_ROWS = 5
+EVALUATION_INTERVAL = 300.0
+STARTUP = 180.0
+CAPACITY = Interval(0.9, 1.0, 1.1)
+CURRENT = 3
+BUDGET = 300.0
+WINDOW_NOTE = (
+    "the CUSUM's running sums and the smallest step seen (`_running_resolution`) read the whole past; "
+    "the window is long enough that both have settled, checked by equality below, not proven"
+)
+
+
+@dataclass
+class Timings:
+    anomalies: list[float]
+    forecast: list[float]
+    decision: list[float]
+
+    def totals(self) -> list[float]:
+        return [a + f + d for a, f, d in zip(self.anomalies, self.forecast, self.decision, strict=True)]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    flags: np.ndarray
+    scores: np.ndarray
+    demand: Interval | None
+    replicas: int
+
+
+def anomaly_window(settings: AnomalySettings, step: float) -> int:
+    """Rows of history the detector reads back for the newest row's answer, with room to settle."""
+    season = math.ceil(settings.seasons * (settings.season or 0.0) * (1 + 1 / 48) / step)
+    return settings.calibration + season + 2 * settings.window + settings.min_history + 64 + DAY_ROWS
+
+
+def evaluate(
+    times: np.ndarray, values: np.ndarray, carried: np.ndarray | None, window: int, timings: Timings
+) -> Evaluation:
+    """One decision at the last row's time. Without `carried` flags the whole history is judged;
+    with them (the flags of the rows before the new ones, as the last evaluation left them) only
+    the new rows are, from the last `window` rows."""
+    start = time.perf_counter()
+    if carried is None:
+        judged = detect_anomalies(times, values)
+        flags = judged.anomaly
+    else:
+        first = max(0, len(times) - window)
+        judged = detect_anomalies(times[first:], values[first:])
+        flags = np.concatenate((carried, judged.anomaly[len(carried) - first :]))
+    anomalies_done = time.perf_counter()
+    clean = np.where(flags, np.nan, values)
+    series = Series(times, clean)
+    now = float(times[-1])
+    slots = math.ceil((STARTUP + series.step) / series.step - 1e-9)
+    answers = [forecast(series, now, (j + 1) * series.step).interval for j in range(slots)]
+    answers = [answer for answer in answers if answer is not None]
+    demand = None
+    if answers:
+        demand = Interval(*(max(getattr(a, q) for a in answers) for q in ("p10", "p50", "p90")))
+    forecast_done = time.perf_counter()
+    replicas = CURRENT
+    if demand is not None:
+        decision = decide_replicas(CAPACITY, demand, CURRENT, 0.7, anomalous=bool(flags[-1]))
+        rails = guardrails_of(Scaling())
+        replicas = rails.apply(decision.desired, CURRENT, GuardrailState(), now).replicas
+    done = time.perf_counter()
+    timings.anomalies.append(anomalies_done - start)
+    timings.forecast.append(forecast_done - anomalies_done)
+    timings.decision.append(done - forecast_done)
+    return Evaluation(flags, judged.score[-NEW_ROWS:], demand, replicas)
+
+
+def read_series(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return (
+        np.array([float(row["timestamp"]) for row in rows]),
+        np.array([float(row["value"]) for row in rows]),
+    )
+
+
+def summary(seconds: list[float]) -> tuple[float, float]:
+    return float(np.median(seconds)) * 1e3, float(np.percentile(seconds, 95)) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    data = Path(os.environ.get("GREENMATRIX_DATA", "/work/shared/data"))
+    parser.add_argument("--series", type=Path, default=data / "timeseries/crane/input1.csv")
+    parser.add_argument("--evaluations", type=int, default=12)
+    args = parser.parse_args()
+    times, values = read_series(args.series)
+    history = HISTORY_DAYS * DAY_ROWS
+    needed = history + NEW_ROWS * args.evaluations
+    if len(times) < needed:
+        raise SystemExit(f"{args.series} has {len(times)} rows, {needed} needed")
+    step = float(np.median(np.diff(times[:33])))
+    window = anomaly_window(AnomalySettings(), step)
+    full, windowed = Timings([], [], []), Timings([], [], [])
+    agree = 0
+    # The flags the operator carries: the history judged once, before the first evaluation.
+    carried = detect_anomalies(times[:history], values[:history]).anomaly
+    for k in range(args.evaluations):
+        end = history + NEW_ROWS * (k + 1)
+        a = evaluate(times[:end], values[:end], None, window, full)
+        b = evaluate(times[:end], values[:end], carried, window, windowed)
+        carried = b.flags
+        agree += bool(
+            np.array_equal(a.flags, b.flags)
+            and np.array_equal(a.scores, b.scores)
+            and a.demand == b.demand
+            and a.replicas == b.replicas
+        )
+    print(
+        f"series {args.series.name}: {history} rows of history ({step:g} s step), "
+        f"{args.evaluations} evaluations of {NEW_ROWS} new rows each; anomaly window {window} rows"
+    )
+    print(f"windowed answers equal to full-history answers: {agree}/{args.evaluations} ({WINDOW_NOTE})")
+    print()
+    print(
+        f"{'stage (ms per evaluation)':<28}{'full median':>12}{'full p95':>10}{'window median':>15}"
+        f"{'window p95':>12}{'ratio':>8}"
+    )
+    for name in ("anomalies", "forecast", "decision", "total"):
+        one = full.totals() if name == "total" else getattr(full, name)
+        two = windowed.totals() if name == "total" else getattr(windowed, name)
+        (m1, p1), (m2, p2) = summary(one), summary(two)
+        print(f"{name:<28}{m1:>12.2f}{p1:>10.2f}{m2:>15.2f}{p2:>12.2f}{m1 / m2:>8.1f}")
+    (m1, _), (m2, _) = summary(full.totals()), summary(windowed.totals())
+    print()
+    print(
+        f"workloads per {BUDGET:.0f} s on one core: full {BUDGET / (m1 / 1e3):,.0f}, "
+        f"windowed {BUDGET / (m2 / 1e3):,.0f} (target 10,000: {BUDGET / 10_000 * 1e3:.0f} ms each)"
+    )
+
+
+if __name__ == "__main__":
+    main()
