@@ -35,7 +35,7 @@ from greenmatrix.api.optimizationpolicy import Scaling
 from greenmatrix.interval import Interval
 from greenmatrix.live.anomalies import AnomalySettings, detect_anomalies
 from greenmatrix.live.decide import decide_replicas
-from greenmatrix.live.forecast import forecast
+from greenmatrix.live.forecast import Forecast, ForecastState, forecast
 from greenmatrix.live.guardrails import GuardrailState, guardrails_of
 from greenmatrix.live.observations import Series
 
@@ -77,30 +77,64 @@ def anomaly_window(settings: AnomalySettings, step: float) -> int:
     return settings.calibration + season + 2 * settings.window + settings.min_history + 64 + DAY_ROWS
 
 
-def evaluate(
-    times: np.ndarray, values: np.ndarray, carried: np.ndarray | None, window: int, timings: Timings
-) -> Evaluation:
-    """One decision at the last row's time. Without `carried` flags the whole history is judged;
-    with them (the flags of the rows before the new ones, as the last evaluation left them) only
-    the new rows are, from the last `window` rows."""
+@dataclass(frozen=True)
+class Carried:
+    """What the incremental path keeps per workload between evaluations."""
+
+    flags: np.ndarray
+    states: tuple[ForecastState, ...]
+
+
+def lead_horizons(step: float) -> list[float]:
+    """One forecast per grid slot of the lead time, as the replay asks for them."""
+    return [(j + 1) * step for j in range(math.ceil((STARTUP + step) / step - 1e-9))]
+
+
+def full_path(times: np.ndarray, values: np.ndarray, timings: Timings) -> Evaluation:
+    """One decision at the last row's time from the whole history, as the engine's functions give it."""
     start = time.perf_counter()
-    if carried is None:
-        judged = detect_anomalies(times, values)
-        flags = judged.anomaly
-    else:
-        first = max(0, len(times) - window)
-        judged = detect_anomalies(times[first:], values[first:])
-        flags = np.concatenate((carried, judged.anomaly[len(carried) - first :]))
-    anomalies_done = time.perf_counter()
-    clean = np.where(flags, np.nan, values)
-    series = Series(times, clean)
+    judged = detect_anomalies(times, values)
+    flags = judged.anomaly
+    middle = time.perf_counter()
+    series = Series(times, np.where(flags, np.nan, values))
     now = float(times[-1])
-    slots = math.ceil((STARTUP + series.step) / series.step - 1e-9)
-    answers = [forecast(series, now, (j + 1) * series.step).interval for j in range(slots)]
-    answers = [answer for answer in answers if answer is not None]
+    answers = [forecast(series, now, horizon) for horizon in lead_horizons(series.step)]
+    return decided(flags, judged.score[-NEW_ROWS:], answers, now, timings, (start, middle))
+
+
+def incremental_path(
+    times: np.ndarray, values: np.ndarray, carried: Carried, window: int, timings: Timings
+) -> tuple[Evaluation, Carried]:
+    """The same decision from what the last evaluation carried: only the new rows are judged (from the
+    last `window` rows) and appended to each horizon's forecast state."""
+    start = time.perf_counter()
+    first = max(0, len(times) - window)
+    judged = detect_anomalies(times[first:], values[first:])
+    new = judged.anomaly[len(carried.flags) - first :]
+    flags = np.concatenate((carried.flags, new))
+    middle = time.perf_counter()
+    rows = slice(len(carried.flags), len(times))
+    clean = np.where(new, np.nan, values[rows])
+    states = tuple(state.advance(times[rows], clean) for state in carried.states)
+    now = float(times[-1])
+    answers = [state.forecast(now) for state in states]
+    evaluation = decided(flags, judged.score[-NEW_ROWS:], answers, now, timings, (start, middle))
+    return evaluation, Carried(flags, states)
+
+
+def decided(
+    flags: np.ndarray,
+    scores: np.ndarray,
+    answers: list[Forecast],
+    now: float,
+    timings: Timings,
+    marks: tuple[float, float],
+) -> Evaluation:
+    """The busiest forecast over the lead time, the replicas for it, then the guardrails."""
+    intervals = [answer.interval for answer in answers if answer.interval is not None]
     demand = None
-    if answers:
-        demand = Interval(*(max(getattr(a, q) for a in answers) for q in ("p10", "p50", "p90")))
+    if intervals:
+        demand = Interval(*(max(getattr(a, q) for a in intervals) for q in ("p10", "p50", "p90")))
     forecast_done = time.perf_counter()
     replicas = CURRENT
     if demand is not None:
@@ -108,10 +142,10 @@ def evaluate(
         rails = guardrails_of(Scaling())
         replicas = rails.apply(decision.desired, CURRENT, GuardrailState(), now).replicas
     done = time.perf_counter()
-    timings.anomalies.append(anomalies_done - start)
-    timings.forecast.append(forecast_done - anomalies_done)
+    timings.anomalies.append(marks[1] - marks[0])
+    timings.forecast.append(forecast_done - marks[1])
     timings.decision.append(done - forecast_done)
-    return Evaluation(flags, judged.score[-NEW_ROWS:], demand, replicas)
+    return Evaluation(flags, scores, demand, replicas)
 
 
 def read_series(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -142,13 +176,15 @@ def main() -> None:
     window = anomaly_window(AnomalySettings(), step)
     full, windowed = Timings([], [], []), Timings([], [], [])
     agree = 0
-    # The flags the operator carries: the history judged once, before the first evaluation.
-    carried = detect_anomalies(times[:history], values[:history]).anomaly
+    # What the operator carries: the history judged and forecast once, before the first evaluation.
+    flags = detect_anomalies(times[:history], values[:history]).anomaly
+    clean = np.where(flags, np.nan, values[:history])
+    states = tuple(ForecastState.empty(h).advance(times[:history], clean) for h in lead_horizons(step))
+    carried = Carried(flags, states)
     for k in range(args.evaluations):
         end = history + NEW_ROWS * (k + 1)
-        a = evaluate(times[:end], values[:end], None, window, full)
-        b = evaluate(times[:end], values[:end], carried, window, windowed)
-        carried = b.flags
+        a = full_path(times[:end], values[:end], full)
+        b, carried = incremental_path(times[:end], values[:end], carried, window, windowed)
         agree += bool(
             np.array_equal(a.flags, b.flags)
             and np.array_equal(a.scores, b.scores)
