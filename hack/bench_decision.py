@@ -9,13 +9,12 @@ size the replicas from a replica's capacity, then apply the policy's guardrails.
 starts at 14 days of a crane series (1-minute steps) and each evaluation adds the next 5 rows.
 
 Two paths side by side, on the same rows:
-- full: `detect_anomalies` and `forecast` over the whole history, as the engine does today;
-- windowed: `detect_anomalies` over a bounded recent window only (the detector reads a bounded
-  past except for two running quantities, see WINDOW_NOTE); the forecast is still the full one,
-  since the forecaster carries no state yet.
-For each evaluation it checks that the windowed path's anomaly answers for the new rows and its
-decision equal the full path's, and prints how many did. Then the time per evaluation (median,
-p95) of each stage and the implied workloads per 5 minutes on one core (300 s / median).
+- full: `detect_anomalies` and `forecast` over the whole history, as the CLI's functions do;
+- incremental: what the operator keeps per workload between evaluations (the flags so far, an
+  `AnomalyState` and one `ForecastState` per lead-time slot), advanced by the 5 new rows.
+For each evaluation it checks that the two paths' anomaly answers for the new rows, demand forecast
+and replicas are equal, and prints how many were. Then the time per evaluation (median, p95) of
+each stage, the ratio, and the implied workloads per 5 minutes on one core (300 s / median).
 Not a test: wall-clock numbers depend on the machine.
 """
 
@@ -33,7 +32,7 @@ import numpy as np
 
 from greenmatrix.api.optimizationpolicy import Scaling
 from greenmatrix.interval import Interval
-from greenmatrix.live.anomalies import AnomalySettings, detect_anomalies
+from greenmatrix.live.anomalies import AnomalyState, detect_anomalies
 from greenmatrix.live.decide import decide_replicas
 from greenmatrix.live.forecast import Forecast, ForecastState, forecast
 from greenmatrix.live.guardrails import GuardrailState, guardrails_of
@@ -47,10 +46,6 @@ STARTUP = 180.0
 CAPACITY = Interval(0.9, 1.0, 1.1)
 CURRENT = 3
 BUDGET = 300.0
-WINDOW_NOTE = (
-    "the CUSUM's running sums and the smallest step seen (`_running_resolution`) read the whole past; "
-    "the window is long enough that both have settled, checked by equality below, not proven"
-)
 
 
 @dataclass
@@ -71,17 +66,12 @@ class Evaluation:
     replicas: int
 
 
-def anomaly_window(settings: AnomalySettings, step: float) -> int:
-    """Rows of history the detector reads back for the newest row's answer, with room to settle."""
-    season = math.ceil(settings.seasons * (settings.season or 0.0) * (1 + 1 / 48) / step)
-    return settings.calibration + season + 2 * settings.window + settings.min_history + 64 + DAY_ROWS
-
-
 @dataclass(frozen=True)
 class Carried:
     """What the incremental path keeps per workload between evaluations."""
 
     flags: np.ndarray
+    anomalies: AnomalyState
     states: tuple[ForecastState, ...]
 
 
@@ -103,23 +93,22 @@ def full_path(times: np.ndarray, values: np.ndarray, timings: Timings) -> Evalua
 
 
 def incremental_path(
-    times: np.ndarray, values: np.ndarray, carried: Carried, window: int, timings: Timings
+    times: np.ndarray, values: np.ndarray, carried: Carried, timings: Timings
 ) -> tuple[Evaluation, Carried]:
-    """The same decision from what the last evaluation carried: only the new rows are judged (from the
-    last `window` rows) and appended to each horizon's forecast state."""
+    """The same decision from what the last evaluation carried: only the new rows are judged and
+    appended to each horizon's forecast state."""
     start = time.perf_counter()
-    first = max(0, len(times) - window)
-    judged = detect_anomalies(times[first:], values[first:])
-    new = judged.anomaly[len(carried.flags) - first :]
+    rows = slice(len(carried.flags), len(times))
+    detector, judged = carried.anomalies.advance(times[rows], values[rows])
+    new = judged.anomaly
     flags = np.concatenate((carried.flags, new))
     middle = time.perf_counter()
-    rows = slice(len(carried.flags), len(times))
     clean = np.where(new, np.nan, values[rows])
     states = tuple(state.advance(times[rows], clean) for state in carried.states)
     now = float(times[-1])
     answers = [state.forecast(now) for state in states]
     evaluation = decided(flags, judged.score[-NEW_ROWS:], answers, now, timings, (start, middle))
-    return evaluation, Carried(flags, states)
+    return evaluation, Carried(flags, detector, states)
 
 
 def decided(
@@ -173,18 +162,18 @@ def main() -> None:
     if len(times) < needed:
         raise SystemExit(f"{args.series} has {len(times)} rows, {needed} needed")
     step = float(np.median(np.diff(times[:33])))
-    window = anomaly_window(AnomalySettings(), step)
-    full, windowed = Timings([], [], []), Timings([], [], [])
+    full, incremental = Timings([], [], []), Timings([], [], [])
     agree = 0
     # What the operator carries: the history judged and forecast once, before the first evaluation.
-    flags = detect_anomalies(times[:history], values[:history]).anomaly
+    detector, judged = AnomalyState.empty().advance(times[:history], values[:history])
+    flags = judged.anomaly
     clean = np.where(flags, np.nan, values[:history])
     states = tuple(ForecastState.empty(h).advance(times[:history], clean) for h in lead_horizons(step))
-    carried = Carried(flags, states)
+    carried = Carried(flags, detector, states)
     for k in range(args.evaluations):
         end = history + NEW_ROWS * (k + 1)
         a = full_path(times[:end], values[:end], full)
-        b, carried = incremental_path(times[:end], values[:end], carried, window, windowed)
+        b, carried = incremental_path(times[:end], values[:end], carried, incremental)
         agree += bool(
             np.array_equal(a.flags, b.flags)
             and np.array_equal(a.scores, b.scores)
@@ -193,24 +182,24 @@ def main() -> None:
         )
     print(
         f"series {args.series.name}: {history} rows of history ({step:g} s step), "
-        f"{args.evaluations} evaluations of {NEW_ROWS} new rows each; anomaly window {window} rows"
+        f"{args.evaluations} evaluations of {NEW_ROWS} new rows each"
     )
-    print(f"windowed answers equal to full-history answers: {agree}/{args.evaluations} ({WINDOW_NOTE})")
+    print(f"incremental answers equal to full-history answers: {agree}/{args.evaluations}")
     print()
     print(
-        f"{'stage (ms per evaluation)':<28}{'full median':>12}{'full p95':>10}{'window median':>15}"
-        f"{'window p95':>12}{'ratio':>8}"
+        f"{'stage (ms per evaluation)':<28}{'full median':>12}{'full p95':>10}{'incr. median':>15}"
+        f"{'incr. p95':>12}{'ratio':>8}"
     )
     for name in ("anomalies", "forecast", "decision", "total"):
         one = full.totals() if name == "total" else getattr(full, name)
-        two = windowed.totals() if name == "total" else getattr(windowed, name)
+        two = incremental.totals() if name == "total" else getattr(incremental, name)
         (m1, p1), (m2, p2) = summary(one), summary(two)
         print(f"{name:<28}{m1:>12.2f}{p1:>10.2f}{m2:>15.2f}{p2:>12.2f}{m1 / m2:>8.1f}")
-    (m1, _), (m2, _) = summary(full.totals()), summary(windowed.totals())
+    (m1, _), (m2, _) = summary(full.totals()), summary(incremental.totals())
     print()
     print(
         f"workloads per {BUDGET:.0f} s on one core: full {BUDGET / (m1 / 1e3):,.0f}, "
-        f"windowed {BUDGET / (m2 / 1e3):,.0f} (target 10,000: {BUDGET / 10_000 * 1e3:.0f} ms each)"
+        f"incremental {BUDGET / (m2 / 1e3):,.0f} (target 10,000: {BUDGET / 10_000 * 1e3:.0f} ms each)"
     )
 
 
