@@ -236,7 +236,7 @@ class AnomalyState:
         )
         if not cfg.season:
             return own, state
-        reference = _seasonal_reference(times, judged, cfg.season, cfg.seasons)[-len(y) :]
+        reference = _seasonal_reference(times, judged, cfg.season, cfg.seasons, len(y))
         known = np.flatnonzero(np.isfinite(reference))
         views = np.full((3, len(y)), np.nan)
         if len(known):
@@ -369,14 +369,14 @@ def _smallest_step(values: np.ndarray, seed: float) -> float:
     return min(seed, float(steps.min())) if len(steps) else seed
 
 
-def _seasonal_reference(t: np.ndarray, y: np.ndarray, period: float, seasons: int) -> np.ndarray:
-    """The median of the values observed one, two ... ``seasons`` periods before each point (within
-    a 48th of the period), NaN where none was."""
+def _seasonal_reference(t: np.ndarray, y: np.ndarray, period: float, seasons: int, last: int) -> np.ndarray:
+    """The median of the values observed one, two ... ``seasons`` periods before each of the ``last``
+    points (within a 48th of the period), NaN where none was."""
     ordered = np.maximum.accumulate(t)
-    found = np.full((len(t), seasons), np.nan)
+    found = np.full((last, seasons), np.nan)
     tolerance = period / 48.0
     for k in range(1, seasons + 1):
-        target = t - k * period
+        target = t[len(t) - last :] - k * period
         right = np.clip(np.searchsorted(ordered, target), 1, len(t) - 1)
         nearer = np.where(
             np.abs(ordered[right - 1] - target) <= np.abs(ordered[right] - target), right - 1, right
