@@ -44,6 +44,8 @@ class Regression:
 
     `memory` resumes the fit where an earlier, shorter grid of the same series left it (its
     checkpoints are not refitted); that grid must have held the rows the logarithm's offset reads.
+    `book` is the feature book of this grid (in logarithms for the logarithmic one) built for a lead
+    at most `lead`, shared with regressions at other leads.
     """
 
     def __init__(
@@ -56,10 +58,13 @@ class Regression:
         *,
         logarithmic: bool,
         memory: FitMemory | None = None,
+        book: FeatureBook | None = None,
     ) -> None:
-        self.offset = _log_offset(values) if logarithmic else None
-        grid = values if self.offset is None else np.log(values + self.offset)
-        self.book = FeatureBook(grid, step, lead)
+        self.offset = log_offset(values) if logarithmic else None
+        if book is None:
+            book = FeatureBook(values if self.offset is None else np.log(values + self.offset), step, lead)
+        self.book = book.for_lead(lead)
+        grid = self.book.values
         self.ceiling = np.fmax.accumulate(np.where(np.isfinite(values), values, -np.inf))
         self.memory = memory
         self.weights = self._fit(grid, step, lead, checkpoints, periods)
@@ -142,7 +147,7 @@ def recent_median(values: np.ndarray, origins: np.ndarray, window: int) -> np.nd
     return np.where(count > 0, (low + high) / 2, last_value(values, origins))
 
 
-def _log_offset(values: np.ndarray) -> float:
+def log_offset(values: np.ndarray) -> float:
     first = values[:OFFSET_FROM_FIRST_ROWS]
     first = first[np.isfinite(first)]
     level = float(np.median(first)) if len(first) else 0.0

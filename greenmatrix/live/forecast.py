@@ -19,6 +19,7 @@ import bisect
 import copy
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,8 +31,10 @@ from greenmatrix.live.candidates import (
     FitMemory,
     Regression,
     last_value,
+    log_offset,
     recent_median,
 )
+from greenmatrix.live.features import FeatureBook
 from greenmatrix.live.observations import Grid, Series, regular_grid
 from greenmatrix.live.seasonality import DAY, Seasonality, detect_seasonality, duration_text
 
@@ -121,22 +124,27 @@ class ForecastState:
 
     def advance(self, timestamps: np.ndarray, values: np.ndarray) -> ForecastState:
         """The state with rows appended (strictly after the last one; NaN marks a missing value)."""
-        times = np.concatenate((self.timestamps, np.asarray(timestamps, dtype=float)))
-        values = np.concatenate((self.values, np.asarray(values, dtype=float)))
-        if len(times) < 2:
-            return ForecastState(self.horizon, times, values)
+        return advance_together([self], timestamps, values)[0]
+
+    @property
+    def carried(self) -> bool:
+        """Whether an advance resumes the walk (or starts it over: the logarithm's offset reads the
+        first grid slots, so until the grid holds them every advance starts over)."""
+        return self.walk is not None and len(self.walk.grid.values) >= OFFSET_FROM_FIRST_ROWS
+
+    def _advanced(
+        self, times: np.ndarray, values: np.ndarray, grid: Grid, books: tuple[FeatureBook | None, ...]
+    ) -> ForecastState:
         series = Series(times, values)
-        grid = regular_grid(series)
-        # The logarithm's offset reads the first grid slots: until the grid holds them, start over.
         old = self.walk
-        if old is None or len(old.grid.values) < OFFSET_FROM_FIRST_ROWS:
+        if old is None or not self.carried:
             walk = _Walk(grid, self.horizon)
             walk.run(series)
             return ForecastState(
                 self.horizon, times, values, walk, walk.errors, walk.raw, walk.bands, walk.absorbed
             )
         seasons, memories = old.settled()
-        walk = _Walk(grid, self.horizon, seasons, memories)
+        walk = _Walk(grid, self.horizon, seasons, memories, books)
         walk.calibration = old.calibration.copy()
         first = len(self.timestamps)
         moments = np.searchsorted(times, times - self.horizon, side="right")
@@ -164,6 +172,30 @@ class ForecastState:
         return walk.live_forecast(now, Series(self.timestamps, self.values))
 
 
+def advance_together(
+    states: Sequence[ForecastState], timestamps: np.ndarray, values: np.ndarray
+) -> tuple[ForecastState, ...]:
+    """States of one series at several horizons (the slots of a lead time), advanced by the same
+    rows: each is its own `advance`, but the grid and its feature books are built once for all."""
+    if not states:
+        return ()
+    first = states[0]
+    if any(len(state.timestamps) != len(first.timestamps) for state in states):
+        raise ValueError("states advanced together must hold the same rows")
+    times = np.concatenate((first.timestamps, np.asarray(timestamps, dtype=float)))
+    values = np.concatenate((first.values, np.asarray(values, dtype=float)))
+    if len(times) < 2:
+        return tuple(ForecastState(state.horizon, times, values) for state in states)
+    grid = regular_grid(Series(times, values))
+    books: tuple[FeatureBook | None, ...] = (None, None)
+    leads = [state.walk.lead for state in states if state.carried and state.walk is not None]
+    if leads:
+        units = FeatureBook(grid.values, grid.step, min(leads))
+        logarithms = FeatureBook(np.log(grid.values + log_offset(grid.values)), grid.step, min(leads))
+        books = (units, logarithms)
+    return tuple(state._advanced(times, values, grid, books) for state in states)
+
+
 def _check_horizon(horizon: float) -> None:
     if not (math.isfinite(horizon) and horizon > 0):
         raise ValueError(f"horizon must be a positive number of seconds, got {horizon}")
@@ -178,8 +210,10 @@ class _Walk:
         horizon: float,
         seasons: tuple[Seasonality, ...] = (),
         memories: tuple[FitMemory | None, ...] = (None, None),
+        books: tuple[FeatureBook | None, ...] = (None, None),
     ) -> None:
-        """`seasons` and `memories` are what a walk over a shorter grid of the same series settled."""
+        """`seasons` and `memories` are what a walk over a shorter grid of the same series settled;
+        `books` the grid's feature books (in the series' units and in logarithms) if already built."""
         self.grid = grid
         self.horizon = horizon
         self.lead = max(1, math.ceil(horizon / grid.step - 1e-9))
@@ -196,8 +230,9 @@ class _Walk:
                 periods,
                 logarithmic=logarithmic,
                 memory=memory,
+                book=book,
             )
-            for logarithmic, memory in zip((False, True), memories, strict=True)
+            for logarithmic, memory, book in zip((False, True), memories, books, strict=True)
         ]
         self.calibration = _Calibration()
         self.errors: _RecentErrors | None = None

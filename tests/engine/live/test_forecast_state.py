@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from greenmatrix.live.forecast import ForecastState, forecast
+from greenmatrix.live.forecast import ForecastState, advance_together, forecast
 from greenmatrix.live.observations import Series
 
 
@@ -58,3 +58,17 @@ def test_now_before_the_last_row_is_refused() -> None:
     state = ForecastState.empty(60.0).advance(series.timestamps, series.values)
     with pytest.raises(ValueError, match="advance"):
         state.forecast(float(series.timestamps[-2]))
+
+
+def test_horizons_advanced_together_answer_as_each_alone() -> None:
+    series = gappy_series(2.0, 60.0, 6)
+    horizons = (60.0, 120.0, 180.0, 240.0)
+    states, done = tuple(ForecastState.empty(h) for h in horizons), 0
+    for cut in (5, 50, len(series) // 2, len(series) // 2 + 5, len(series) - 5, len(series)):
+        states = advance_together(states, series.timestamps[done:cut], series.values[done:cut])
+        done = cut
+        now = float(series.timestamps[cut - 1])
+        history = Series(series.timestamps[:cut], series.values[:cut])
+        for state, horizon in zip(states, horizons, strict=True):
+            assert state.forecast(now) == forecast(history, now, horizon)
+    assert all(state.forecast(now).interval is not None for state in states)
