@@ -33,7 +33,8 @@ import numpy as np
 
 from greenmatrix.api.optimizationpolicy import Scaling
 from greenmatrix.interval import Interval
-from greenmatrix.live.anomalies import AnomalyState, detect_anomalies
+from greenmatrix.live.anomalies import AnomalyState, clean_series, detect_anomalies
+from greenmatrix.live.assess import WorkloadState, assess
 from greenmatrix.live.decide import decide_replicas
 from greenmatrix.live.forecast import Forecast, ForecastState, advance_together, forecast
 from greenmatrix.live.guardrails import GuardrailState, guardrails_of
@@ -87,7 +88,7 @@ def full_path(times: np.ndarray, values: np.ndarray, timings: Timings) -> Evalua
     judged = detect_anomalies(times, values)
     flags = judged.anomaly
     middle = time.perf_counter()
-    series = Series(times, np.where(flags, np.nan, values))
+    series = Series(times, clean_series(values, judged))
     now = float(times[-1])
     answers = [forecast(series, now, horizon) for horizon in lead_horizons(series.step)]
     return decided(flags, judged.score[-NEW_ROWS:], answers, now, timings, (start, middle))
@@ -104,7 +105,7 @@ def incremental_path(
     new = judged.anomaly
     flags = np.concatenate((carried.flags, new))
     middle = time.perf_counter()
-    clean = np.where(new, np.nan, values[rows])
+    clean = clean_series(values[rows], judged)
     states = advance_together(carried.states, times[rows], clean)
     now = float(times[-1])
     answers = [state.forecast(now) for state in states]
@@ -164,17 +165,38 @@ def main() -> None:
         raise SystemExit(f"{args.series} has {len(times)} rows, {needed} needed")
     step = float(np.median(np.diff(times[:33])))
     full, incremental = Timings([], [], []), Timings([], [], [])
-    agree = 0
+    agree = agree_assess = 0
+    rails = guardrails_of(Scaling())
     # What the operator carries: the history judged and forecast once, before the first evaluation.
     detector, judged = AnomalyState.empty().advance(times[:history], values[:history])
     flags = judged.anomaly
-    clean = np.where(flags, np.nan, values[:history])
+    clean = clean_series(values[:history], judged)
     states = advance_together([ForecastState.empty(h) for h in lead_horizons(step)], times[:history], clean)
     carried = Carried(flags, detector, states)
+    # The engine's one call for the same evaluation, `live.assess`, timed as a whole.
+    workload = WorkloadState.start(step, STARTUP)
+    workload = assess(
+        workload, times[:history], values[:history], float(times[history - 1]), CAPACITY, CURRENT, 0.7, rails
+    ).state
+    assessed: list[float] = []
     for k in range(args.evaluations):
         end = history + NEW_ROWS * (k + 1)
         a = full_path(times[:end], values[:end], full)
         b, carried = incremental_path(times[:end], values[:end], carried, incremental)
+        begin = time.perf_counter()
+        one = assess(
+            workload,
+            times[end - NEW_ROWS : end],
+            values[end - NEW_ROWS : end],
+            float(times[end - 1]),
+            CAPACITY,
+            CURRENT,
+            0.7,
+            rails,
+        )
+        assessed.append(time.perf_counter() - begin)
+        workload = one.state
+        agree_assess += one.demand == a.demand
         agree += bool(
             np.array_equal(a.flags, b.flags)
             and np.array_equal(a.scores, b.scores)
@@ -186,6 +208,7 @@ def main() -> None:
         f"{args.evaluations} evaluations of {NEW_ROWS} new rows each"
     )
     print(f"incremental answers equal to full-history answers: {agree}/{args.evaluations}")
+    print(f"live.assess demand equal to the full-history demand: {agree_assess}/{args.evaluations}")
     print()
     print(
         f"{'stage (ms per evaluation)':<28}{'full median':>12}{'full p95':>10}{'incr. median':>15}"
@@ -196,6 +219,8 @@ def main() -> None:
         two = incremental.totals() if name == "total" else getattr(incremental, name)
         (m1, p1), (m2, p2) = summary(one), summary(two)
         print(f"{name:<28}{m1:>12.2f}{p1:>10.2f}{m2:>15.2f}{p2:>12.2f}{m1 / m2:>8.1f}")
+    m3, p3 = summary(assessed)
+    print(f"{'live.assess (one call)':<28}{'':>12}{'':>10}{m3:>15.2f}{p3:>12.2f}")
     (m1, _), (m2, _) = summary(full.totals()), summary(incremental.totals())
     print()
     print(
