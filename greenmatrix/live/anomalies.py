@@ -205,7 +205,9 @@ class AnomalyState:
             carried,
             sizes=sizes[-cfg.calibration :],
             drifts=drifts[-cfg.calibration :],
-            departures=departures[len(departures) - cfg.shift_run + 1 :] if cfg.shift_run > 1 else z[:0],
+            departures=departures[max(0, len(departures) - cfg.shift_run + 1) :]
+            if cfg.shift_run > 1
+            else z[:0],
             sums=sums,
         )
         return (spike, shift, expected, sustained), state

@@ -74,3 +74,12 @@ def test_an_advance_leaves_the_state_it_came_from_unchanged() -> None:
     _, once = state.advance(times[half:], values[half:])
     _, again = state.advance(times[half:], values[half:])
     np.testing.assert_array_equal(once.score, again.score)
+
+
+def test_short_warm_up_settings_still_match_point_by_point() -> None:
+    times, values = bursty_series(1.0, 300.0, 6)
+    settings = AnomalySettings(min_history=2, window=5, shift_run=6, calibration=20, seasons=1)
+    whole = detect_anomalies(times, values, settings)
+    pieces = in_chunks(times, values, list(range(1, len(times) + 1)), settings)
+    np.testing.assert_array_equal(pieces.score, whole.score)
+    assert list(pieces.kind) == list(whole.kind)
