@@ -25,6 +25,7 @@ import argparse
 import csv
 import math
 import os
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +221,9 @@ def main() -> None:
         (m1, p1), (m2, p2) = summary(one), summary(two)
         print(f"{name:<28}{m1:>12.2f}{p1:>10.2f}{m2:>15.2f}{p2:>12.2f}{m1 / m2:>8.1f}")
     m3, p3 = summary(assessed)
+    print(
+        f"state kept per workload between evaluations (pickled): {len(pickle.dumps(workload)) / 1e6:.2f} MB"
+    )
     print(f"{'live.assess (one call)':<28}{'':>12}{'':>10}{m3:>15.2f}{p3:>12.2f}")
     (m1, _), (m2, _) = summary(full.totals()), summary(incremental.totals())
     print()

@@ -3,8 +3,8 @@ out, forecast the demand over the lead time, size the replicas from a replica's 
 the policy's guardrails have the last word.
 
 The operator keeps one `WorkloadState` per workload and passes it back at the next evaluation; it
-holds what each step has learnt (`AnomalyState`, one `ForecastState` per slot of the lead time, the
-guardrails' memory), so an evaluation costs the new rows, not the history. Nothing here reads a
+holds what each step has learnt (`AnomalyState`, one compacted `ForecastState` per slot of the lead
+time, the guardrails' memory), so an evaluation costs the new rows, not the history. Nothing here reads a
 clock: `now` and the rows are arguments, and the answers are those of the whole-history functions
 (`detect_anomalies`, `forecast`) on the same rows.
 """
@@ -65,6 +65,8 @@ def assess(
     detector, judged = state.anomalies.advance(timestamps, values)
     forecasts = advance_together(state.forecasts, timestamps, clean_series(values, judged))
     demand = busiest([each.forecast(now) for each in forecasts])
+    # Only the next advance reads the states again: what only a forecast reads need not be kept.
+    forecasts = tuple(each.compact() for each in forecasts)
     if demand is None:
         return Assessment(None, None, judged, WorkloadState(detector, forecasts, state.guardrails))
     latest = bool(judged.anomaly[-1]) if len(judged.anomaly) else False

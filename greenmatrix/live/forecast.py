@@ -20,7 +20,7 @@ import copy
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -116,6 +116,8 @@ class ForecastState:
     raw: np.ndarray = field(default_factory=lambda: np.zeros(0))
     bands: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: (np.zeros(0), np.zeros(0)))
     absorbed: int = 0
+    # The row of raw[0] and bands[.][0]: rows already absorbed by the calibration are not kept.
+    base: int = 0
 
     @classmethod
     def empty(cls, horizon: float) -> ForecastState:
@@ -140,25 +142,54 @@ class ForecastState:
         if old is None or not self.carried:
             walk = _Walk(grid, self.horizon)
             walk.run(series)
-            return ForecastState(
+            whole = ForecastState(
                 self.horizon, times, values, walk, walk.errors, walk.raw, walk.bands, walk.absorbed
             )
+            return whole.trimmed()
         seasons, memories = old.settled()
         walk = _Walk(grid, self.horizon, seasons, memories, books)
         walk.calibration = old.calibration.copy()
-        first = len(self.timestamps)
+        first, base = len(self.timestamps), self.base
         moments = np.searchsorted(times, times - self.horizon, side="right")
         guesses, have = walk.guesses(moments, np.arange(first, len(times)))
         errors = self.errors.extended(values[first:], guesses)
         raw = np.concatenate((self.raw, np.full(len(times) - first, np.nan)))
-        raw[have], _ = errors.choose(guesses[have - first], moments[have])
+        raw[have - base], _ = errors.choose(guesses[have - first], moments[have])
         blank = np.full(len(times) - first, np.nan)
         bands = (np.concatenate((self.bands[0], blank)), np.concatenate((self.bands[1], blank)))
-        absorbed = walk.calibrate(values, moments, raw, bands, range(first, len(times)), self.absorbed)
-        return ForecastState(self.horizon, times, values, walk, errors, raw, bands, absorbed)
+        # The same walk over rows counted from `base`: only the rows not yet absorbed are read.
+        rows = range(first - base, len(times) - base)
+        absorbed = base + walk.calibrate(
+            values[base:], moments[base:] - base, raw, bands, rows, self.absorbed - base
+        )
+        return ForecastState(self.horizon, times, values, walk, errors, raw, bands, absorbed, base).trimmed()
+
+    def trimmed(self) -> ForecastState:
+        """The state without the rows no later advance or forecast reads: candidates' errors older
+        than a selection window before the last forecast moment, medians and bands already absorbed."""
+        if self.errors is None:
+            return self
+        moment = int(np.searchsorted(self.timestamps, self.timestamps[-1] - self.horizon, side="right"))
+        drop = self.absorbed - self.base
+        bands = (self.bands[0][drop:], self.bands[1][drop:])
+        return replace(
+            self, errors=self.errors.since(moment), raw=self.raw[drop:], bands=bands, base=self.absorbed
+        )
+
+    def compact(self) -> ForecastState:
+        """The state without what only `forecast` reads (the grid's feature books, most of its
+        memory): what to keep between evaluations once their forecast is made. It advances exactly
+        as the whole state does; only the advanced state forecasts again."""
+        if self.walk is None:
+            return self
+        walk = copy.copy(self.walk)
+        walk.models = [_FitOnly(model.memory) for model in self.walk.models]
+        return replace(self, walk=walk)
 
     def forecast(self, now: float) -> Forecast:
         """The p10/p50/p90 of the value at `now + horizon`, `now` at or after the last row."""
+        if self.walk is not None and any(isinstance(model, _FitOnly) for model in self.walk.models):
+            raise ValueError("a compacted forecast state forecasts nothing: advance it first")
         if len(self.timestamps) and now < self.timestamps[-1]:
             raise ValueError(
                 f"now ({now}) is before the last row ({self.timestamps[-1]}): advance to it first"
@@ -169,7 +200,15 @@ class ForecastState:
         walk = copy.copy(self.walk)
         walk.calibration = self.walk.calibration.copy()
         walk.errors, walk.raw, walk.bands, walk.absorbed = self.errors, self.raw, self.bands, self.absorbed
+        walk.base = self.base
         return walk.live_forecast(now, Series(self.timestamps, self.values))
+
+
+@dataclass(frozen=True)
+class _FitOnly:
+    """What a compacted state keeps of a regression: where its fit stands."""
+
+    memory: FitMemory | None
 
 
 def advance_together(
@@ -237,6 +276,8 @@ class _Walk:
         self.calibration = _Calibration()
         self.errors: _RecentErrors | None = None
         self.absorbed = 0
+        # raw[i] and bands[.][i] belong to row base + i.
+        self.base = 0
         self.raw = np.zeros(0)
         self.bands = (self.raw, self.raw)
 
@@ -330,7 +371,8 @@ class _Walk:
         """The forecast at `now` from the walk over `history` (calibration absorbed through its end)."""
         p10, p90 = self.bands
         for row in range(self.absorbed, len(history)):
-            self.calibration.absorb(history.values[row], self.raw[row], p10[row], p90[row])
+            at = row - self.base
+            self.calibration.absorb(history.values[row], self.raw[at], p10[at], p90[at])
         at = float(now + self.horizon)
         if len(history) < MIN_HISTORY_ROWS or self.errors is None:
             return Forecast(at, None, f"warming up: {len(history)} rows, {MIN_HISTORY_ROWS} needed")
@@ -362,8 +404,9 @@ class _Walk:
 class _RecentErrors:
     """Each candidate's mean absolute error over the recent rows whose targets are observed."""
 
-    def __init__(self, sums: np.ndarray, counts: np.ndarray, window: int) -> None:
-        self.sums, self.counts = sums, counts
+    def __init__(self, sums: np.ndarray, counts: np.ndarray, window: int, base: int = 0) -> None:
+        # sums[i] and counts[i] hold the totals of the rows before row base + i.
+        self.sums, self.counts, self.base = sums, counts, base
         self.window = max(MIN_SELECTION_ERRORS, window)
 
     @classmethod
@@ -380,13 +423,20 @@ class _RecentErrors:
         added = np.concatenate((self.sums[-1:], np.where(usable[:, None], errors, 0.0)))
         sums = np.concatenate((self.sums, np.cumsum(added, axis=0)[1:]))
         counts = np.concatenate((self.counts, self.counts[-1] + np.cumsum(usable)))
-        return _RecentErrors(sums, counts, self.window)
+        return _RecentErrors(sums, counts, self.window, self.base)
+
+    def since(self, moment: int) -> _RecentErrors:
+        """The totals a choice at `moment` or later reads; the earlier ones are dropped."""
+        keep = max(self.base, moment - self.window)
+        return _RecentErrors(
+            self.sums[keep - self.base :], self.counts[keep - self.base :], self.window, keep
+        )
 
     def choose(self, guesses: np.ndarray, moments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The guess of the candidate with the least recent error (the regression while unproven)."""
-        start = np.maximum(0, moments - self.window)
-        count = self.counts[moments] - self.counts[start]
-        error = self.sums[moments] - self.sums[start]
+        start = np.maximum(0, moments - self.window) - self.base
+        count = self.counts[moments - self.base] - self.counts[start]
+        error = self.sums[moments - self.base] - self.sums[start]
         error = np.where(np.isfinite(guesses), error, np.inf)
         best = np.argmin(error, axis=1)
         best = np.where(count >= MIN_SELECTION_ERRORS, best, 1)

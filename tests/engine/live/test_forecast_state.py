@@ -72,3 +72,15 @@ def test_horizons_advanced_together_answer_as_each_alone() -> None:
         for state, horizon in zip(states, horizons, strict=True):
             assert state.forecast(now) == forecast(history, now, horizon)
     assert all(state.forecast(now).interval is not None for state in states)
+
+
+def test_a_compacted_state_advances_as_the_whole_one_and_forecasts_only_after() -> None:
+    series = gappy_series(2.0, 60.0, 7)
+    half = len(series) // 2
+    state = ForecastState.empty(120.0).advance(series.timestamps[:half], series.values[:half])
+    small = state.compact()
+    with pytest.raises(ValueError, match="advance it first"):
+        small.forecast(float(series.timestamps[half - 1]))
+    rows = (series.timestamps[half : half + 5], series.values[half : half + 5])
+    now = float(series.timestamps[half + 4])
+    assert small.advance(*rows).forecast(now) == state.advance(*rows).forecast(now)
