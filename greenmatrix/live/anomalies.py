@@ -18,11 +18,14 @@ forecaster already skips what is missing. Flagged points are kept out of forecas
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+# Steps the usual step is the median of.
+GAP_HISTORY = 64
 
 
 class AnomalyKind(StrEnum):
@@ -97,36 +100,171 @@ def detect_anomalies(
 
     ``timestamps`` are epoch seconds in order; ``values`` NaN where missing.
     """
-    cfg = settings or AnomalySettings()
-    t = np.asarray(timestamps, dtype=float)
-    v = np.asarray(values, dtype=float)
-    if t.shape != v.shape or t.ndim != 1:
-        raise ValueError("timestamps and values must be one-dimensional and of the same length")
-    n = len(v)
-    score = np.zeros(n)
-    kind = np.full(n, AnomalyKind.NONE.value, dtype=object)
-    level = np.full(n, np.nan)
-    observed = np.flatnonzero(np.isfinite(v))
-    kind[~np.isfinite(v)] = AnomalyKind.GAP.value
-    kind[observed[_long_steps(t[observed], cfg.gap_factor)]] = AnomalyKind.GAP.value
+    return AnomalyState.empty(settings or AnomalySettings()).advance(timestamps, values)[1]
 
-    work, resets = _judged_values(t[observed], v[observed], cfg.counter)
-    spike, shift, expected, sustained = _robust_scores(t[observed], work, cfg)
-    if cfg.counter:
-        # The rate was compared, but the level reported is the counter's own: last value + rate x step.
-        expected = np.concatenate(([np.nan], v[observed][:-1])) + expected * np.diff(t[observed], prepend=0)
-    best = np.maximum(spike, shift)
-    best[resets] = 1.0
-    shifted = (shift >= spike) | sustained
-    labels = np.where(shifted, AnomalyKind.LEVEL_SHIFT.value, AnomalyKind.SPIKE.value).astype(object)
-    labels[resets] = AnomalyKind.COUNTER_RESET.value
-    flagged = best >= 0.5
-    score[observed] = best
-    level[observed] = expected
-    kind[observed[flagged]] = labels[flagged]
-    anomaly = np.zeros(n, dtype=bool)
-    anomaly[observed[flagged]] = True
-    return Anomalies(score=score, anomaly=anomaly, kind=kind, level=level)
+
+@dataclass(frozen=True)
+class AnomalyState:
+    """What the detector carries from the points it has judged to judge the next ones without the
+    whole history: the recent points each test looks back on (the usual step's 64, the trailing
+    window, the seasons' periods, the calibration's statistics), the CUSUM's two sums and the
+    smallest steps seen. `advance` judges new points exactly as `detect_anomalies` judges them in
+    the whole series (it is the same computation: the whole series is one advance from `empty`).
+    """
+
+    settings: AnomalySettings
+    observed: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    last: tuple[float, float] = (np.nan, np.nan)
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    judged: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seen: int = 0
+    known: int = 0
+    seasonal: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    resolutions: tuple[float, float] = (np.inf, np.inf)
+    sizes: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    drifts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    departures: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    sums: tuple[float, float] = (0.0, 0.0)
+
+    @classmethod
+    def empty(cls, settings: AnomalySettings | None = None) -> AnomalyState:
+        return cls(settings or AnomalySettings())
+
+    def advance(self, timestamps: np.ndarray, values: np.ndarray) -> tuple[AnomalyState, Anomalies]:
+        """The state after the new points (later than the last one) and their answers."""
+        cfg = self.settings
+        t = np.asarray(timestamps, dtype=float)
+        v = np.asarray(values, dtype=float)
+        if t.shape != v.shape or t.ndim != 1:
+            raise ValueError("timestamps and values must be one-dimensional and of the same length")
+        n = len(v)
+        score = np.zeros(n)
+        kind = np.full(n, AnomalyKind.NONE.value, dtype=object)
+        level = np.full(n, np.nan)
+        observed = np.flatnonzero(np.isfinite(v))
+        kind[~np.isfinite(v)] = AnomalyKind.GAP.value
+        kind[observed[_long_steps(t[observed], cfg.gap_factor, self.observed)]] = AnomalyKind.GAP.value
+
+        work, resets = _judged_values(t[observed], v[observed], cfg.counter, self.last)
+        scores, state = self._scores(t[observed], work)
+        spike, shift, expected, sustained = scores
+        if cfg.counter:
+            # The rate was compared, but the level reported is the counter's own: last value + rate x step.
+            before = np.concatenate(([self.last[1]], v[observed][:-1]))
+            steps = np.diff(t[observed], prepend=0 if np.isnan(self.last[0]) else self.last[0])
+            expected = before + expected * steps
+        best = np.maximum(spike, shift)
+        best[resets] = 1.0
+        shifted = (shift >= spike) | sustained
+        labels = np.where(shifted, AnomalyKind.LEVEL_SHIFT.value, AnomalyKind.SPIKE.value).astype(object)
+        labels[resets] = AnomalyKind.COUNTER_RESET.value
+        flagged = best >= 0.5
+        score[observed] = best
+        level[observed] = expected
+        kind[observed[flagged]] = labels[flagged]
+        anomaly = np.zeros(n, dtype=bool)
+        anomaly[observed[flagged]] = True
+        if len(observed):
+            state = replace(
+                state,
+                observed=np.concatenate((self.observed, t[observed]))[-(GAP_HISTORY + 1) :],
+                last=(float(t[observed[-1]]), float(v[observed[-1]])),
+            )
+        return state, Anomalies(score=score, anomaly=anomaly, kind=kind, level=level)
+
+    def _scores(self, t: np.ndarray, x: np.ndarray) -> tuple[tuple[np.ndarray, ...], AnomalyState]:
+        """Spike and level-shift scores in [0, 1] of each finite value, the level it was judged
+        against, and whether it ends a run of departures on one side (NaN values, such as a
+        counter's reset, get 0 and are left out of later windows)."""
+        cfg = self.settings
+        m = len(x)
+        spike, shift = np.zeros(m), np.zeros(m)
+        expected = np.full(m, np.nan)
+        sustained = np.zeros(m, dtype=bool)
+        ok = np.flatnonzero(np.isfinite(x))
+        if len(ok) == 0:
+            return (spike, shift, expected, sustained), self
+        y = x[ok]
+        (residual, scale, level), carried = self._judged_view(t[ok], y)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            size = np.nan_to_num(np.abs(residual / scale), nan=0.0)
+            z = residual / scale
+        sizes = np.concatenate((self.sizes, size))
+        spike[ok] = _squash(
+            size, _calibrated(sizes, cfg.spike_z, cfg.spike_z_max, cfg)[-len(ok) :], cfg.sharpness
+        )
+        drift, sums = _cusum(residual, scale, cfg, self.sums)
+        drifts = np.concatenate((self.drifts, drift))
+        shift[ok] = _squash(
+            drift, _calibrated(drifts, cfg.shift_h, cfg.shift_h_max, cfg)[-len(ok) :], cfg.sharpness
+        )
+        departures = np.concatenate((self.departures, z))
+        sustained[ok] = _sustained(departures, cfg.shift_run, cfg.shift_clip / 2.0)[-len(ok) :]
+        expected[ok] = level
+        state = replace(
+            carried,
+            sizes=sizes[-cfg.calibration :],
+            drifts=drifts[-cfg.calibration :],
+            departures=departures[max(0, len(departures) - cfg.shift_run + 1) :]
+            if cfg.shift_run > 1
+            else z[:0],
+            sums=sums,
+        )
+        return (spike, shift, expected, sustained), state
+
+    def _judged_view(self, t: np.ndarray, y: np.ndarray) -> tuple[tuple[np.ndarray, ...], AnomalyState]:
+        """Each value's residual, the spread it is measured in and the level it departs from, in the
+        view that judges it: the recent level, or the same moment of the previous periods where that
+        view has explained the recent past clearly more tightly (a cycle's ramp is neither spike nor
+        shift); where both exist but neither is clearly tighter, the calmer of the two."""
+        cfg = self.settings
+        own_resolution, season_resolution = self.resolutions
+        own = _robust_view(y, cfg, self.judged, self.seen, own_resolution)
+        times = np.concatenate((self.times, t))
+        judged = np.concatenate((self.judged, y))
+        keep_from = times[-1] - (cfg.seasons * (cfg.season or 0.0) + 2 * (cfg.season or 0.0) / 48.0)
+        kept = max(0, min(int(np.searchsorted(times, keep_from)), len(times) - max(cfg.window, GAP_HISTORY)))
+        state = replace(
+            self,
+            times=times[kept:],
+            judged=judged[kept:],
+            seen=self.seen + len(y),
+            resolutions=(
+                _smallest_step(
+                    judged[len(self.judged) - 1 :] if len(self.judged) else judged, own_resolution
+                ),
+                season_resolution,
+            ),
+        )
+        if not cfg.season:
+            return own, state
+        reference = _seasonal_reference(times, judged, cfg.season, cfg.seasons, len(y))
+        known = np.flatnonzero(np.isfinite(reference))
+        views = np.full((3, len(y)), np.nan)
+        if len(known):
+            departures = y[known] - reference[known]
+            views[:, known] = _robust_view(departures, cfg, self.seasonal, self.known, season_resolution)[:3]
+            seasonal = np.concatenate((self.seasonal, departures))
+            state = replace(
+                state,
+                known=self.known + len(known),
+                seasonal=seasonal[-cfg.window :],
+                resolutions=(
+                    state.resolutions[0],
+                    _smallest_step(
+                        seasonal[len(self.seasonal) - 1 :] if len(self.seasonal) else seasonal,
+                        season_resolution,
+                    ),
+                ),
+            )
+        if state.known <= cfg.min_history:
+            return own, state
+        views[2] += reference
+        residual, scale, _ = own
+        with np.errstate(invalid="ignore", divide="ignore"):
+            calmer = np.abs(views[0] / views[1]) < np.abs(residual / scale)
+        tighter = (views[1] < cfg.season_tighter * scale) | calmer
+        return tuple(np.where(tighter, views[i], mine) for i, mine in enumerate(own)), state
 
 
 def clean_series(values: np.ndarray, anomalies: Anomalies, keep_level_shifts: bool = True) -> np.ndarray:
@@ -177,97 +315,70 @@ def _runs(t: np.ndarray, mask: np.ndarray, merge_within: float) -> list[np.ndarr
     return np.split(idx, breaks)
 
 
-def _long_steps(t: np.ndarray, factor: float, history: int = 64) -> np.ndarray:
+def _long_steps(t: np.ndarray, factor: float, before: np.ndarray) -> np.ndarray:
     """Whether each observed point comes after a step longer than ``factor`` x the usual one, the
-    usual step being the median of the previous ``history`` steps."""
-    gap = np.zeros(len(t), dtype=bool)
-    if len(t) < 3:
-        return gap
-    steps = np.diff(t)
-    usual, _, _ = _trailing_stats(steps, history, spread=False)
+    usual step being the median of the previous ``GAP_HISTORY`` steps (``before``: the times of the
+    points observed earlier, at least the last ``GAP_HISTORY + 1`` of them)."""
+    times = np.concatenate((before, t))
+    gap = np.zeros(len(times), dtype=bool)
+    if len(times) < 3:
+        return gap[len(before) :]
+    steps = np.diff(times)
+    usual, _, _ = _trailing_stats(steps, GAP_HISTORY, spread=False)
     # usual[j] is the median of the steps before step j; step j leads to point j + 1.
     gap[1:] = np.isfinite(usual) & (steps > factor * usual) & (usual > 0)
-    return gap
+    return gap[len(before) :]
 
 
-def _judged_values(t: np.ndarray, v: np.ndarray, counter: bool) -> tuple[np.ndarray, np.ndarray]:
-    """What the level tests look at (the values, or a counter's rate) and where a counter reset."""
+def _judged_values(
+    t: np.ndarray, v: np.ndarray, counter: bool, last: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the level tests look at (the values, or a counter's rate since the `last` point observed,
+    time and value) and where a counter reset."""
     resets = np.zeros(len(v), dtype=bool)
     if not counter:
         return v, resets
-    rise = np.diff(v, prepend=np.nan)
-    resets[1:] = rise[1:] < 0
-    dt = np.diff(t, prepend=np.nan)
+    rise = np.diff(v, prepend=last[1])
+    with np.errstate(invalid="ignore"):
+        resets = rise < 0
+    dt = np.diff(t, prepend=last[0])
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(resets | (dt <= 0), np.nan, rise / dt)
     return rate, resets
 
 
-def _robust_scores(t: np.ndarray, x: np.ndarray, cfg: AnomalySettings) -> tuple[np.ndarray, ...]:
-    """Spike and level-shift scores in [0, 1] of each finite value, the level it was judged against,
-    and whether it ends a run of departures on one side (NaN values, such as a counter's reset, get
-    0 and are left out of later windows)."""
-    m = len(x)
-    spike = np.zeros(m)
-    shift = np.zeros(m)
-    expected = np.full(m, np.nan)
-    sustained = np.zeros(m, dtype=bool)
-    ok = np.flatnonzero(np.isfinite(x))
-    if len(ok) <= cfg.min_history:
-        return spike, shift, expected, sustained
-    y = x[ok]
-    residual, scale, level = _judged_view(t[ok], y, cfg)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        size = np.nan_to_num(np.abs(residual / scale), nan=0.0)
-    spike[ok] = _squash(size, _calibrated(size, cfg.spike_z, cfg.spike_z_max, cfg), cfg.sharpness)
-    drift = _cusum(residual, scale, cfg)
-    shift[ok] = _squash(drift, _calibrated(drift, cfg.shift_h, cfg.shift_h_max, cfg), cfg.sharpness)
-    sustained[ok] = _sustained(residual / scale, cfg.shift_run, cfg.shift_clip / 2.0)
-    expected[ok] = level
-    return spike, shift, expected, sustained
-
-
-def _judged_view(t: np.ndarray, y: np.ndarray, cfg: AnomalySettings) -> tuple[np.ndarray, ...]:
-    """Each value's residual, the spread it is measured in and the level it departs from, in the
-    view that judges it: the recent level, or the same moment of the previous periods where that
-    view has explained the recent past clearly more tightly (a cycle's ramp is neither spike nor
-    shift); where both exist but neither is clearly tighter, the calmer of the two."""
-    residual, scale, level = _robust_view(y, cfg)
-    if not cfg.season:
-        return residual, scale, level
-    reference = _seasonal_reference(t, y, cfg.season, cfg.seasons)
-    known = np.flatnonzero(np.isfinite(reference))
-    if len(known) <= cfg.min_history:
-        return residual, scale, level
-    views = np.full((3, len(y)), np.nan)
-    views[:, known] = _robust_view(y[known] - reference[known], cfg)
-    views[2] += reference
-    with np.errstate(invalid="ignore", divide="ignore"):
-        calmer = np.abs(views[0] / views[1]) < np.abs(residual / scale)
-    seasonal = (views[1] < cfg.season_tighter * scale) | calmer
-    return tuple(np.where(seasonal, views[i], own) for i, own in enumerate((residual, scale, level)))
-
-
-def _robust_view(y: np.ndarray, cfg: AnomalySettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _robust_view(
+    y: np.ndarray, cfg: AnomalySettings, before: np.ndarray, seen: int, resolution: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each value's residual from the median of its trailing window, the window's robust spread and
-    median (all NaN while warming up)."""
-    med, mad, mean_ad = _trailing_stats(y, cfg.window)
-    scale = np.fmax(np.fmax(1.4826 * mad, 1.2533 * mean_ad), _running_resolution(y))
+    median (all NaN while warming up). ``before`` holds at least the last ``window`` earlier values
+    (all of them when fewer), ``seen`` counts them all, ``resolution`` is their smallest step."""
+    tail = before[-cfg.window :]
+    med, mad, mean_ad = (stat[len(tail) :] for stat in _trailing_stats(np.concatenate((tail, y)), cfg.window))
+    steps = _running_resolution(np.concatenate((tail[-1:], y)), resolution)[len(tail[-1:]) :]
+    scale = np.fmax(np.fmax(1.4826 * mad, 1.2533 * mean_ad), steps)
     scale = np.fmax(scale, 1e-9 * np.maximum(1.0, np.abs(med)))
     residual = y - med
     for series in (residual, scale, med):
-        series[: cfg.min_history] = np.nan
+        series[: max(0, cfg.min_history - seen)] = np.nan
     return residual, scale, med
 
 
-def _seasonal_reference(t: np.ndarray, y: np.ndarray, period: float, seasons: int) -> np.ndarray:
-    """The median of the values observed one, two ... ``seasons`` periods before each point (within
-    a 48th of the period), NaN where none was."""
+def _smallest_step(values: np.ndarray, seed: float) -> float:
+    """The smallest non-zero change between consecutive ``values``, or ``seed`` if smaller."""
+    steps = np.abs(np.diff(values))
+    steps = steps[steps != 0]
+    return min(seed, float(steps.min())) if len(steps) else seed
+
+
+def _seasonal_reference(t: np.ndarray, y: np.ndarray, period: float, seasons: int, last: int) -> np.ndarray:
+    """The median of the values observed one, two ... ``seasons`` periods before each of the ``last``
+    points (within a 48th of the period), NaN where none was."""
     ordered = np.maximum.accumulate(t)
-    found = np.full((len(t), seasons), np.nan)
+    found = np.full((last, seasons), np.nan)
     tolerance = period / 48.0
     for k in range(1, seasons + 1):
-        target = t - k * period
+        target = t[len(t) - last :] - k * period
         right = np.clip(np.searchsorted(ordered, target), 1, len(t) - 1)
         nearer = np.where(
             np.abs(ordered[right - 1] - target) <= np.abs(ordered[right] - target), right - 1, right
@@ -303,14 +414,15 @@ def _trailing_stats(x: np.ndarray, w: int, spread: bool = True) -> tuple[np.ndar
     return med, mad, mean_ad
 
 
-def _running_resolution(x: np.ndarray) -> np.ndarray:
-    """The smallest non-zero change seen before each position: the series' quantisation (1 for
-    counts), below which a spread of zero is not evidence that any change is extraordinary."""
+def _running_resolution(x: np.ndarray, seed: float = np.inf) -> np.ndarray:
+    """The smallest non-zero change seen before each position (``seed``: the smallest before ``x``):
+    the series' quantisation (1 for counts), below which a spread of zero is not evidence that any
+    change is extraordinary."""
     steps = np.abs(np.diff(x))
     steps[steps == 0] = np.inf
-    smallest = np.minimum.accumulate(steps)
+    smallest = np.minimum.accumulate(np.concatenate(([seed], steps)))
     out = np.full(len(x), np.nan)
-    out[1:] = np.where(np.isinf(smallest), np.nan, smallest)
+    out[1:] = np.where(np.isinf(smallest[1:]), np.nan, smallest[1:])
     return out
 
 
@@ -326,19 +438,22 @@ def _sustained(z: np.ndarray, run: int, size: float) -> np.ndarray:
     return out
 
 
-def _cusum(residual: np.ndarray, scale: np.ndarray, cfg: AnomalySettings) -> np.ndarray:
-    """Two-sided CUSUM of the clipped robust residuals. A statistic is capped above the highest
+def _cusum(
+    residual: np.ndarray, scale: np.ndarray, cfg: AnomalySettings, sums: tuple[float, float]
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Two-sided CUSUM of the clipped robust residuals, from the upward and downward ``sums`` the
+    earlier points left, and the sums after these. A statistic is capped above the highest
     threshold so that a shift stops being flagged soon after the trailing level has caught up with it."""
     with np.errstate(invalid="ignore", divide="ignore"):
         clipped = np.nan_to_num(np.clip(residual / scale, -cfg.shift_clip, cfg.shift_clip), nan=0.0)
     cap = 1.5 * cfg.shift_h_max
-    up = down = 0.0
+    up, down = sums
     out = np.empty(len(clipped))
     for i, z in enumerate(clipped.tolist()):
         up = min(cap, max(0.0, up + z - cfg.shift_k))
         down = min(cap, max(0.0, down - z - cfg.shift_k))
         out[i] = max(up, down)
-    return out
+    return out, (up, down)
 
 
 def _calibrated(stat: np.ndarray, low: float, high: float, cfg: AnomalySettings) -> np.ndarray:

@@ -10,6 +10,8 @@ zero or capped better. `last_value` is the floor both must beat.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from greenmatrix.live.features import FeatureBook
@@ -24,8 +26,27 @@ LOG_OFFSET = 0.1
 OFFSET_FROM_FIRST_ROWS = 33
 
 
+@dataclass(frozen=True)
+class FitMemory:
+    """Where a regression's fit stands: its weighted statistics after the checkpoint `previous`, the
+    training pairs they hold (`done`), and the weights of every checkpoint so far. A fit resumed
+    from it gives the weights a fit over the whole history gives."""
+
+    gram: np.ndarray
+    moment: np.ndarray
+    done: int
+    previous: int
+    weights: np.ndarray
+
+
 class Regression:
-    """One regression forecaster on a regular grid, in the series' units or in logarithms."""
+    """One regression forecaster on a regular grid, in the series' units or in logarithms.
+
+    `memory` resumes the fit where an earlier, shorter grid of the same series left it (its
+    checkpoints are not refitted); that grid must have held the rows the logarithm's offset reads.
+    `book` is the feature book of this grid (in logarithms for the logarithmic one) built for a lead
+    at most `lead`, shared with regressions at other leads.
+    """
 
     def __init__(
         self,
@@ -36,11 +57,16 @@ class Regression:
         periods: list[tuple[float, ...]],
         *,
         logarithmic: bool,
+        memory: FitMemory | None = None,
+        book: FeatureBook | None = None,
     ) -> None:
-        self.offset = _log_offset(values) if logarithmic else None
-        grid = values if self.offset is None else np.log(values + self.offset)
-        self.book = FeatureBook(grid, step, lead)
+        self.offset = log_offset(values) if logarithmic else None
+        if book is None:
+            book = FeatureBook(values if self.offset is None else np.log(values + self.offset), step, lead)
+        self.book = book.for_lead(lead)
+        grid = self.book.values
         self.ceiling = np.fmax.accumulate(np.where(np.isfinite(values), values, -np.inf))
+        self.memory = memory
         self.weights = self._fit(grid, step, lead, checkpoints, periods)
 
     def _fit(
@@ -51,30 +77,43 @@ class Regression:
         checkpoints: np.ndarray,
         periods: list[tuple[float, ...]],
     ) -> np.ndarray:
-        """Weights after each checkpoint (NaN before enough pairs), from pairs whose target it has seen."""
+        """Weights after each checkpoint (NaN before enough pairs), from pairs whose target it has seen.
+
+        Leaves in `self.memory` the fit after the last checkpoint inside the grid: one on its end
+        would see more targets once the grid grows."""
         book = self.book
         weights = np.full((len(checkpoints), book.width), np.nan)
         decay = 0.5 ** (1.0 / max(1.0, MEMORY_HALF_LIFE / step))
         origins = np.flatnonzero(np.isfinite(grid[: max(0, len(grid) - lead)]))
         origins = origins[np.isfinite(grid[origins + lead])]
         targets = origins + lead
-        features, change = book.training(origins)
-        gram = np.zeros((book.width, book.width))
-        moment = np.zeros(book.width)
-        done, previous = 0, 0
-        for index, checkpoint in enumerate(checkpoints):
+        gram, moment = np.zeros((book.width, book.width)), np.zeros(book.width)
+        done, previous, first = 0, 0, 0
+        if self.memory is not None:
+            gram, moment = self.memory.gram.copy(), self.memory.moment.copy()
+            done, previous, first = self.memory.done, self.memory.previous, len(self.memory.weights)
+            weights[:first] = self.memory.weights
+        features, change = book.training(origins[done:])
+        start = done
+        inside = int(np.searchsorted(checkpoints, len(grid))) - 1
+        for index in range(first, len(checkpoints)):
+            checkpoint = checkpoints[index]
             fade = decay ** float(checkpoint - previous)
             gram *= fade
             moment *= fade
             upto = int(np.searchsorted(targets, checkpoint, side="right"))
             if upto > done:
                 age = decay ** (checkpoint - targets[done:upto]).astype(float)
-                batch = features[done:upto] * age[:, None]
-                gram += batch.T @ features[done:upto]
-                moment += batch.T @ change[done:upto]
+                batch = features[done - start : upto - start] * age[:, None]
+                gram += batch.T @ features[done - start : upto - start]
+                moment += batch.T @ change[done - start : upto - start]
             if upto >= MIN_FIT_PAIRS:
                 weights[index] = _solve(gram, moment, book.columns(periods[index]))
             done, previous = upto, checkpoint
+            if index == inside:
+                self.memory = FitMemory(
+                    gram.copy(), moment.copy(), done, previous, weights[: index + 1].copy()
+                )
         return weights
 
     def predict(self, origins: np.ndarray, leads: np.ndarray, fits: np.ndarray) -> np.ndarray:
@@ -108,7 +147,7 @@ def recent_median(values: np.ndarray, origins: np.ndarray, window: int) -> np.nd
     return np.where(count > 0, (low + high) / 2, last_value(values, origins))
 
 
-def _log_offset(values: np.ndarray) -> float:
+def log_offset(values: np.ndarray) -> float:
     first = values[:OFFSET_FROM_FIRST_ROWS]
     first = first[np.isfinite(first)]
     level = float(np.median(first)) if len(first) else 0.0

@@ -9,6 +9,8 @@ the means; a feature with nothing to average is 0 (the last value stands).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from greenmatrix.live.seasonality import DAY, WEEK
@@ -47,6 +49,18 @@ class FeatureBook:
                 )
                 self.periods.append((period, slots, CYCLES_AVERAGED[period], tables))
         self.width = LEVEL_COLUMNS + SEASONAL_COLUMNS * len(self.periods)
+
+    def for_lead(self, lead: int) -> FeatureBook:
+        """The same book read at another lead (not shorter than this one's): only the windows and the
+        periods long enough for it change, so forecasts at several leads share one pass over the grid."""
+        if lead < self.lead:
+            raise ValueError(f"a book built for lead {self.lead} cannot serve the shorter lead {lead}")
+        twin = copy.copy(self)
+        twin.lead = lead
+        twin.windows = tuple(max(2, round(share * lead)) for share in LEVEL_WINDOWS)
+        twin.periods = [entry for entry in self.periods if entry[1] > 2 * lead]
+        twin.width = LEVEL_COLUMNS + SEASONAL_COLUMNS * len(twin.periods)
+        return twin
 
     def columns(self, periods: tuple[float, ...]) -> np.ndarray:
         """Indices of the level columns and of the seasonal columns of `periods`."""

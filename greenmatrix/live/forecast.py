@@ -16,14 +16,25 @@ and says what is missing.
 from __future__ import annotations
 
 import bisect
+import copy
 import math
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from greenmatrix.interval import Interval
-from greenmatrix.live.candidates import MIN_FIT_PAIRS, Regression, last_value, recent_median
+from greenmatrix.live.candidates import (
+    MIN_FIT_PAIRS,
+    OFFSET_FROM_FIRST_ROWS,
+    FitMemory,
+    Regression,
+    last_value,
+    log_offset,
+    recent_median,
+)
+from greenmatrix.live.features import FeatureBook
 from greenmatrix.live.observations import Grid, Series, regular_grid
 from greenmatrix.live.seasonality import DAY, Seasonality, detect_seasonality, duration_text
 
@@ -86,6 +97,144 @@ def forecast_series(series: Series, horizon: float) -> SeriesForecast:
     return walk.run(series)
 
 
+@dataclass(frozen=True)
+class ForecastState:
+    """What the walk at one horizon has learnt from a series so far, so that a live forecast need not
+    replay the history: `advance` appends rows, `forecast(now)` answers from them.
+
+    `ForecastState.empty(h).advance(t, v).forecast(now)` is `forecast(Series(t, v), now, h)` (for
+    `now` at or after the last row), however the rows were split between the advances: the
+    seasons, fits, candidates' errors and calibration carried are the ones a walk over all the rows
+    computes, in the same order. Each value is new; none is changed after it is made.
+    """
+
+    horizon: float
+    timestamps: np.ndarray
+    values: np.ndarray
+    walk: _Walk | None = None
+    errors: _RecentErrors | None = None
+    raw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    bands: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: (np.zeros(0), np.zeros(0)))
+    absorbed: int = 0
+    # The row of raw[0] and bands[.][0]: rows already absorbed by the calibration are not kept.
+    base: int = 0
+
+    @classmethod
+    def empty(cls, horizon: float) -> ForecastState:
+        _check_horizon(horizon)
+        return cls(horizon, np.zeros(0), np.zeros(0))
+
+    def advance(self, timestamps: np.ndarray, values: np.ndarray) -> ForecastState:
+        """The state with rows appended (strictly after the last one; NaN marks a missing value)."""
+        return advance_together([self], timestamps, values)[0]
+
+    @property
+    def carried(self) -> bool:
+        """Whether an advance resumes the walk (or starts it over: the logarithm's offset reads the
+        first grid slots, so until the grid holds them every advance starts over)."""
+        return self.walk is not None and len(self.walk.grid.values) >= OFFSET_FROM_FIRST_ROWS
+
+    def _advanced(
+        self, times: np.ndarray, values: np.ndarray, grid: Grid, books: tuple[FeatureBook | None, ...]
+    ) -> ForecastState:
+        series = Series(times, values)
+        old = self.walk
+        if old is None or not self.carried:
+            walk = _Walk(grid, self.horizon)
+            walk.run(series)
+            whole = ForecastState(
+                self.horizon, times, values, walk, walk.errors, walk.raw, walk.bands, walk.absorbed
+            )
+            return whole.trimmed()
+        seasons, memories = old.settled()
+        walk = _Walk(grid, self.horizon, seasons, memories, books)
+        walk.calibration = old.calibration.copy()
+        first, base = len(self.timestamps), self.base
+        moments = np.searchsorted(times, times - self.horizon, side="right")
+        guesses, have = walk.guesses(moments, np.arange(first, len(times)))
+        errors = self.errors.extended(values[first:], guesses)
+        raw = np.concatenate((self.raw, np.full(len(times) - first, np.nan)))
+        raw[have - base], _ = errors.choose(guesses[have - first], moments[have])
+        blank = np.full(len(times) - first, np.nan)
+        bands = (np.concatenate((self.bands[0], blank)), np.concatenate((self.bands[1], blank)))
+        # The same walk over rows counted from `base`: only the rows not yet absorbed are read.
+        rows = range(first - base, len(times) - base)
+        absorbed = base + walk.calibrate(
+            values[base:], moments[base:] - base, raw, bands, rows, self.absorbed - base
+        )
+        return ForecastState(self.horizon, times, values, walk, errors, raw, bands, absorbed, base).trimmed()
+
+    def trimmed(self) -> ForecastState:
+        """The state without the rows no later advance or forecast reads: candidates' errors older
+        than a selection window before the last forecast moment, medians and bands already absorbed."""
+        if self.errors is None:
+            return self
+        moment = int(np.searchsorted(self.timestamps, self.timestamps[-1] - self.horizon, side="right"))
+        drop = self.absorbed - self.base
+        bands = (self.bands[0][drop:], self.bands[1][drop:])
+        return replace(
+            self, errors=self.errors.since(moment), raw=self.raw[drop:], bands=bands, base=self.absorbed
+        )
+
+    def compact(self) -> ForecastState:
+        """The state without what only `forecast` reads (the grid's feature books, most of its
+        memory): what to keep between evaluations once their forecast is made. It advances exactly
+        as the whole state does; only the advanced state forecasts again."""
+        if self.walk is None:
+            return self
+        walk = copy.copy(self.walk)
+        walk.models = [_FitOnly(model.memory) for model in self.walk.models]
+        return replace(self, walk=walk)
+
+    def forecast(self, now: float) -> Forecast:
+        """The p10/p50/p90 of the value at `now + horizon`, `now` at or after the last row."""
+        if self.walk is not None and any(isinstance(model, _FitOnly) for model in self.walk.models):
+            raise ValueError("a compacted forecast state forecasts nothing: advance it first")
+        if len(self.timestamps) and now < self.timestamps[-1]:
+            raise ValueError(
+                f"now ({now}) is before the last row ({self.timestamps[-1]}): advance to it first"
+            )
+        if self.walk is None:
+            return Forecast(float(now + self.horizon), None, "warming up: fewer than 2 rows at or before now")
+        # A shallow twin: the live forecast absorbs the last rows into its own copy of the calibration.
+        walk = copy.copy(self.walk)
+        walk.calibration = self.walk.calibration.copy()
+        walk.errors, walk.raw, walk.bands, walk.absorbed = self.errors, self.raw, self.bands, self.absorbed
+        walk.base = self.base
+        return walk.live_forecast(now, Series(self.timestamps, self.values))
+
+
+@dataclass(frozen=True)
+class _FitOnly:
+    """What a compacted state keeps of a regression: where its fit stands."""
+
+    memory: FitMemory | None
+
+
+def advance_together(
+    states: Sequence[ForecastState], timestamps: np.ndarray, values: np.ndarray
+) -> tuple[ForecastState, ...]:
+    """States of one series at several horizons (the slots of a lead time), advanced by the same
+    rows: each is its own `advance`, but the grid and its feature books are built once for all."""
+    if not states:
+        return ()
+    first = states[0]
+    if any(len(state.timestamps) != len(first.timestamps) for state in states):
+        raise ValueError("states advanced together must hold the same rows")
+    times = np.concatenate((first.timestamps, np.asarray(timestamps, dtype=float)))
+    values = np.concatenate((first.values, np.asarray(values, dtype=float)))
+    if len(times) < 2:
+        return tuple(ForecastState(state.horizon, times, values) for state in states)
+    grid = regular_grid(Series(times, values))
+    books: tuple[FeatureBook | None, ...] = (None, None)
+    leads = [state.walk.lead for state in states if state.carried and state.walk is not None]
+    if leads:
+        units = FeatureBook(grid.values, grid.step, min(leads))
+        logarithms = FeatureBook(np.log(grid.values + log_offset(grid.values)), grid.step, min(leads))
+        books = (units, logarithms)
+    return tuple(state._advanced(times, values, grid, books) for state in states)
+
+
 def _check_horizon(horizon: float) -> None:
     if not (math.isfinite(horizon) and horizon > 0):
         raise ValueError(f"horizon must be a positive number of seconds, got {horizon}")
@@ -94,34 +243,61 @@ def _check_horizon(horizon: float) -> None:
 class _Walk:
     """One pass over a series: candidates fitted at checkpoints, every row forecast, then calibrated."""
 
-    def __init__(self, grid: Grid, horizon: float) -> None:
+    def __init__(
+        self,
+        grid: Grid,
+        horizon: float,
+        seasons: tuple[Seasonality, ...] = (),
+        memories: tuple[FitMemory | None, ...] = (None, None),
+        books: tuple[FeatureBook | None, ...] = (None, None),
+    ) -> None:
+        """`seasons` and `memories` are what a walk over a shorter grid of the same series settled;
+        `books` the grid's feature books (in the series' units and in logarithms) if already built."""
         self.grid = grid
         self.horizon = horizon
         self.lead = max(1, math.ceil(horizon / grid.step - 1e-9))
         self.fit_every = max(1, round(FIT_EVERY / grid.step))
         checkpoints = np.arange(0, len(grid.values) + 1, self.fit_every)
-        self.seasons = self._seasons(checkpoints)
+        self.seasons = self._seasons(checkpoints, seasons)
         periods = [season.periods for season in self.seasons]
         self.models = [
-            Regression(grid.values, grid.step, self.lead, checkpoints, periods, logarithmic=logarithmic)
-            for logarithmic in (False, True)
+            Regression(
+                grid.values,
+                grid.step,
+                self.lead,
+                checkpoints,
+                periods,
+                logarithmic=logarithmic,
+                memory=memory,
+                book=book,
+            )
+            for logarithmic, memory, book in zip((False, True), memories, books, strict=True)
         ]
         self.calibration = _Calibration()
         self.errors: _RecentErrors | None = None
         self.absorbed = 0
+        # raw[i] and bands[.][i] belong to row base + i.
+        self.base = 0
         self.raw = np.zeros(0)
         self.bands = (self.raw, self.raw)
 
-    def _seasons(self, checkpoints: np.ndarray) -> list[Seasonality]:
-        """The seasonality at each checkpoint: judged every hour while young, every six hours after."""
-        seasons: list[Seasonality] = []
-        for checkpoint in checkpoints:
+    def _seasons(self, checkpoints: np.ndarray, known: tuple[Seasonality, ...]) -> list[Seasonality]:
+        """The seasonality at each checkpoint after the `known` ones: judged every hour while young,
+        every six hours after."""
+        seasons = list(known)
+        for checkpoint in checkpoints[len(known) :]:
             moment = checkpoint * self.grid.step
             every = SEASONALITY_EVERY if moment < SEASONALITY_SETTLES else 6 * SEASONALITY_EVERY
             if not seasons or moment % every < self.fit_every * self.grid.step:
-                season = detect_seasonality(self.grid.values[: checkpoint + 1], self.grid.step)
-            seasons.append(season)
+                seasons.append(detect_seasonality(self.grid.values[: checkpoint + 1], self.grid.step))
+            else:
+                seasons.append(seasons[-1])
         return seasons
+
+    def settled(self) -> tuple[tuple[Seasonality, ...], tuple[FitMemory | None, ...]]:
+        """The seasons and fits of the checkpoints inside the grid: a longer grid keeps them."""
+        inside = (len(self.grid.values) - 1) // self.fit_every + 1
+        return tuple(self.seasons[:inside]), tuple(model.memory for model in self.models)
 
     def candidates(self, origins: np.ndarray, leads: np.ndarray) -> np.ndarray:
         """Each candidate's median for each query, in the order of CANDIDATES."""
@@ -136,31 +312,51 @@ class _Walk:
         moments = np.searchsorted(times, times - self.horizon, side="right")
         raw, reasons = self._medians(values, moments)
         p10, p90 = np.full(len(times), np.nan), np.full(len(times), np.nan)
-        absorbed = 0
-        for row in range(len(times)):
+        absorbed = self.calibrate(values, moments, raw, (p10, p90), range(len(times)), 0)
+        for row in np.flatnonzero(np.isfinite(raw) & np.isnan(p10)):
+            reasons[row] = self._calibrating_reason(times[moments[row] - 1] - times[0])
+        self.absorbed, self.raw, self.bands = absorbed, raw, (p10, p90)
+        median = np.where(np.isfinite(p10), raw, np.nan)
+        return SeriesForecast(p10, median, p90, tuple(reasons))
+
+    def calibrate(
+        self,
+        values: np.ndarray,
+        moments: np.ndarray,
+        raw: np.ndarray,
+        bands: tuple[np.ndarray, np.ndarray],
+        rows: range,
+        absorbed: int,
+    ) -> int:
+        """Fill the bands of `rows` in order, absorbing each checked forecast once its target is
+        observed (rows before `absorbed` already are); returns how many are absorbed. A row left NaN
+        with a median is still calibrating."""
+        p10, p90 = bands
+        for row in rows:
             while absorbed < moments[row]:
                 self.calibration.absorb(values[absorbed], raw[absorbed], p10[absorbed], p90[absorbed])
                 absorbed += 1
             if math.isfinite(raw[row]):
                 band = self.calibration.band(raw[row])
-                if band is None:
-                    reasons[row] = self._calibrating_reason(times[moments[row] - 1] - times[0])
-                else:
+                if band is not None:
                     p10[row], p90[row] = band
-        self.absorbed, self.raw, self.bands = absorbed, raw, (p10, p90)
-        median = np.where(np.isfinite(p10), raw, np.nan)
-        return SeriesForecast(p10, median, p90, tuple(reasons))
+        return absorbed
+
+    def guesses(self, moments: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every candidate's guess for `rows` (NaN warming up), and the rows that have guesses."""
+        guesses = np.full((len(rows), len(CANDIDATES)), np.nan)
+        have = rows[moments[rows] >= MIN_HISTORY_ROWS]
+        origins = self.grid.slots[moments[have] - 1]
+        if len(have):
+            guesses[have - rows[0]] = self.candidates(origins, np.maximum(1, self.grid.slots[have] - origins))
+        return guesses, have
 
     def _medians(self, values: np.ndarray, moments: np.ndarray) -> tuple[np.ndarray, list[str]]:
         slots = self.grid.slots
         median = np.full(len(slots), np.nan)
-        guesses = np.full((len(slots), len(CANDIDATES)), np.nan)
-        have = np.flatnonzero(moments >= MIN_HISTORY_ROWS)
+        guesses, have = self.guesses(moments, np.arange(len(slots)))
         origins = slots[moments[have] - 1]
-        leads = np.maximum(1, slots[have] - origins)
-        if len(have):
-            guesses[have] = self.candidates(origins, leads)
-        self.errors = _RecentErrors(values, guesses, round(SELECTION_WINDOW / self.grid.step))
+        self.errors = _RecentErrors.of(values, guesses, round(SELECTION_WINDOW / self.grid.step))
         median[have], picked = self.errors.choose(guesses[have], moments[have])
         warming = f"warming up: fewer than {MIN_HISTORY_ROWS} rows at or before the forecast moment"
         reasons = [warming] * len(slots)
@@ -172,9 +368,11 @@ class _Walk:
         return median, reasons
 
     def live_forecast(self, now: float, history: Series) -> Forecast:
+        """The forecast at `now` from the walk over `history` (calibration absorbed through its end)."""
         p10, p90 = self.bands
         for row in range(self.absorbed, len(history)):
-            self.calibration.absorb(history.values[row], self.raw[row], p10[row], p90[row])
+            at = row - self.base
+            self.calibration.absorb(history.values[row], self.raw[at], p10[at], p90[at])
         at = float(now + self.horizon)
         if len(history) < MIN_HISTORY_ROWS or self.errors is None:
             return Forecast(at, None, f"warming up: {len(history)} rows, {MIN_HISTORY_ROWS} needed")
@@ -206,19 +404,39 @@ class _Walk:
 class _RecentErrors:
     """Each candidate's mean absolute error over the recent rows whose targets are observed."""
 
-    def __init__(self, values: np.ndarray, guesses: np.ndarray, window: int) -> None:
+    def __init__(self, sums: np.ndarray, counts: np.ndarray, window: int, base: int = 0) -> None:
+        # sums[i] and counts[i] hold the totals of the rows before row base + i.
+        self.sums, self.counts, self.base = sums, counts, base
+        self.window = max(MIN_SELECTION_ERRORS, window)
+
+    @classmethod
+    def of(cls, values: np.ndarray, guesses: np.ndarray, window: int) -> _RecentErrors:
+        return cls(np.zeros((1, guesses.shape[1])), np.zeros(1, dtype=np.int64), window).extended(
+            values, guesses
+        )
+
+    def extended(self, values: np.ndarray, guesses: np.ndarray) -> _RecentErrors:
+        """The errors with rows appended; the running sums continue in the same order, so they are
+        the sums a walk over all the rows makes."""
         errors = np.abs(guesses - values[:, None])
         usable = np.all(np.isfinite(errors), axis=1)
-        zero = np.zeros((1, guesses.shape[1]))
-        self.sums = np.concatenate((zero, np.cumsum(np.where(usable[:, None], errors, 0.0), axis=0)))
-        self.counts = np.concatenate(([0], np.cumsum(usable)))
-        self.window = max(MIN_SELECTION_ERRORS, window)
+        added = np.concatenate((self.sums[-1:], np.where(usable[:, None], errors, 0.0)))
+        sums = np.concatenate((self.sums, np.cumsum(added, axis=0)[1:]))
+        counts = np.concatenate((self.counts, self.counts[-1] + np.cumsum(usable)))
+        return _RecentErrors(sums, counts, self.window, self.base)
+
+    def since(self, moment: int) -> _RecentErrors:
+        """The totals a choice at `moment` or later reads; the earlier ones are dropped."""
+        keep = max(self.base, moment - self.window)
+        return _RecentErrors(
+            self.sums[keep - self.base :], self.counts[keep - self.base :], self.window, keep
+        )
 
     def choose(self, guesses: np.ndarray, moments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The guess of the candidate with the least recent error (the regression while unproven)."""
-        start = np.maximum(0, moments - self.window)
-        count = self.counts[moments] - self.counts[start]
-        error = self.sums[moments] - self.sums[start]
+        start = np.maximum(0, moments - self.window) - self.base
+        count = self.counts[moments - self.base] - self.counts[start]
+        error = self.sums[moments - self.base] - self.sums[start]
         error = np.where(np.isfinite(guesses), error, np.inf)
         best = np.argmin(error, axis=1)
         best = np.where(count >= MIN_SELECTION_ERRORS, best, 1)
@@ -237,6 +455,12 @@ class _Calibration:
         self.ordered: list[float] = []
         self.lower = LOWER
         self.upper = UPPER
+
+    def copy(self) -> _Calibration:
+        twin = _Calibration()
+        twin.arrivals, twin.ordered = deque(self.arrivals), list(self.ordered)
+        twin.lower, twin.upper = self.lower, self.upper
+        return twin
 
     def absorb(self, value: float, median: float, p10: float, p90: float) -> None:
         if not (math.isfinite(value) and math.isfinite(median)):

@@ -1,0 +1,84 @@
+"""One live evaluation of a workload: judge the new observations for anomalies, keep the flagged ones
+out, forecast the demand over the lead time, size the replicas from a replica's capacity, then let
+the policy's guardrails have the last word.
+
+The operator keeps one `WorkloadState` per workload and passes it back at the next evaluation; it
+holds what each step has learnt (`AnomalyState`, one compacted `ForecastState` per slot of the lead
+time, the guardrails' memory), so an evaluation costs the new rows, not the history. Nothing here reads a
+clock: `now` and the rows are arguments, and the answers are those of the whole-history functions
+(`detect_anomalies`, `forecast`) on the same rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from greenmatrix.interval import Interval
+from greenmatrix.live.anomalies import Anomalies, AnomalyState, clean_series
+from greenmatrix.live.decide import ReplicaDecision, decide_replicas
+from greenmatrix.live.forecast import Forecast, ForecastState, advance_together
+from greenmatrix.live.guardrails import Guardrails, GuardrailState, guarded_decision
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """What one workload's evaluations carry from one to the next."""
+
+    anomalies: AnomalyState
+    forecasts: tuple[ForecastState, ...]
+    guardrails: GuardrailState
+
+    @classmethod
+    def start(cls, step: float, startup: float) -> WorkloadState:
+        """A workload observed every `step` seconds whose replicas serve `startup` seconds after they are
+        asked for: its lead time is the start-up plus one step, forecast slot by slot."""
+        slots = math.ceil((startup + step) / step - 1e-9)
+        forecasts = tuple(ForecastState.empty((j + 1) * step) for j in range(slots))
+        return cls(AnomalyState.empty(), forecasts, GuardrailState())
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The decision (None while the forecast warms up), the demand it was sized for, the new rows'
+    anomaly answers, and the state to pass to the next evaluation."""
+
+    decision: ReplicaDecision | None
+    demand: Interval | None
+    anomalies: Anomalies
+    state: WorkloadState
+
+
+def assess(
+    state: WorkloadState,
+    timestamps: np.ndarray,
+    values: np.ndarray,
+    now: float,
+    capacity: Interval,
+    current: int,
+    target_utilization: float,
+    guardrails: Guardrails,
+) -> Assessment:
+    """Judge the new rows, forecast from the clean ones, decide on the busiest moment of the lead time."""
+    detector, judged = state.anomalies.advance(timestamps, values)
+    forecasts = advance_together(state.forecasts, timestamps, clean_series(values, judged))
+    demand = busiest([each.forecast(now) for each in forecasts])
+    # Only the next advance reads the states again: what only a forecast reads need not be kept.
+    forecasts = tuple(each.compact() for each in forecasts)
+    if demand is None:
+        return Assessment(None, None, judged, WorkloadState(detector, forecasts, state.guardrails))
+    latest = bool(judged.anomaly[-1]) if len(judged.anomaly) else False
+    decision = decide_replicas(capacity, demand, current, target_utilization, anomalous=latest)
+    guarded = guardrails.apply(decision.desired, current, state.guardrails, now)
+    decided = guarded_decision(decision, guarded, demand, capacity)
+    return Assessment(decided, demand, judged, WorkloadState(detector, forecasts, guarded.state))
+
+
+def busiest(forecasts: list[Forecast]) -> Interval | None:
+    """The highest p10, p50 and p90 over the lead time's forecasts (None if none is warm yet)."""
+    ready = [each.interval for each in forecasts if each.interval is not None]
+    if not ready:
+        return None
+    return Interval(*(max(getattr(each, name) for each in ready) for name in ("p10", "p50", "p90")))
