@@ -36,7 +36,7 @@ _SERIES = Dataset(
 def read_series(in_path: Path, outputs: tuple[str, ...], flag: str = "--series") -> tuple[Table, Series]:
     """IN as a table (to repeat it) and as a Series; GreenMatrixError naming the row and column."""
     table = read_table(in_path, replace(_SERIES, outputs=outputs), flag=flag)
-    return table, series_from_rows(table.rows)
+    return table, series_from_rows(table.rows, lines=table.lines)
 
 
 def _number(x: float) -> str:

@@ -68,10 +68,13 @@ def parse_timestamp(text: str) -> float:
     return seconds
 
 
-def series_from_rows(rows: Sequence[Mapping[str, str]], *, min_rows: int = MIN_ROWS) -> Series:
+def series_from_rows(
+    rows: Sequence[Mapping[str, str]], *, min_rows: int = MIN_ROWS, lines: Sequence[int] | None = None
+) -> Series:
     """Parse CSV rows (`timestamp` as ISO 8601 or epoch seconds, `value`) into a Series.
 
-    Row numbers in errors count the header as row 1, as a spreadsheet shows the file.
+    Row numbers in errors are the file's lines (`lines`, one per row, when a reader skipped blank ones),
+    else count the header as row 1, as a spreadsheet shows the file.
     """
     if len(rows) < min_rows:
         raise GreenMatrixError("rows", f"{len(rows)} data rows; at least {min_rows} are needed")
@@ -81,7 +84,7 @@ def series_from_rows(rows: Sequence[Mapping[str, str]], *, min_rows: int = MIN_R
     times = np.empty(len(rows))
     values = np.empty(len(rows))
     for index, row in enumerate(rows):
-        line = index + 2
+        line = lines[index] if lines is not None else index + 2
         times[index] = _timestamp_cell(row.get("timestamp"), line)
         values[index] = _value_cell(row.get("value"), line)
         if index and times[index] <= times[index - 1]:

@@ -168,3 +168,10 @@ def test_autoscale_replay_names_a_bad_row_and_a_bad_policy(tmp_path: Path) -> No
         str(tmp_path / "o.csv"),
     )
     assert code == 2 and "minReplicas" in output
+
+
+def test_a_bad_row_after_a_blank_line_is_named_by_its_line_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text("timestamp,value\n1,2\n\n2,3\n3,-1\n")
+    code, output = _run("anomalies", "--series", str(path), "--out", str(tmp_path / "out.csv"))
+    assert code == 2 and "row 5, column value" in output
