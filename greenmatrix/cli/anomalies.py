@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from greenmatrix.cli.series import out_option, series_option
+from greenmatrix.cli.options import out_option, series_option
 
 
 @click.command()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from greenmatrix.cli.series import DURATION, out_option
+from greenmatrix.cli.options import DURATION, csv_option, out_option
 
 
 @click.group()
@@ -16,12 +16,10 @@ def autoscale() -> None:
 
 
 @autoscale.command()
-@click.option(
+@csv_option(
     "--trace",
     "in_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="CSV with columns timestamp (ISO 8601 or epoch seconds) and value (demand in requests/s).",
+    "CSV with columns timestamp (ISO 8601 or epoch seconds) and value (demand in requests/s).",
 )
 @click.option(
     "--capacity",
@@ -36,7 +34,7 @@ def autoscale() -> None:
     "--policy",
     "policy_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="OptimizationPolicy whose scaling guardrails apply (default: the defaults).",
+    help="OptimizationPolicy YAML whose scaling guardrails apply (default: the defaults).",
 )
 @click.option(
     "--hpa-target",

@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 import click
 
 from greenmatrix.cli import reference
-from greenmatrix.cli.series import DURATION
+from greenmatrix.cli.options import DURATION
 
 
 class _Entry(Protocol):

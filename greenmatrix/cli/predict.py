@@ -7,28 +7,25 @@ from pathlib import Path
 import click
 
 from greenmatrix.batch.datasets import DATASETS
+from greenmatrix.cli.options import csv_option, out_option
 
 
 @click.command()
 @click.option(
     "--dataset", type=click.Choice(sorted(DATASETS)), required=True, help="Which kind of rows IN holds."
 )
-@click.option(
+@csv_option(
     "--data",
     "in_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="Input CSV with the columns of the matching reference file (measured columns may be absent).",
+    "Input CSV with the columns of the matching reference file (measured columns may be absent).",
 )
-@click.option(
-    "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output CSV."
-)
-@click.option(
+@out_option
+@csv_option(
     "--observed",
     "observed_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Rows a running deployment produced, with the measured columns (llm-serving: silicon_ttft_ms, "
+    "Rows a running deployment produced, with the measured columns (llm-serving: silicon_ttft_ms, "
     "silicon_tpot_ms): the predictions are corrected by them, and a `correction` column says how.",
+    required=False,
 )
 def predict(dataset: str, in_path: Path, out_path: Path, observed_path: Path | None) -> None:
     """Predict every row of a CSV; OUT repeats the rows and adds predictions with p10/p90 bounds."""

@@ -1,4 +1,4 @@
-"""Options the series commands share (`forecast`, `anomalies`, `autoscale replay`)."""
+"""Options commands share: input and output CSV files, durations, the forecast horizon."""
 
 from __future__ import annotations
 
@@ -33,14 +33,15 @@ class DurationType(click.ParamType):
 DURATION = DurationType()
 
 
-def series_option(func: F) -> F:
-    return click.option(
-        "--series",
-        "in_path",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        required=True,
-        help="CSV with columns timestamp (ISO 8601 or epoch seconds) and value.",
-    )(func)
+def csv_option(flag: str, dest: str, help: str, *, required: bool = True) -> Callable[[F], F]:
+    """An input CSV file that must exist."""
+    kind = click.Path(exists=True, dir_okay=False, path_type=Path)
+    return click.option(flag, dest, type=kind, required=required, help=help)
+
+
+series_option = csv_option(
+    "--series", "in_path", "CSV with columns timestamp (ISO 8601 or epoch seconds) and value."
+)
 
 
 def horizon_option(func: F) -> F:
