@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from series_fixtures import daily_series
 
 from greenmatrix.live.anomalies import Anomalies, AnomalySettings, AnomalyState, detect_anomalies
 
 
 def bursty_series(days: float, step: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A daily cycle with noise, spikes, a level shift, missing values and missing steps."""
-    rng = np.random.default_rng(seed)
-    slots = np.arange(int(days * 86_400 / step))
-    keep = rng.random(len(slots)) > 0.03
-    keep[len(slots) // 3 : len(slots) // 3 + int(2 * 3600 / step)] = False
-    times = slots[keep] * step + 1_700_000_000.0
-    values = 50 + 30 * np.sin(2 * np.pi * times / 86_400) + rng.normal(0, 4, len(times))
-    values[rng.random(len(times)) < 0.005] *= 5
-    values[int(0.7 * len(times)) :] += 40
-    values[rng.random(len(times)) < 0.03] = np.nan
-    return times, np.round(np.abs(values), 1)
+    times, values = daily_series(days, step, seed, gap_hours=2, burst_share=0.005, burst_factor=5, shift=40)
+    return times, np.round(values, 1)
 
 
 def in_chunks(times: np.ndarray, values: np.ndarray, cuts: list[int], settings: AnomalySettings) -> Anomalies:

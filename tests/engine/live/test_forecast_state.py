@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from series_fixtures import daily_series
 
 from greenmatrix.live.forecast import ForecastState, advance_together, forecast
 from greenmatrix.live.observations import Series
@@ -11,15 +11,7 @@ from greenmatrix.live.observations import Series
 
 def gappy_series(days: float, step: float, seed: int) -> Series:
     """A daily cycle with noise, bursts, missing values and missing steps (a few hours at once)."""
-    rng = np.random.default_rng(seed)
-    slots = np.arange(int(days * 86_400 / step))
-    keep = rng.random(len(slots)) > 0.03
-    keep[len(slots) // 3 : len(slots) // 3 + int(3 * 3600 / step)] = False
-    times = slots[keep] * step + 1_700_000_000.0
-    values = 50 + 30 * np.sin(2 * np.pi * times / 86_400) + rng.normal(0, 4, len(times))
-    values[rng.random(len(times)) < 0.01] *= 4
-    values[rng.random(len(times)) < 0.03] = np.nan
-    return Series(times, np.abs(values))
+    return Series(*daily_series(days, step, seed, gap_hours=3, burst_share=0.01, burst_factor=4))
 
 
 @pytest.mark.parametrize(("step", "horizon", "seed"), [(60.0, 60.0, 1), (60.0, 300.0, 2), (300.0, 3600.0, 3)])
