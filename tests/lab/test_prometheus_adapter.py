@@ -125,7 +125,8 @@ def observe_now(
     now = time.time()
 
     async def read() -> Observation:
-        prometheus = Prometheus(lab.prometheus_url)
+        # A fractional timeout: Prometheus must accept how it is sent along.
+        prometheus = Prometheus(lab.prometheus_url, timeout=7.5)
         try:
             return await observe(prometheus, queries, now, None, history=SPAN + 300.0, step=60.0)
         finally:

@@ -237,7 +237,7 @@ def test_an_answer_slower_than_the_timeout_is_unavailable_with_the_library_error
             assert "0.2s" in str(caught.value)
             assert len(server.requests) == 2
             # Prometheus is told the same deadline, so it stops evaluating too.
-            assert server.requests[0][1]["timeout"] == "0.2s"
+            assert float(server.requests[0][1]["timeout"]) == 0.2
 
     run(scenario)
 

@@ -4,8 +4,9 @@ Every failure becomes one of three `MetricsError`s, each with the condition reas
 `PrometheusUnavailable` (connection errors, timeouts, 429, 5xx, an open circuit: retried with
 exponential backoff and full jitter), `QueryRejected` (400/422: the query itself is wrong, so it is
 never retried) and `MalformedResponse` (an answer that is not Prometheus's JSON). One
-`CircuitBreaker` per Prometheus stops a retry storm: at 10,000 workloads a dead Prometheus would
-otherwise receive attempts x workloads requests each interval.
+`CircuitBreaker` per Prometheus and a limit on requests in flight stop a retry storm: at 10,000
+workloads a dead Prometheus would otherwise receive attempts x figures x workloads requests each
+interval; with them it receives about `failures + concurrency` and then none until `reset_after`.
 """
 
 from __future__ import annotations
@@ -178,15 +179,14 @@ class Prometheus:
             raise ValueError("a range needs step > 0 and end >= start")
         pieces: dict[tuple[tuple[str, str], ...], list[tuple[np.ndarray, np.ndarray]]] = {}
         labels_of: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
-        chunk_start = start
-        while chunk_start <= end:
-            # Each chunk keeps the grid start + k * step, so chunks abut without repeating a point.
-            chunk_end = min(end, chunk_start + step * MAX_POINTS)
-            for series in await self._range_once(query, chunk_start, chunk_end, step):
+        last_point = math.floor((end - start) / step + 1e-9)
+        # Chunks of MAX_POINTS + 1 points on the one grid start + k * step: they abut, never overlap.
+        for first in range(0, last_point + 1, MAX_POINTS + 1):
+            last = min(last_point, first + MAX_POINTS)
+            for series in await self._range_once(query, start + first * step, start + last * step, step):
                 key = tuple(sorted(series.labels.items()))
                 labels_of[key] = series.labels
                 pieces.setdefault(key, []).append((series.timestamps, series.values))
-            chunk_start = chunk_end + step
         return [_stitched(labels_of[key], parts) for key, parts in pieces.items()]
 
     async def aclose(self) -> None:
@@ -242,7 +242,7 @@ class Prometheus:
 
     async def _post_once(self, path: str, form: Mapping[str, str], query: str) -> dict[str, Any]:
         # Prometheus stops evaluating at its own `timeout` too, so a slow query frees its server.
-        fields = {**form, "timeout": f"{self.timeout:g}s"}
+        fields = {**form, "timeout": _seconds(self.timeout)}
         try:
             response = await self._client.post(self.url + path, data=fields, timeout=self.timeout)
         except httpx.TimeoutException as err:
