@@ -113,14 +113,17 @@ def pushed(lab: Lab) -> tuple[str, float]:
         series += vllm_pod(namespace, pod, rate, times, GAUGES[pod])
     for pod, rate in SIBLING.items():
         series += vllm_pod(namespace, pod, rate, times, (50.0, 50.0, 0.99, 5.0, 70000.0, 700.0))
+    # Deployment `gone` stopped reporting ten minutes ago.
+    earlier = [t - SPAN * 1000 for t in times]
+    series += vllm_pod(namespace, "gone-6c8d9f7b5-q2w4e", 2.0, earlier, GAUGES["web-7d4b9c8f6d-x2kqz"])
     push(lab.prometheus_url, series)
     return namespace, end_ms / 1000.0
 
 
 def observe_now(
-    lab: Lab, namespace: str, spec_metrics: dict[str, str] | None = None
+    lab: Lab, namespace: str, spec_metrics: dict[str, str] | None = None, target: dict[str, str] = WEB
 ) -> tuple[Observation, float]:
-    scope = scope_of(namespace, WEB)
+    scope = scope_of(namespace, target)
     queries = queries_for(spec_metrics, "vllm", scope, WINDOW)
     now = time.time()
 
@@ -168,6 +171,28 @@ def test_the_demand_history_is_the_pushed_rate_on_the_step_grid(lab: Lab, pushed
     inside = (times >= end - SPAN + WINDOW) & (times <= end)
     assert inside.sum() >= (SPAN - WINDOW) // 60 - 1
     np.testing.assert_allclose(values[inside], sum(PODS.values()), rtol=0.05)
+
+
+def test_a_target_that_stopped_reporting_has_no_present_demand_and_is_stale(
+    lab: Lab, pushed: tuple[str, float]
+) -> None:
+    namespace, end = pushed
+    observation, _ = observe_now(lab, namespace, target={"kind": "Deployment", "name": "gone"})
+    assert observation.present["request_rate"] is None and observation.present["running_requests"] is None
+    assert observation.stale
+    # Its last row is where its samples end (a rate lasts at most one window past the last sample).
+    assert end - SPAN - 60.0 <= observation.as_of <= end - SPAN + WINDOW
+    known = observation.demand_values[np.isfinite(observation.demand_values)]
+    np.testing.assert_allclose(known[1:-1], 2.0, rtol=0.05)
+
+
+def test_a_target_without_metrics_has_no_data_and_no_errors(lab: Lab, pushed: tuple[str, float]) -> None:
+    namespace, _ = pushed
+    observation, _ = observe_now(lab, namespace, target={"kind": "StatefulSet", "name": "web"})
+    assert set(observation.present.values()) == {None}
+    assert observation.as_of is None and not observation.stale
+    assert len(observation.demand_timestamps) == 0
+    assert observation.rejected == {} and observation.unavailable == {}
 
 
 def test_an_override_prometheus_rejects_names_its_field_and_the_rest_is_still_read(
