@@ -212,3 +212,11 @@ def test_a_bug_below_is_not_swallowed_as_a_metrics_fault() -> None:
     stub = StubPrometheus({"rr": TypeError("bug")})
     with pytest.raises(TypeError):
         read(stub, queries(request_rate="rr"))
+
+
+def test_without_a_demand_query_any_current_figure_dates_the_data() -> None:
+    stub = StubPrometheus({"util": [Sample({}, 90.0)]})
+    observation = read(stub, queries(gpu_utilization="util", power_watts="power"))
+    assert observation.as_of == NOW and not observation.stale
+    assert stub.range_calls == [] and len(observation.demand_values) == 0
+    assert read(StubPrometheus({}), queries(gpu_utilization="util")).as_of is None

@@ -97,7 +97,11 @@ async def observe(
     }
     history_rows = outcomes.get(history_key)
     times, values = _summed(history_rows if isinstance(history_rows, list) else [])
-    as_of = _as_of(now, present.get(DEMAND), times, values)
+    # Without a demand query (a training job: GPU figures only) any current figure dates the data.
+    current = (
+        present[DEMAND] is not None if DEMAND in present else any(v is not None for v in present.values())
+    )
+    as_of = _as_of(now, current, times, values)
     stale = as_of is not None and now - as_of > STALE_AFTER_STEPS * step
     return Observation(as_of, present, times, values, rejected, stale, unavailable)
 
@@ -136,9 +140,9 @@ def _summed(series: list[RangeSeries]) -> tuple[np.ndarray, np.ndarray]:
     return times, np.array([totals[t] for t in times.tolist()], dtype=float)
 
 
-def _as_of(now: float, demand: float | None, times: np.ndarray, values: np.ndarray) -> float | None:
+def _as_of(now: float, current: bool, times: np.ndarray, values: np.ndarray) -> float | None:
     # An instant rate at `now` exists only if samples fell inside its window: the data is current.
-    if demand is not None:
+    if current:
         return now
     known = times[np.isfinite(values)]
     return float(known[-1]) if len(known) else None
