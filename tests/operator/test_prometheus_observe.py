@@ -220,3 +220,22 @@ def test_without_a_demand_query_any_current_figure_dates_the_data() -> None:
     assert observation.as_of == NOW and not observation.stale
     assert stub.range_calls == [] and len(observation.demand_values) == 0
     assert read(StubPrometheus({}), queries(gpu_utilization="util")).as_of is None
+
+
+def test_the_history_can_use_its_own_demand_query() -> None:
+    stub = StubPrometheus({"rr[1m]": [Sample({}, 2.0)]})
+    observation = read_with(stub, queries(request_rate="rr[1m]"), Query("request_rate", "rr[5m]"))
+    assert [call[0] for call in stub.range_calls] == ["rr[5m]"]
+    assert stub.instant_calls == [("rr[1m]", NOW)]
+    assert observation.present == {"request_rate": 2.0}
+
+
+def test_a_rejected_history_query_names_its_own_field() -> None:
+    stub = StubPrometheus({"rr": [Sample({}, 2.0)]}, {"rr[": QueryRejected("rr[", "parse error")})
+    history = Query("request_rate", "rr[", "spec.metrics.requestRate")
+    observation = read_with(stub, queries(request_rate="rr"), history)
+    assert observation.rejected == {"spec.metrics.requestRate": "parse error"}
+
+
+def read_with(stub: StubPrometheus, qs: dict[str, Query], demand: Query) -> Observation:
+    return asyncio.run(observe(stub, qs, NOW, None, history=3600.0, step=STEP, demand_query=demand))

@@ -69,15 +69,23 @@ async def observe(
     since: float | None,
     history: float,
     step: float,
+    *,
+    demand_query: Query | None = None,
 ) -> Observation:
-    """Read every figure at `now` and the demand's rows after `since`, concurrently."""
+    """Read every figure at `now` and the demand's rows after `since`, concurrently.
+
+    `demand_query` reads the history when it should differ from the present's `request_rate`: a
+    rate window shorter than `step` samples each step's last window only, while one as long as the
+    step (`queries_for(..., window=step)`) counts every request once.
+    """
     grid = demand_grid(now, since, history, step)
     calls: dict[str, Awaitable[Any]] = {
         figure: prometheus.instant(query.promql, now) for figure, query in queries.items()
     }
     history_key = f"{DEMAND} (history)"
-    if DEMAND in queries and grid is not None:
-        calls[history_key] = prometheus.range(queries[DEMAND].promql, grid[0], grid[1], step)
+    history_query = demand_query or queries.get(DEMAND)
+    if history_query is not None and grid is not None:
+        calls[history_key] = prometheus.range(history_query.promql, grid[0], grid[1], step)
     outcomes = dict(zip(calls, await asyncio.gather(*calls.values(), return_exceptions=True), strict=True))
     for outcome in outcomes.values():
         if isinstance(outcome, BaseException) and not isinstance(outcome, MetricsError):
@@ -87,9 +95,9 @@ async def observe(
     rejected: dict[str, str] = {}
     unavailable: dict[str, str] = {}
     for key, outcome in outcomes.items():
-        figure = DEMAND if key == history_key else key
+        query = history_query if key == history_key else queries[key]
         if isinstance(outcome, QueryRejected):
-            rejected[queries[figure].field or figure] = outcome.error
+            rejected[query.field or query.figure] = outcome.error
         elif isinstance(outcome, MetricsError):
             unavailable[key] = str(outcome)
     present = {
