@@ -137,6 +137,17 @@ class Condition(Schema):
 SELECTOR_VALUES_MESSAGE = "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist"
 
 
+class Interval(Schema):
+    """A prediction with its 80% interval: the truth falls between p10 and p90 four times in five."""
+
+    p10: float
+    """10th percentile."""
+    p50: float
+    """Median: the point prediction."""
+    p90: float
+    """90th percentile."""
+
+
 class LabelSelectorRequirement(Schema):
     """A label selector requirement: a key, an operator and values."""
 

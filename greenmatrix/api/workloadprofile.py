@@ -11,7 +11,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from greenmatrix.api.meta import Condition, Schema, TargetRef, cel, cel_rules
+from greenmatrix.api.live import (
+    AnomalyReport,
+    DemandForecast,
+    HardwareReview,
+    ObservedFigures,
+    ReplicaScaling,
+)
+from greenmatrix.api.meta import Condition, Interval, Schema, TargetRef, cel, cel_rules
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
 Framework = Literal["vllm", "sglang", "trtllm", "tgi", "triton", "pytorch", "jax", "onnxruntime", "other"]
@@ -341,17 +348,6 @@ class Inventory(Schema):
     """Nodes the operator sees."""
 
 
-class Interval(Schema):
-    """A prediction with its 80% interval: the truth falls between p10 and p90 four times in five."""
-
-    p10: float
-    """10th percentile."""
-    p50: float
-    """Median: the point prediction."""
-    p90: float
-    """90th percentile."""
-
-
 class OptionPrediction(Schema):
     """One hardware option for this workload and what the engine predicts for it."""
 
@@ -443,7 +439,7 @@ class WorkloadProfileStatus(Schema):
     observed_generation: Annotated[int | None, Field(ge=0)] = None
     """The metadata.generation the status describes."""
     conditions: list[Condition] | None = None
-    """Ready, InvalidSpec, and from issue 4 on RecommendationProvided."""
+    """Ready, InvalidSpec, RecommendationProvided; with live metrics MetricsAvailable and ScalingLimited."""
     inventory: Inventory | None = None
     """Hardware in the cluster that matches the workload's restrictions."""
     recommendation: Recommendation | None = None
@@ -456,3 +452,13 @@ class WorkloadProfileStatus(Schema):
     """Changes to the workload that the engine predicts would help."""
     applied_policy: str | None = None
     """The OptimizationPolicy whose objectives and constraints shaped the recommendation."""
+    observed: ObservedFigures | None = None
+    """What the target's live metrics show (with a targetRef and Prometheus)."""
+    forecast: DemandForecast | None = None
+    """The demand expected over the lead time."""
+    scaling: ReplicaScaling | None = None
+    """Replicas for the forecast demand, within the policy's guardrails."""
+    hardware: HardwareReview | None = None
+    """Whether another GPU type or precision would serve the observed load better."""
+    anomalies: list[AnomalyReport] | None = Field(default=None, max_length=10)
+    """Recent demand readings judged anomalous, newest last."""

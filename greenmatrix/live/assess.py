@@ -49,6 +49,12 @@ class Assessment:
     demand: Interval | None
     anomalies: Anomalies
     state: WorkloadState
+    estimated: int | None = None
+    """Replicas the demand needs before the guardrails."""
+    limited_by: tuple[str, ...] = ()
+    """The guardrails that changed the estimate."""
+    reason: str = ""
+    """Why there is no decision yet (the forecast's warm-up)."""
 
 
 def assess(
@@ -64,16 +70,21 @@ def assess(
     """Judge the new rows, forecast from the clean ones, decide on the busiest moment of the lead time."""
     detector, judged = state.anomalies.advance(timestamps, values)
     forecasts = advance_together(state.forecasts, timestamps, clean_series(values, judged))
-    demand = busiest([each.forecast(now) for each in forecasts])
+    answers = [each.forecast(now) for each in forecasts]
+    demand = busiest(answers)
     # Only the next advance reads the states again: what only a forecast reads need not be kept.
     forecasts = tuple(each.compact() for each in forecasts)
     if demand is None:
-        return Assessment(None, None, judged, WorkloadState(detector, forecasts, state.guardrails))
+        waiting = next((each.reason for each in answers if each.interval is None), "no forecast yet")
+        unchanged = WorkloadState(detector, forecasts, state.guardrails)
+        return Assessment(None, None, judged, unchanged, reason=waiting)
     latest = bool(judged.anomaly[-1]) if len(judged.anomaly) else False
     decision = decide_replicas(capacity, demand, current, target_utilization, anomalous=latest)
     guarded = guardrails.apply(decision.desired, current, state.guardrails, now)
     decided = guarded_decision(decision, guarded, demand, capacity)
-    return Assessment(decided, demand, judged, WorkloadState(detector, forecasts, guarded.state))
+    limits = tuple(limit.step for limit in guarded.limiting)
+    state = WorkloadState(detector, forecasts, guarded.state)
+    return Assessment(decided, demand, judged, state, estimated=decision.desired, limited_by=limits)
 
 
 def busiest(forecasts: list[Forecast]) -> Interval | None:

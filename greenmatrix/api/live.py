@@ -1,0 +1,117 @@
+"""What a running workload's status says once the operator reads its live metrics.
+
+Each part answers one question a user asks of a running deployment: what is it serving now
+(`observed`), what load comes next (`forecast`), how many replicas it needs (`scaling`), whether
+another GPU type or precision would serve it better (`hardware`), and which readings were judged
+anomalous and kept out of the decisions (`anomalies`). Predictions carry their 80% interval.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from greenmatrix.api.meta import Interval, Schema
+
+
+class ObservedFigures(Schema):
+    """What the deployment's metrics show at `asOf` (absent: the metric had no data)."""
+
+    as_of: str
+    """Time of the newest sample the figures rest on (RFC 3339)."""
+    requests_per_second: float | None = None
+    """Requests completed per second across all pods."""
+    input_tokens: float | None = None
+    """Mean prompt length of the requests served, in tokens."""
+    output_tokens: float | None = None
+    """Mean generated length of the requests served, in tokens."""
+    ttft_p95_ms: float | None = None
+    """95th percentile time to first token, in milliseconds."""
+    tpot_p95_ms: float | None = None
+    """95th percentile time per output token, in milliseconds."""
+    running_requests: float | None = None
+    """Requests being served across all pods (the engines' batch)."""
+    waiting_requests: float | None = None
+    """Requests queued across all pods."""
+    kv_cache_usage: float | None = None
+    """Mean share of the KV cache in use, 0 to 1."""
+    gpu_utilization_percent: float | None = None
+    """Mean utilisation of the deployment's GPUs, in percent."""
+    power_watts: float | None = None
+    """Power drawn by the deployment's GPUs, in watts."""
+    ready_replicas: int | None = None
+    """Ready replicas of the target."""
+
+
+class DemandForecast(Schema):
+    """The request rate expected over the lead time (a replica's start-up plus one evaluation)."""
+
+    horizon: str
+    """How far ahead the forecast reaches, e.g. 8m."""
+    requests_per_second: Interval | None = None
+    """Busiest forecast demand over the horizon, requests per second (absent while warming up)."""
+    history_points: int = 0
+    """Samples of demand the forecaster has learnt from."""
+    reason: str = ""
+    """Why there is no forecast yet, or what it rests on."""
+
+
+class ReplicaScaling(Schema):
+    """The replica decision for the forecast demand, after the policy's guardrails."""
+
+    current_replicas: int
+    """Replicas the target asks for now (its scale subresource's spec)."""
+    desired_replicas: int
+    """Replicas GreenMatrix would run: the estimate, capped by the guardrails."""
+    action: Literal["ScaleOut", "ScaleIn", "Maintain"]
+    """What the desired count means for the current one."""
+    reason: str
+    """Why, in words: the demand, a replica's capacity and the guardrails that limited it."""
+    limited_by: list[str] | None = Field(default=None, max_length=8)
+    """Guardrails that changed the estimate, e.g. maxReplicas, maxScaleUpStep, cooldown."""
+    estimated_replicas: int | None = None
+    """Replicas the demand needs before the guardrails."""
+    predicted_utilization: Interval | None = None
+    """Share of the desired replicas' capacity the forecast demand will use."""
+    capacity_per_replica: Interval | None = None
+    """Requests per second one replica serves within its objectives, as learnt so far."""
+    basis: str | None = None
+    """How much the deployment's own latency corrected the predicted capacity."""
+
+
+class HardwareReview(Schema):
+    """Whether the deployment's GPU type and precision still fit the load it serves (never applied)."""
+
+    action: Literal["Upgrade", "Downgrade", "Maintain"]
+    """Upgrade when the current GPU type misses the objectives; Downgrade when another meets them cheaper
+    or greener by a margin; else Maintain."""
+    gpu: str
+    """GPU type recommended (the current one on Maintain)."""
+    gpus_per_replica: int
+    """GPUs per replica on that type."""
+    reason: str
+    """Why, with the predicted effect."""
+    replicas: Interval | None = None
+    """Replicas the target type needs at the observed load."""
+    usd_per_hour: Interval | None = None
+    """Predicted cost of those replicas per hour."""
+    watts: Interval | None = None
+    """Predicted power of those replicas."""
+    tpot_ms: Interval | None = None
+    """Predicted time per output token on the target type."""
+    precision: Literal["Quantize", "Maintain"] = "Maintain"
+    """Whether serving at a narrower precision is predicted to pay."""
+    precision_detail: str | None = None
+    """The precision change and what it buys."""
+
+
+class AnomalyReport(Schema):
+    """A demand reading judged anomalous: reported, and kept out of the forecast and the decisions."""
+
+    at: str
+    """Time of the reading (RFC 3339)."""
+    requests_per_second: Annotated[float | None, Field()] = None
+    """The reading (absent for a gap)."""
+    score: Annotated[float, Field(ge=0, le=1)]
+    """How anomalous, 0 to 1."""
