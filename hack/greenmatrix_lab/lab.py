@@ -279,6 +279,25 @@ class Lab:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def stop_component(self, name: str) -> None:
+        """Stop one component (a fault for tests: Prometheus down, say); `start_prometheus` brings
+        Prometheus back on the same port and data."""
+        with self._locked():
+            state = self._running_state()
+            component = state.components.get(name)
+            if component is None:
+                raise LabError(f"no component {name!r}; the lab runs {', '.join(state.components)}")
+            self._say(f"stopping {name} (pid {component.pid})")
+            processes.stop(component.pid, component.exe)
+
+    def start_prometheus(self) -> None:
+        """Start Prometheus again after `stop_component("prometheus")`: same port, same data."""
+        with self._locked():
+            state = self._running_state()
+            port = state.components["prometheus"].ports["web"]
+            self._launch(state, components.prometheus(find_prometheus(), self.layout, port))
+            self._wait(state, ["prometheus"])
+
     def _running_state(self) -> LabState:
         state = LabState.load(self.layout.state_file)
         if state is None or not state.ready:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from greenmatrix_operator.settings import (
+    LiveSettings,
     OperatorSettings,
     PeeringSettings,
     QueueSettings,
@@ -49,6 +50,31 @@ def _setting(name: str, kind: click.ParamType | type, default: object, text: str
     DEFAULTS.queue.debounce,
     "Seconds to gather bursts of changes into one reconcile per object.",
 )
+@click.option(
+    "--prometheus-url",
+    envvar="GREENMATRIX_PROMETHEUS_URL",
+    default=None,
+    metavar="URL",
+    help="Prometheus to read live metrics from (env GREENMATRIX_PROMETHEUS_URL). Default: no live loop.",
+)
+@_setting(
+    "--startup",
+    click.FloatRange(0, 3600),
+    DEFAULTS.live.startup,
+    "Seconds a new replica takes to serve (the forecast looks this far ahead plus one interval).",
+)
+@_setting(
+    "--history",
+    click.FloatRange(0, 30 * 86_400),
+    DEFAULTS.live.history,
+    "Seconds of demand history read at a workload's first evaluation.",
+)
+@_setting(
+    "--scrape-interval",
+    click.FloatRange(1, 600),
+    DEFAULTS.live.scrape_interval,
+    "Prometheus's scrape interval in seconds (rate windows span at least four).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def command(
     namespaces: tuple[str, ...],
@@ -57,6 +83,10 @@ def command(
     peering: str | None,
     workers: int,
     debounce: float,
+    prometheus_url: str | None,
+    startup: float,
+    history: float,
+    scrape_interval: float,
     verbose: bool,
 ) -> None:
     """Run the GreenMatrix operator against the current kubeconfig context."""
@@ -72,6 +102,12 @@ def command(
         servers=ServerSettings(health_port=health_port, metrics_port=metrics_port),
         peering=PeeringSettings(name=peering),
         watching=WatchingSettings(namespaces=namespaces),
+        live=LiveSettings(
+            prometheus_url=prometheus_url or None,
+            startup=startup,
+            history=history,
+            scrape_interval=scrape_interval,
+        ),
     )
     # Kopf, the Kubernetes client and the models load here, not for `greenmatrix operator --help`.
     from greenmatrix_operator.runner import serve

@@ -97,6 +97,10 @@ class OperatorMetrics:
     node_changes: Counter = field(default_factory=lambda: Counter(_PREFIX + "node_changes_total"))
     plan_cache_hits: Counter = field(default_factory=lambda: Counter(_PREFIX + "plan_cache_hits_total"))
     plan_duration: Summary = field(default_factory=lambda: Summary(_PREFIX + "plan_duration_seconds"))
+    live_evaluations: Counter = field(default_factory=lambda: Counter(_PREFIX + "live_evaluations_total"))
+    metrics_unavailable: Counter = field(
+        default_factory=lambda: Counter(_PREFIX + "metrics_unavailable_total", "reason")
+    )
     queue_depth: Gauge = field(default_factory=lambda: Gauge(_PREFIX + "queue_depth"))
     queue_in_progress: Gauge = field(default_factory=lambda: Gauge(_PREFIX + "queue_in_progress"))
     recommendations: Gauge = field(default_factory=lambda: Gauge("greenmatrix_recommendations", "gpu"))
@@ -111,6 +115,8 @@ class OperatorMetrics:
             self.node_changes,
             self.plan_cache_hits,
             self.plan_duration,
+            self.live_evaluations,
+            self.metrics_unavailable,
             self.queue_depth,
             self.queue_in_progress,
             self.recommendations,

@@ -13,7 +13,9 @@ import kubernetes
 
 from greenmatrix import Predictors
 from greenmatrix_operator import handlers, metrics
-from greenmatrix_operator.adapters.kube import KubeClient
+from greenmatrix_operator.adapters.kube import KubeClient, TargetReader
+from greenmatrix_operator.adapters.prometheus import Prometheus
+from greenmatrix_operator.control.live import LiveLoop
 from greenmatrix_operator.control.reconciler import Reconciler
 from greenmatrix_operator.settings import OperatorSettings, kopf_settings
 
@@ -31,6 +33,16 @@ async def run(kube: KubeClient, settings: OperatorSettings) -> None:
         "; ".join(predictors.notes) or "learned models",
     )
     reconciler = Reconciler(kube, settings, predictors=predictors)
+    prometheus = None
+    if settings.live.prometheus_url:
+        prometheus = Prometheus(settings.live.prometheus_url, timeout=settings.live.timeout)
+        reconciler.live = LiveLoop(
+            prometheus,
+            TargetReader(kube.api_client, settings.api),
+            settings.live,
+            node_product=reconciler.node_product,
+        )
+        logger.info("live loop on: metrics from %s", settings.live.prometheus_url)
     registry = kopf.OperatorRegistry()
     handlers.register(registry, reconciler)
     # Started before Kopf: Kopf's shutdown waits for tasks born after it started, ours are ours to stop.
@@ -56,6 +68,8 @@ async def run(kube: KubeClient, settings: OperatorSettings) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         if runner is not None:
             await runner.cleanup()
+        if prometheus is not None:
+            await prometheus.aclose()
 
 
 def serve(settings: OperatorSettings) -> None:

@@ -75,6 +75,24 @@ class ApiSettings:
 
 
 @dataclass(frozen=True)
+class LiveSettings:
+    prometheus_url: str | None = None
+    """Where the workloads' metrics are read; None: no live loop (recommendations only)."""
+    default_interval: float = 300.0
+    """Seconds between evaluations of a workload when no policy sets evaluationInterval."""
+    startup: float = 180.0
+    """Seconds a new replica takes to serve: the forecast looks this far ahead plus one interval."""
+    history: float = 7 * 86_400.0
+    """Seconds of demand history read at a workload's first evaluation (after that, only new rows)."""
+    scrape_interval: float = 30.0
+    """Prometheus's scrape interval: rate windows span at least four scrapes."""
+    timeout: float = 10.0
+    """Seconds one Prometheus request may take."""
+    stale_after: float = 3.0
+    """Evaluation intervals without a sample before the metrics count as stale."""
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     queue: QueueSettings = field(default_factory=QueueSettings)
     retries: RetrySettings = field(default_factory=RetrySettings)
@@ -83,6 +101,7 @@ class OperatorSettings:
     peering: PeeringSettings = field(default_factory=PeeringSettings)
     watching: WatchingSettings = field(default_factory=WatchingSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
 
 
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:

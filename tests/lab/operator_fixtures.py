@@ -7,13 +7,14 @@ It is always stopped (SIGTERM, then SIGKILL) when the session ends, also on fail
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -44,25 +45,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def gm_operator(crds: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningOperator]:
-    lab = crds
+@contextlib.contextmanager
+def running_operator(
+    lab: Lab, namespace: str, log: Path, extra: Sequence[str] = ()
+) -> Iterator[RunningOperator]:
+    """`greenmatrix operator` limited to a fresh `namespace`, stopped (SIGTERM, then SIGKILL) on exit."""
     # A fresh namespace: leftovers of an interrupted session must not leak into the assertions.
-    lab.kubectl("delete", "namespace", OPERATOR_NAMESPACE, "--ignore-not-found", "--timeout=120s")
-    lab.kubectl("create", "namespace", OPERATOR_NAMESPACE)
+    lab.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--timeout=120s")
+    lab.kubectl("create", "namespace", namespace)
     health, metrics = _free_port(), _free_port()
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
     command = [
         str(Path(sys.executable).parent / "greenmatrix"),
         "operator",
         "--namespace",
-        OPERATOR_NAMESPACE,
+        namespace,
         "--health-port",
         str(health),
         "--metrics-port",
         str(metrics),
         "--debounce",
         "0.1",
+        *extra,
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -73,7 +76,7 @@ def gm_operator(crds: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         log=log,
         metrics_url=f"http://127.0.0.1:{metrics}/metrics",
         health_url=f"http://127.0.0.1:{health}/healthz",
-        namespace=OPERATOR_NAMESPACE,
+        namespace=namespace,
     )
     try:
         wait_until(lambda: healthy(running.health_url) or not running.alive(), 90, "the operator's /healthz")
@@ -89,4 +92,11 @@ def gm_operator(crds: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
         sys.stderr.write(f"operator log: {log}\n")
-        lab.kubectl("delete", "namespace", OPERATOR_NAMESPACE, "--wait=false", check=False)
+        lab.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def gm_operator(crds: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningOperator]:
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with running_operator(crds, OPERATOR_NAMESPACE, log) as running:
+        yield running

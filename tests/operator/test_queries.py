@@ -26,12 +26,14 @@ from greenmatrix.api.workloadprofile import Framework, MetricsSpec
 
 GPU_FIGURES = {"gpu_utilization", "gpu_memory_used_mib", "power_watts"}
 # What each engine's metrics cannot tell (a user can still supply it through spec.metrics).
+# The mean latencies (what the capacity is learnt from) are read where the engine's histograms give them.
+MEANS = {"ttft_mean_seconds", "tpot_mean_seconds"}
 LACKING = {
     "vllm": set(),
     "sglang": set(),
-    "tgi": {"ttft_p95_seconds", "kv_cache_usage"},
-    "trtllm": set(),
-    "triton": {"tpot_p95_seconds"},
+    "tgi": {"ttft_p95_seconds", "kv_cache_usage"} | MEANS,
+    "trtllm": MEANS,
+    "triton": {"tpot_p95_seconds"} | MEANS,
 }
 
 

@@ -403,6 +403,7 @@ def test_metrics_keep_their_names_and_labels() -> None:
         f"{prefix}plan_cache_hits_total",
         f"{prefix}plan_duration_seconds_sum",
         f"{prefix}plan_duration_seconds_count",
+        f"{prefix}live_evaluations_total",
         f"{prefix}queue_depth",
         f"{prefix}queue_in_progress",
     ]

@@ -10,8 +10,10 @@ it), `Rejected` (the API refuses this write: log it, retrying the same write can
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,6 +80,7 @@ class KubeClient:
     """Writes the operator makes; one instance per operator process."""
 
     def __init__(self, api_client: kubernetes.client.ApiClient, settings: ApiSettings) -> None:
+        self.api_client = api_client
         self._custom = kubernetes.client.CustomObjectsApi(api_client)
         self._core = kubernetes.client.CoreV1Api(api_client)
         self._timeout = (settings.connect_timeout, settings.read_timeout)
@@ -145,3 +148,91 @@ class KubeClient:
             await asyncio.to_thread(call)
         except Exception as err:
             logger.warning("could not post event %s on %s: %s", reason, record.key, _translate(err, "event"))
+
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the live loop reads of a WorkloadProfile's target: its replicas and where its pods run."""
+
+    kind: str
+    name: str
+    replicas: int
+    """The replicas its spec asks for (what its scale subresource reports)."""
+    ready_replicas: int
+    gpus_per_replica: int
+    """GPUs a pod requests (the sum over its containers)."""
+    gpu_product: str | None
+    """The GPU product its pods are pinned to, or the node of a running pod carries (None: unknown)."""
+
+
+def _gpus_of(template: Mapping[str, Any]) -> int:
+    total = 0
+    for container in (template.get("spec") or {}).get("containers") or []:
+        resources = container.get("resources") or {}
+        amount = (resources.get("limits") or {}).get(GPU_RESOURCE) or (resources.get("requests") or {}).get(
+            GPU_RESOURCE
+        )
+        with contextlib.suppress(TypeError, ValueError):
+            total += int(str(amount)) if amount is not None else 0
+    return total
+
+
+def target_of(obj: Mapping[str, Any], node_products: Mapping[str, str | None]) -> Target:
+    """A Deployment or StatefulSet (as a dict) read as a Target; `node_products` maps the nodes its
+    pods run on to their GPU product, for targets not pinned by a node selector."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    template = spec.get("template") or {}
+    selector = (template.get("spec") or {}).get("nodeSelector") or {}
+    product = selector.get(GPU_PRODUCT_LABEL) or next((p for p in node_products.values() if p), None)
+    return Target(
+        kind=str(obj.get("kind", "")),
+        name=str((obj.get("metadata") or {}).get("name", "")),
+        replicas=int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
+        ready_replicas=int(status.get("readyReplicas") or 0),
+        gpus_per_replica=_gpus_of(template),
+        gpu_product=product,
+    )
+
+
+class TargetReader:
+    """Reads targets (Deployments, StatefulSets) and the nodes their pods landed on."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient, settings: ApiSettings) -> None:
+        self._apps = kubernetes.client.AppsV1Api(api_client)
+        self._core = kubernetes.client.CoreV1Api(api_client)
+        self._timeout = (settings.connect_timeout, settings.read_timeout)
+
+    async def read(self, namespace: str, kind: str, name: str) -> tuple[Mapping[str, Any], list[str]]:
+        """The target as a dict and the nodes its running pods are on; `Gone` when it does not exist."""
+
+        def call() -> tuple[Mapping[str, Any], list[str]]:
+            reader = (
+                self._apps.read_namespaced_stateful_set
+                if kind == "StatefulSet"
+                else self._apps.read_namespaced_deployment
+            )
+            obj = reader(name, namespace, _request_timeout=self._timeout)
+            body = self._apps.api_client.sanitize_for_serialization(obj)
+            body.setdefault("kind", kind)
+            nodes: list[str] = []
+            spec = body.get("spec") or {}
+            pinned = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+            labels = (spec.get("selector") or {}).get("matchLabels") or {}
+            if GPU_PRODUCT_LABEL not in pinned and labels:
+                pods = self._core.list_namespaced_pod(
+                    namespace,
+                    label_selector=",".join(f"{k}={v}" for k, v in labels.items()),
+                    limit=5,
+                    _request_timeout=self._timeout,
+                )
+                nodes = [p.spec.node_name for p in pods.items if p.spec and p.spec.node_name]
+            return body, nodes
+
+        try:
+            return await asyncio.to_thread(call)
+        except Exception as err:
+            raise _translate(err, f"read {kind} {namespace}/{name}") from err

@@ -21,6 +21,8 @@ FIGURES = (
     "generation_tokens_rate",
     "ttft_p95_seconds",
     "tpot_p95_seconds",
+    "ttft_mean_seconds",
+    "tpot_mean_seconds",
     "running_requests",
     "waiting_requests",
     "kv_cache_usage",
@@ -144,6 +146,12 @@ def _p95(buckets: tuple[str, ...], sel: str, w: str, scale: float = 1.0) -> str:
     return quantile if scale == 1.0 else f"{quantile} * {scale:g}"
 
 
+def _mean(histograms: tuple[str, ...], sel: str, w: str) -> str:
+    """The mean of a histogram over the window: what the latency models predict (the p95 is what
+    objectives bound), so the capacity is learnt from it."""
+    return _either(*(f"{_rate(h + '_sum', sel, w)} / {_rate(h + '_count', sel, w)}" for h in histograms))
+
+
 def _either(*expressions: str) -> str:
     """The first expression's value where it has one, else the next's (names that changed)."""
     return " or ".join(f"({e})" for e in expressions)
@@ -176,6 +184,10 @@ def _vllm(scope: Scope, w: str) -> dict[str, str]:
         "tpot_p95_seconds": _p95(
             ("vllm:time_per_output_token_seconds_bucket", "vllm:inter_token_latency_seconds_bucket"), s, w
         ),
+        "ttft_mean_seconds": _mean(("vllm:time_to_first_token_seconds",), s, w),
+        "tpot_mean_seconds": _mean(
+            ("vllm:time_per_output_token_seconds", "vllm:inter_token_latency_seconds"), s, w
+        ),
         "running_requests": _gauge("sum", "vllm:num_requests_running", s),
         "waiting_requests": _gauge("sum", "vllm:num_requests_waiting", s),
         "kv_cache_usage": _either(
@@ -194,6 +206,10 @@ def _sglang(scope: Scope, w: str) -> dict[str, str]:
         "ttft_p95_seconds": _p95(("sglang:time_to_first_token_seconds_bucket",), s, w),
         "tpot_p95_seconds": _p95(
             ("sglang:inter_token_latency_seconds_bucket", "sglang:time_per_output_token_seconds_bucket"), s, w
+        ),
+        "ttft_mean_seconds": _mean(("sglang:time_to_first_token_seconds",), s, w),
+        "tpot_mean_seconds": _mean(
+            ("sglang:inter_token_latency_seconds", "sglang:time_per_output_token_seconds"), s, w
         ),
         "running_requests": _gauge("sum", "sglang:num_running_reqs", s),
         "waiting_requests": _gauge("sum", "sglang:num_queue_reqs", s),

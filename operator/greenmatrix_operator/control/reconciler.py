@@ -18,6 +18,7 @@ from typing import Any
 from greenmatrix import NodeHardware, Predictors, applied_policy, unknown_products
 from greenmatrix_operator.adapters import kube
 from greenmatrix_operator.control import recommend, selection
+from greenmatrix_operator.control.live import LiveLoop, LiveView, Reading, parse_spec
 from greenmatrix_operator.control.memo import InventoryMemo, PlanMemo
 from greenmatrix_operator.control.workqueue import WorkQueue
 from greenmatrix_operator.control.writer import StatusApi, StatusWriter
@@ -31,7 +32,7 @@ from greenmatrix_operator.records import (
     parse_policies,
 )
 from greenmatrix_operator.settings import OperatorSettings
-from greenmatrix_operator.status.evaluation import status_of
+from greenmatrix_operator.status.evaluation import WorkloadEvaluation, status_of
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Reconciler:
         clock: Callable[[], str] = kube.now_rfc3339,
         predictors: Predictors | None = None,
         metrics: OperatorMetrics | None = None,
+        live: LiveLoop | None = None,
     ) -> None:
         self.settings = settings or OperatorSettings()
         self.queue: WorkQueue[ObjectKey] = WorkQueue(self.settings.queue.debounce)
@@ -80,6 +82,8 @@ class Reconciler:
         # Loaded once per process; the operator's startup does it before the workers start.
         planner = recommend.planner_for(predictors or Predictors.load())
         self._plans = PlanMemo(planner, self.settings.caches.plans, self.metrics)
+        self.live = live
+        """The live loop over Prometheus (None: recommendations from the specs only)."""
         self.recommended: dict[ObjectKey, str | None] = {}
         """The recommended GPU type per WorkloadProfile (None: none), for the metrics."""
         self.metrics.queue_depth.set_function(lambda: {None: len(self.queue)})
@@ -99,6 +103,11 @@ class Reconciler:
     def _nodes(self) -> list[NodeHardware]:
         assert self.indexes is not None
         return [hw for store in self.indexes.nodes.values() for hw in store]
+
+    def node_product(self, name: str) -> str | None:
+        """The GPU product of a node as its labels give it (None: no GPU, or not seen)."""
+        hardware = self._nodes_seen.get(name)
+        return hardware.gpu.product if hardware is not None and hardware.gpu is not None else None
 
     def _workload(self, namespace: str, name: str) -> ObjectRecord | None:
         assert self.indexes is not None
@@ -207,6 +216,8 @@ class Reconciler:
 
     def _forget(self, key: ObjectKey) -> None:
         self.writer.forget(key)
+        if self.live is not None:
+            self.live.forget(key)
         self._failures.pop(key, None)
         self.recommended.pop(key, None)
 
@@ -223,22 +234,62 @@ class Reconciler:
         if record is None:
             self._forget(key)
             return
-        nodes = self._nodes()
-        summarizer, region_of = self._inventories.at(self._nodes_version)
         policy = applied_policy(self._policies(key.namespace), record.labels)
-        evaluation = await asyncio.to_thread(
-            recommend.evaluate_workload,
-            record.spec,
-            nodes,
-            policy,
-            summarizer,
-            planner=self._plans,
-            region_of=region_of,
-        )
+        reading, view = await self._live_read(key, record, policy)
+        evaluation = await asyncio.to_thread(self._evaluate, key, record, policy, reading, view)
         self.recommended[key] = evaluation.recommended_gpu
         current = self.writer.known_status(record)
         desired = status_of(evaluation, record.generation, current.get("conditions"), self.clock())
         await self.writer.write(record, desired)
+        if self.live is not None and (delay := self.live.delay(key)) is not None:
+            self.queue.add(key, delay)
+
+    async def _live_read(
+        self, key: ObjectKey, record: ObjectRecord, policy: PolicyView | None
+    ) -> tuple[Reading | None, LiveView | None]:
+        """What the live loop read now (when due), or the view it holds from its last evaluation."""
+        # Serving workloads only: a training job's demand is its run, not a request rate to forecast.
+        tracked = record.spec.get("targetRef") and record.spec.get("task") == "inference"
+        if self.live is None or not tracked or parse_spec(record.spec) is None:
+            if self.live is not None:
+                self.live.forget(key)
+            return None, None
+        if not self.live.due(key, policy):
+            return None, self.live.view(key)
+        self.metrics.live_evaluations.inc()
+        read = await self.live.read(key, record.spec, policy)
+        if isinstance(read, Reading):
+            return read, None
+        self.metrics.metrics_unavailable.inc(read.conditions[0].reason)
+        return None, read
+
+    def _evaluate(
+        self,
+        key: ObjectKey,
+        record: ObjectRecord,
+        policy: PolicyView | None,
+        reading: Reading | None,
+        view: LiveView | None,
+    ) -> WorkloadEvaluation:
+        """Plan (at the observed load once there is one), then the live engine call (in a thread)."""
+        nodes = self._nodes()
+        summarizer, region_of = self._inventories.at(self._nodes_version)
+
+        def evaluate(spec: Mapping[str, Any]) -> WorkloadEvaluation:
+            return recommend.evaluate_workload(
+                spec, nodes, policy, summarizer, planner=self._plans, region_of=region_of
+            )
+
+        parsed = parse_spec(record.spec) if self.live is not None else None
+        spec: Mapping[str, Any] = record.spec
+        if parsed is not None and self.live is not None and (reading is not None or view is not None):
+            spec = self.live.planned_spec(key, parsed, reading).to_wire()
+        evaluation = evaluate(spec)
+        if reading is not None and parsed is not None and self.live is not None:
+            view = self.live.evaluate(key, parsed, reading, lambda s: evaluate(s.to_wire()).plan, policy)
+        if view is None:
+            return evaluation
+        return evaluation.with_live(view.conditions, view.fields, view.basis)
 
     async def _reconcile_policy(self, key: ObjectKey) -> None:
         record = next((r for r in self._policy_records(key.namespace) if r.name == key.name), None)

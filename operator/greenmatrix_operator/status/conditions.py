@@ -24,6 +24,12 @@ from greenmatrix_operator.records import PolicyView
 READY = "Ready"
 INVALID_SPEC = "InvalidSpec"
 RECOMMENDATION_PROVIDED = "RecommendationProvided"
+# From the live loop: whether the target's metrics could be read, and whether the guardrails held the
+# replica estimate back (as the HPA's ScalingLimited).
+METRICS_AVAILABLE = "MetricsAvailable"
+SCALING_LIMITED = "ScalingLimited"
+# Types this operator decides: one it no longer derives (a targetRef removed) is dropped, not kept.
+OWN_TYPES = frozenset({READY, INVALID_SPEC, RECOMMENDATION_PROVIDED, METRICS_AVAILABLE, SCALING_LIMITED})
 
 # Reasons the operator writes (CamelCase, as metav1.Condition requires); errors from the engine
 # bring their own (`GreenMatrixError.reason`: UnknownModel, UnknownHardware, InvalidSpec, ...).
@@ -151,10 +157,11 @@ def merge_conditions(
 ) -> list[dict[str, Any]]:
     """The conditions list to write: desired states, keeping transition times where status holds.
 
-    Conditions of types this operator does not decide (another controller's) are kept as they are.
+    Conditions of types this operator does not decide (another controller's) are kept as they are;
+    its own types that are no longer desired are dropped.
     """
     by_type = {c.get("type"): c for c in previous or ()}
-    ours = {d.type for d in desired}
+    ours = {d.type for d in desired} | OWN_TYPES
     out: list[dict[str, Any]] = []
     for state in desired:
         before = by_type.get(state.type)

@@ -7,7 +7,7 @@ CRDs' status, with conditions merged so their transition times stay honest.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from greenmatrix import Inventory, Plan
@@ -23,6 +23,18 @@ class WorkloadEvaluation:
     plan: Plan | None = None
     applied_policy: str | None = None
     """The name of the OptimizationPolicy that applies, if any."""
+    live_fields: Mapping[str, Any] = field(default_factory=dict)
+    """The live loop's status fields (observed, forecast, scaling, hardware, anomalies)."""
+    live_basis: str | None = None
+    """What the live evaluation corrected, added to the recommendation's basis."""
+
+    def with_live(
+        self, conditions: Sequence[ConditionState], fields: Mapping[str, Any], basis: str | None
+    ) -> WorkloadEvaluation:
+        """This evaluation with a live evaluation's conditions and fields."""
+        return replace(
+            self, conditions=(*self.conditions, *conditions), live_fields=dict(fields), live_basis=basis
+        )
 
     @property
     def recommended_gpu(self) -> str | None:
@@ -45,6 +57,12 @@ class WorkloadEvaluation:
         fields.update(self.status_fields())
         if self.applied_policy is not None:
             fields["appliedPolicy"] = self.applied_policy
+        fields.update(self.live_fields)
+        recommendation = fields.get("recommendation")
+        if self.live_basis and recommendation is not None:
+            said = recommendation.get("basis")
+            basis = f"{said}; {self.live_basis}" if said else self.live_basis
+            fields["recommendation"] = {**recommendation, "basis": basis}
         return fields
 
 
