@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from greenmatrix_lab.emulation import Replica, Tick
+from greenmatrix_lab.emulation import Replica, ReplicaModel, Tick
 from greenmatrix_lab.exposition import BUCKETS, PodIdentity, render, samples
 from greenmatrix_lab.lab import Lab
 from greenmatrix_lab.prometheus import (
@@ -189,6 +189,10 @@ class Replay:
         self.served: list[ServedRow] = []
         self.pods_seen: set[str] = set()
         self.profile_name: str | None = None
+        self.timeline: Timeline | None = None
+        """Set when serving starts: when the history began and live serving starts and ends."""
+        self.started = threading.Event()
+        """Set once every first pod is a scrape target (and any history written)."""
 
     # -- the public surface --------------------------------------------------------------
 
@@ -200,6 +204,11 @@ class Replay:
     def pods(self) -> dict[str, str]:
         """Pod name -> the address of its /metrics endpoint, for the pods served right now."""
         return {name: server.address for name, server in list(self._servers.items())}
+
+    @property
+    def models(self) -> dict[str, ReplicaModel]:
+        """Pod name -> what the engine predicts for it (TTFT, TPOT, capacity), for the pods served now."""
+        return {name: server.replica.model for name, server in list(self._servers.items())}
 
     def run(self) -> Summary:
         trace = (
@@ -224,6 +233,8 @@ class Replay:
             for server in self._servers.values():
                 self._register(server)
             self._announce(spec, timeline)
+            self.timeline = timeline
+            self.started.set()
             finished = self._serve(timeline, selector, models)
         except KeyboardInterrupt:
             pass
@@ -383,7 +394,7 @@ class Replay:
         per_pod = len(samples(servers[0].replica, servers[0].identity))
         step = max(SCRAPE_INTERVAL_S, timeline.trace.step / self.speedup)
         step = max(step, span * per_pod * len(servers) / MAX_BACKFILL_SAMPLES)
-        count = int(span // step)
+        count = int(span / step + 1e-6)  # 60 s of history at 5 s is 12 points, rounding or not
         buffers: dict[tuple[tuple[str, str], ...], list[tuple[int, float]]] = {}
         moments = [timeline.live_wall - (count - k) * step for k in range(count)]
         for k, wall in enumerate(moments):
