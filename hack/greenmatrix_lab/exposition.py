@@ -47,6 +47,21 @@ DCGM_METRICS = (
     "DCGM_FI_DEV_FB_USED",
     "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
 )
+_HELP = {
+    "vllm:request_success": "Count of successfully processed requests.",
+    "vllm:prompt_tokens": "Number of prefill tokens processed.",
+    "vllm:generation_tokens": "Number of generation tokens processed.",
+    "vllm:num_requests_running": "Number of requests in model execution batches.",
+    "vllm:num_requests_waiting": "Number of requests waiting to be processed.",
+    "vllm:kv_cache_usage_perc": "KV-cache usage. 1 means 100 percent usage.",
+    "vllm:time_to_first_token_seconds": "Histogram of time to first token in seconds.",
+    "vllm:time_per_output_token_seconds": "Histogram of time per output token in seconds.",
+    "vllm:e2e_request_latency_seconds": "Histogram of e2e request latency in seconds.",
+    "DCGM_FI_DEV_GPU_UTIL": "GPU utilization (in %).",
+    "DCGM_FI_DEV_POWER_USAGE": "Power draw (in W).",
+    "DCGM_FI_DEV_FB_USED": "Framebuffer memory used (in MiB).",
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": "Total energy consumption since boot (in mJ).",
+}
 _TYPES = {
     "vllm:request_success": "counter",
     "vllm:prompt_tokens": "counter",
@@ -150,13 +165,14 @@ def family(name: str) -> str:
 
 
 def render(series: list[Sample]) -> str:
-    """The Prometheus text format (0.0.4) of `series`, a TYPE line before each family."""
+    """The Prometheus text format (0.0.4) of `series`, HELP and TYPE lines before each family."""
     lines: list[str] = []
     seen: set[str] = set()
     for name, labels, value in series:
         base = family(name)
         if base not in seen:
             seen.add(base)
+            lines.append(f"# HELP {base} {_HELP.get(base, base)}")
             lines.append(f"# TYPE {base} {_TYPES.get(base, 'untyped')}")
         text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
         lines.append(f"{name}{{{text}}} {_value(value)}")
