@@ -64,6 +64,8 @@ class ServedRow:
     """backfill (written as history) or live (scraped)."""
     pod: str
     node: str
+    instance: str
+    """The series' `instance` label (host:port of the pod's /metrics): tells runs over the same pods apart."""
     demand: float
     """Requests/s of the whole trace at this moment."""
     offered: float
@@ -309,6 +311,7 @@ class Replay:
                 phase=phase,
                 pod=server.identity.pod,
                 node=server.identity.node,
+                instance=server.address,
                 demand=demand,
                 offered=share,
                 served=tick.served,

@@ -275,10 +275,9 @@ def test_backfill_writes_the_trace_as_history_that_live_counters_continue(crds: 
     assert timeline is not None and not summary.stopped_early
     assert summary.backfill_points == 12
     history = [row for row in replay.served if row.phase == "backfill"]
-    pod = history[0].pod
-    counter = (
-        f'vllm:request_success_total{{namespace="{BACKFILL_NAMESPACE}",pod="{pod}",finished_reason="stop"}}'
-    )
+    pod, instance = history[0].pod, history[0].instance
+    labels = f'namespace="{BACKFILL_NAMESPACE}",pod="{pod}",instance="{instance}",finished_reason="stop"'
+    counter = f"vllm:request_success_total{{{labels}}}"
     first, last = history[0].wall_time, history[-1].wall_time
     [series] = _range(lab, counter, first, last, 5)
     points = [(float(t), float(v)) for t, v in series["values"]]
