@@ -146,6 +146,8 @@ def replay(target: str, trace_path: Path, speedup: float, backfill: str | None, 
         sys.exit(2)
     except LabError as error:
         raise click.ClickException(str(error)) from error
+    except KeyboardInterrupt:  # before serving began: nothing to clean up, nothing served
+        sys.exit(130)
     click.echo(summary.line(job.target))
 
 

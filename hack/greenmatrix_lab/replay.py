@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import http.server
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -289,7 +290,7 @@ class Replay:
         last = timeline.live_wall
         while not self._stop.wait(max(0.0, last + self.poll_interval - time.time())):
             now = min(time.time(), timeline.end_wall)
-            self._sync_pods(ready_pods(self.lab, self.target, selector), models)
+            self._sync_pods(self._poll(selector), models)
             dt = now - last
             moment = timeline.tau(last + dt / 2)
             demand = trace.demand(moment)
@@ -298,6 +299,17 @@ class Replay:
             if now >= timeline.end_wall:
                 return True
         return False
+
+    def _poll(self, selector: str) -> list[ReadyPod]:
+        """The Ready pods now; the ones served so far when the apiserver does not answer this once."""
+        try:
+            return ready_pods(self.lab, self.target, selector)
+        except (TargetError, subprocess.TimeoutExpired) as error:
+            self._say(f"pods not listed ({error}); serving the same pods")
+            return [
+                ReadyPod(name, s.identity.node, s.identity.container, s.replica.model.gpus)
+                for name, s in self._servers.items()
+            ]
 
     def _step(
         self, servers: list[PodServer], demand: float, dt: float, moment: float, wall: float, phase: str

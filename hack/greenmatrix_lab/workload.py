@@ -58,8 +58,8 @@ class ReadyPod:
     gpus: int
 
 
-def _get_json(lab: Lab, *args: str) -> dict[str, Any] | None:
-    result = lab.kubectl("get", *args, "-o", "json", check=False)
+def _get_json(lab: Lab, *args: str, timeout: float = 60) -> dict[str, Any] | None:
+    result = lab.kubectl("get", *args, "-o", "json", check=False, timeout=timeout)
     if result.returncode != 0:
         if "NotFound" in result.stderr or "the server doesn't have a resource type" in result.stderr:
             return None
@@ -109,7 +109,8 @@ def find_profile(lab: Lab, target: Target) -> tuple[Any, str | None]:
 
 def ready_pods(lab: Lab, target: Target, selector: str) -> list[ReadyPod]:
     """The target's pods that are Ready and not terminating, by name."""
-    listing = _get_json(lab, "pods", "-n", target.namespace, "-l", selector) or {"items": []}
+    # Short: the replay polls every second and keeps its pods when one listing is slow.
+    listing = _get_json(lab, "pods", "-n", target.namespace, "-l", selector, timeout=10) or {"items": []}
     pods = []
     for pod in listing["items"]:
         meta, status = pod["metadata"], pod.get("status", {})

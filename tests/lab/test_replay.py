@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
+import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 from greenmatrix_lab import Lab
+from greenmatrix_lab.prometheus import workload_targets_dir
 from greenmatrix_lab.replay import Replay, ServedRow
 from greenmatrix_lab.trace import Trace
 from operator_helpers import wait_until
@@ -290,6 +293,34 @@ def test_backfill_writes_the_trace_as_history_that_live_counters_continue(crds: 
     values_over_time = [float(v) for _, v in whole["values"]]
     assert len(values_over_time) > len(points)
     assert values_over_time == sorted(values_over_time)
+
+
+def test_ctrl_c_stops_cleanly_with_a_summary_and_no_scrape_targets_left(
+    deployment: Lab, tmp_path: Path
+) -> None:
+    trace, record = tmp_path / "trace.csv", tmp_path / "served.csv"
+    trace.write_text("timestamp,value\n" + "".join(f"{60 * i},5\n" for i in range(61)))
+    target = f"{NAMESPACE}/{DEPLOYMENT}"
+    process = subprocess.Popen(
+        [GREENMATRIX, "lab", "replay", "--target", target, "--trace", str(trace), "--record", str(record)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=deployment.env,
+    )
+    try:
+        wait_until(lambda: record.exists() and ",live," in record.read_text(), timeout=120, what="a live row")
+        targets = workload_targets_dir(deployment.layout.scrape_targets_dir)
+        assert list(targets.glob(f"{NAMESPACE}.*.json"))
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert re.fullmatch(
+        rf"replayed \d+ trace rows on {NAMESPACE}/{DEPLOYMENT} in .*; stopped early\)\n", stdout
+    )
+    assert not list(targets.glob(f"{NAMESPACE}.*.json"))
 
 
 # -- bad input ---------------------------------------------------------------------------------
