@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import http.server
+import math
 import subprocess
 import threading
 import time
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from greenmatrix_lab.emulation import Replica, ReplicaModel, Tick
+from greenmatrix_lab.emulation import TPOT_SIGMA, TTFT_SIGMA, Replica, ReplicaModel, Tick
 from greenmatrix_lab.exposition import BUCKETS, PodIdentity, render, samples
 from greenmatrix_lab.lab import Lab
 from greenmatrix_lab.prometheus import (
@@ -49,6 +50,8 @@ from greenmatrix_lab.workload import (
 )
 
 MAX_BACKFILL_SAMPLES = 200_000
+# p95 / median of a lognormal spread: exp(1.645 sigma).
+P95_OF_MEDIAN = {"ttft": math.exp(1.645 * TTFT_SIGMA), "tpot": math.exp(1.645 * TPOT_SIGMA)}
 _PUSH_CHUNK = 20_000
 # The lab's Prometheus keeps two days (components.prometheus): older history would vanish.
 MAX_HISTORY_S = 47 * 3600
@@ -72,7 +75,11 @@ class ServedRow:
     offered: float
     served: float
     ttft_s: float
+    """Median time to first token of the requests completed in this step (queueing included)."""
+    ttft_p95_s: float
+    """95th percentile of the same requests (the histograms spread them lognormally)."""
     tpot_s: float
+    tpot_p95_s: float
     e2e_s: float
     running: float
     waiting: float
@@ -213,6 +220,17 @@ class Replay:
         """Pod name -> what the engine predicts for it (TTFT, TPOT, capacity), for the pods served now."""
         return {name: server.replica.model for name, server in list(self._servers.items())}
 
+    def served_rate(self, start: float, end: float) -> float:
+        """Requests/s served live by all pods together over the wall-clock span (start, end]: the
+        figure a `sum(rate(vllm:request_success_total[...]))` over that span should show."""
+        totals: dict[float, float] = {}
+        for row in list(self.served):
+            if row.phase == "live" and start < row.wall_time <= end:
+                totals[row.wall_time] = totals.get(row.wall_time, 0.0) + row.served
+        if not totals:
+            raise ValueError(f"nothing served live between {start:.0f} and {end:.0f}")
+        return sum(totals.values()) / len(totals)
+
     def run(self) -> Summary:
         trace = (
             self._trace_source if isinstance(self._trace_source, Trace) else read_trace(self._trace_source)
@@ -328,7 +346,9 @@ class Replay:
                 offered=share,
                 served=tick.served,
                 ttft_s=tick.ttft_s,
+                ttft_p95_s=tick.ttft_s * P95_OF_MEDIAN["ttft"],
                 tpot_s=tick.tpot_s,
+                tpot_p95_s=tick.tpot_s * P95_OF_MEDIAN["tpot"],
                 e2e_s=tick.e2e_s,
                 running=tick.running,
                 waiting=tick.waiting,

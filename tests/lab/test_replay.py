@@ -27,7 +27,7 @@ import pytest
 import yaml
 from greenmatrix_lab import Lab
 from greenmatrix_lab.prometheus import workload_targets_dir
-from greenmatrix_lab.replay import Replay, ServedRow
+from greenmatrix_lab.replay import Replay
 from greenmatrix_lab.trace import Trace
 from operator_helpers import wait_until
 
@@ -124,15 +124,6 @@ def _sleep_until(moment: float) -> None:
     time.sleep(max(0.0, moment - time.time()))
 
 
-def _served_rate(rows: list[ServedRow], start: float, end: float) -> float:
-    """Requests/s the emulator served (all pods) over [start, end], from its own per-step rows."""
-    steps: dict[float, float] = {}
-    for row in rows:
-        if row.phase == "live" and start < row.wall_time <= end:
-            steps[row.wall_time] = steps.get(row.wall_time, 0.0) + row.served
-    return sum(steps.values()) / len(steps)
-
-
 # -- the lab runs the Deployment's pods ------------------------------------------------------
 
 
@@ -204,7 +195,7 @@ def test_request_rate_in_prometheus_is_the_trace_demand(live: Replay, deployment
         deployment, f'sum(rate(vllm:request_success_total{{namespace="{NAMESPACE}",{PODS}}}[30s]))', at
     )
     assert rate == pytest.approx(LOW, rel=0.10)
-    assert rate == pytest.approx(_served_rate(live.served, at - 30, at), rel=0.10)
+    assert rate == pytest.approx(live.served_rate(at - 30, at), rel=0.10)
     assert live.profile_name == "llm"
 
 
@@ -235,7 +226,7 @@ def test_overload_queues_caps_the_rate_and_raises_ttft(live: Replay, deployment:
     _sleep_until(busy + 2)
     selector = f'namespace="{NAMESPACE}",{PODS}'
     rate = _scalar(deployment, f"sum(rate(vllm:request_success_total{{{selector}}}[30s]))", busy)
-    served = _served_rate(live.served, busy - 30, busy)
+    served = live.served_rate(busy - 30, busy)
     assert rate == pytest.approx(served, rel=0.10)
     assert rate < 0.8 * HIGH  # capped at the replicas' capacity, below the demand
     buckets = f"rate(vllm:time_to_first_token_seconds_bucket{{{selector}}}[30s])"
