@@ -235,10 +235,11 @@ class Replay:
         trace = (
             self._trace_source if isinstance(self._trace_source, Trace) else read_trace(self._trace_source)
         )
+        Timeline(trace, self.speedup, self.backfill, live_wall=0.0)  # bad timing fails before any wait
+        self._check_history()
         selector = deployment_selector(self.lab, self.target)
         spec, self.profile_name = find_profile(self.lab, self.target)
         models = ReplicaModels(spec)
-        self._check_history()
         prometheus_url = self.lab.prometheus_url
         config = self.lab.layout.prometheus_dir / "prometheus.yml"
         ensure_workload_scraping(config, self.lab.layout.scrape_targets_dir, prometheus_url)

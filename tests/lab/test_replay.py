@@ -345,3 +345,27 @@ def test_a_bad_trace_row_is_one_line_naming_row_and_column(lab: Lab, tmp_path: P
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: --trace") and "row 3, column value: 'lots' is not a number" in line
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ("--backfill", "1h"),
+            "error: --backfill 3600s covers the whole trace (10s): nothing would be served live",
+        ),
+        (
+            ("--backfill", "a while"),
+            "error: --backfill: 'a while' is not a duration (write e.g. 90s, 30m, 6h, 1d)",
+        ),
+        (("--speedup", "0"), "error: --speedup must be > 0, got 0"),
+    ],
+)
+def test_bad_timing_is_one_line_naming_the_option(
+    lab: Lab, tmp_path: Path, options: tuple[str, ...], message: str
+) -> None:
+    trace = tmp_path / "trace.csv"
+    trace.write_text("timestamp,value\n0,1\n5,2\n10,3\n")
+    result = _replay_cli(lab, "--target", f"{NAMESPACE}/{DEPLOYMENT}", "--trace", str(trace), *options)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [message]
