@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -109,8 +110,14 @@ def ensure_workload_scraping(config_path: Path, targets_dir: Path, prometheus_ur
     os.replace(tmp, config_path)
     request = urllib.request.Request(prometheus_url.rstrip("/") + "/-/reload", method="POST")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never proxy
-    with opener.open(request, timeout=30) as response:
-        response.read()
+    try:
+        with opener.open(request, timeout=30) as response:
+            response.read()
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode(errors="replace").strip()
+        raise LabError(f"Prometheus refused the amended {config_path} ({error.code}): {detail}") from error
+    except OSError as error:
+        raise LabError(f"Prometheus at {prometheus_url} did not reload {config_path}: {error}") from error
     return True
 
 
