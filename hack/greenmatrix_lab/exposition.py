@@ -61,6 +61,8 @@ _HELP = {
     "DCGM_FI_DEV_POWER_USAGE": "Power draw (in W).",
     "DCGM_FI_DEV_FB_USED": "Framebuffer memory used (in MiB).",
     "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": "Total energy consumption since boot (in mJ).",
+    "kube_deployment_spec_replicas": "Number of desired pods for a deployment.",
+    "kube_deployment_status_replicas_ready": "The number of ready replicas per deployment.",
 }
 _TYPES = {
     "vllm:request_success": "counter",
@@ -74,6 +76,8 @@ _TYPES = {
     "DCGM_FI_DEV_POWER_USAGE": "gauge",
     "DCGM_FI_DEV_FB_USED": "gauge",
     "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": "counter",
+    "kube_deployment_spec_replicas": "gauge",
+    "kube_deployment_status_replicas_ready": "gauge",
 }
 
 Sample = tuple[str, dict[str, str], float]
@@ -130,6 +134,15 @@ def samples(replica: Replica, identity: PodIdentity) -> list[Sample]:
         for reading, index in gpus:
             out.append((name, identity.gpu_labels(index), _dcgm_value(name, reading)))
     return out
+
+
+def deployment_samples(namespace: str, deployment: str, replicas: int, ready: int) -> list[Sample]:
+    """kube-state-metrics' view of a Deployment: desired and Ready replicas."""
+    labels = {"namespace": namespace, "deployment": deployment}
+    return [
+        ("kube_deployment_spec_replicas", dict(labels), float(replicas)),
+        ("kube_deployment_status_replicas_ready", dict(labels), float(ready)),
+    ]
 
 
 def _dcgm_value(name: str, reading: GPUReading) -> float:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from greenmatrix_lab.emulation import TPOT_SIGMA, TTFT_SIGMA, Replica, ReplicaModel, Tick
-from greenmatrix_lab.exposition import BUCKETS, PodIdentity, render, samples
+from greenmatrix_lab.exposition import BUCKETS, PodIdentity, Sample, deployment_samples, render, samples
 from greenmatrix_lab.lab import Lab
 from greenmatrix_lab.prometheus import (
     SCRAPE_INTERVAL_S,
@@ -43,6 +43,7 @@ from greenmatrix_lab.workload import (
     ReplicaModels,
     Target,
     TargetError,
+    deployment_replicas,
     deployment_selector,
     find_profile,
     node_labels,
@@ -56,6 +57,7 @@ _PUSH_CHUNK = 20_000
 # The lab's Prometheus keeps two days (components.prometheus): older history would vanish.
 MAX_HISTORY_S = 47 * 3600
 _FIRST_POD_TIMEOUT_S = 120
+_DESIRED_EVERY_TICKS = 5
 
 
 @dataclass(frozen=True)
@@ -111,38 +113,72 @@ class Summary:
         )
 
 
-class PodServer:
-    """One emulated pod: its replica, its labels and its /metrics endpoint on 127.0.0.1."""
+class _Endpoint:
+    """A /metrics endpoint on 127.0.0.1 that serves the text format of `samples()`."""
 
-    def __init__(self, replica: Replica, identity: PodIdentity) -> None:
-        self.replica = replica
-        self.identity = identity
+    def _listen(self, name: str) -> None:
         self._lock = threading.Lock()
         self._http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.port = int(self._http.server_address[1])
-        threading.Thread(target=self._http.serve_forever, name=f"metrics-{identity.pod}", daemon=True).start()
+        threading.Thread(target=self._http.serve_forever, name=f"metrics-{name}", daemon=True).start()
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def target_labels(self) -> dict[str, str]:
-        return {"namespace": self.identity.namespace, "pod": self.identity.pod, "node": self.identity.node}
+    def samples(self) -> list[Sample]:
+        raise NotImplementedError
 
     def exposition(self) -> bytes:
         with self._lock:
-            return render(samples(self.replica, self.identity)).encode()
-
-    def advance(self, offered: float, dt: float, moment: float) -> Tick:
-        with self._lock:
-            return self.replica.advance(offered, dt, moment)
+            return render(self.samples()).encode()
 
     def close(self) -> None:
         self._http.shutdown()
         self._http.server_close()
 
 
-def _handler(server: PodServer) -> type[http.server.BaseHTTPRequestHandler]:
+class PodServer(_Endpoint):
+    """One emulated pod: its replica, its labels and its /metrics endpoint."""
+
+    def __init__(self, replica: Replica, identity: PodIdentity) -> None:
+        self.replica = replica
+        self.identity = identity
+        self._listen(identity.pod)
+
+    def target_labels(self) -> dict[str, str]:
+        return {"namespace": self.identity.namespace, "pod": self.identity.pod, "node": self.identity.node}
+
+    def samples(self) -> list[Sample]:
+        return samples(self.replica, self.identity)
+
+    def advance(self, offered: float, dt: float, moment: float) -> Tick:
+        with self._lock:
+            return self.replica.advance(offered, dt, moment)
+
+
+class DeploymentServer(_Endpoint):
+    """What kube-state-metrics says of the target Deployment (the lab runs no kube-state-metrics)."""
+
+    def __init__(self, target: Target, replicas: int, ready: int) -> None:
+        self.target = target
+        self.replicas = replicas
+        self.ready = ready
+        self._listen(f"{target.name}-kube-state-metrics")
+
+    def target_labels(self) -> dict[str, str]:
+        return {"namespace": self.target.namespace}
+
+    def samples(self) -> list[Sample]:
+        return deployment_samples(self.target.namespace, self.target.name, self.replicas, self.ready)
+
+    def update(self, replicas: int | None, ready: int) -> None:
+        with self._lock:
+            self.replicas = self.replicas if replicas is None else replicas
+            self.ready = ready
+
+
+def _handler(server: _Endpoint) -> type[http.server.BaseHTTPRequestHandler]:
     class MetricsHandler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path.split("?")[0] != "/metrics":
@@ -192,6 +228,7 @@ class Replay:
         self._say = say or (lambda message: None)
         self._stop = threading.Event()
         self._servers: dict[str, PodServer] = {}
+        self._deployment: DeploymentServer | None = None
         self._gpus_in_use: dict[str, set[int]] = {}
         self._node_labels: dict[str, dict[str, str]] = {}
         self._record_file: IO[str] | None = None
@@ -250,10 +287,15 @@ class Replay:
         try:
             self._open_record()
             self._add_pods(self._first_pods(selector), models)
+            ready = len(self._servers)
+            self._deployment = DeploymentServer(
+                self.target, deployment_replicas(self.lab, self.target) or ready, ready
+            )
             timeline = Timeline(trace, self.speedup, self.backfill, live_wall=time.time())
             points = self._write_history(timeline, prometheus_url) if self.backfill else 0
             for server in self._servers.values():
                 self._register(server)
+            self._register(self._deployment)
             self._announce(spec, timeline)
             self.timeline = timeline
             self.started.set()
@@ -307,9 +349,11 @@ class Replay:
         """Step every poll interval until the trace ends (True) or stop() (False)."""
         trace = timeline.trace
         last = timeline.live_wall
+        tick = 0
         while not self._stop.wait(max(0.0, last + self.poll_interval - time.time())):
             now = min(time.time(), timeline.end_wall)
             self._sync_pods(self._poll(selector), models)
+            self._count_replicas(tick := tick + 1)
             dt = now - last
             moment = timeline.tau(last + dt / 2)
             demand = trace.demand(moment)
@@ -395,26 +439,46 @@ class Replay:
         used.update(free)
         return tuple(free)
 
-    def _register(self, server: PodServer) -> None:
+    def _count_replicas(self, tick: int) -> None:
+        """Ready replicas every step; desired ones every few (one more apiserver call)."""
+        if self._deployment is None:
+            return
+        replicas = None
+        if tick % _DESIRED_EVERY_TICKS == 0:
+            try:
+                replicas = deployment_replicas(self.lab, self.target)
+            except (TargetError, subprocess.TimeoutExpired):
+                replicas = None
+        self._deployment.update(replicas, len(self._servers))
+
+    def _register(self, endpoint: PodServer | DeploymentServer) -> None:
         directory = workload_targets_dir(self.lab.layout.scrape_targets_dir)
         directory.mkdir(parents=True, exist_ok=True)
-        write_scrape_targets(directory, self._target_file(server), [server.address], server.target_labels())
-        self._say(f"pod {server.identity.pod} on {server.identity.node}: scraped at {server.address}")
+        write_scrape_targets(directory, _target_file(endpoint), [endpoint.address], endpoint.target_labels())
+        what = (
+            f"pod {endpoint.identity.pod} on {endpoint.identity.node}"
+            if isinstance(endpoint, PodServer)
+            else (f"kube-state-metrics of {self.target}")
+        )
+        self._say(f"{what}: scraped at {endpoint.address}")
 
-    def _target_file(self, server: PodServer) -> str:
-        return f"{server.identity.namespace}.{server.identity.pod}"
+    def _unregister(self, endpoint: PodServer | DeploymentServer) -> None:
+        directory = workload_targets_dir(self.lab.layout.scrape_targets_dir)
+        (directory / f"{_target_file(endpoint)}.json").unlink(missing_ok=True)
+        endpoint.close()
 
     def _remove(self, name: str) -> None:
         server = self._servers.pop(name)
-        directory = workload_targets_dir(self.lab.layout.scrape_targets_dir)
-        (directory / f"{self._target_file(server)}.json").unlink(missing_ok=True)
         self._gpus_in_use.get(server.identity.node, set()).difference_update(server.identity.gpu_indices)
-        server.close()
+        self._unregister(server)
         self._say(f"pod {name} gone: its scrape target removed")
 
     def _close(self) -> None:
         for name in list(self._servers):
             self._remove(name)
+        if self._deployment is not None:
+            self._unregister(self._deployment)
+            self._deployment = None
         if self._record_file is not None:
             self._record_file.close()
             self._record_file = None
@@ -437,9 +501,11 @@ class Replay:
             dt = step if k else 0.0
             moment = timeline.tau(wall - dt / 2)
             self._step(servers, timeline.trace.demand(moment), dt, moment, wall, "backfill")
-            for server in servers:
-                extra = {"job": WORKLOAD_JOB, "instance": server.address, **server.target_labels()}
-                for name, labels, value in samples(server.replica, server.identity):
+            endpoints: list[PodServer | DeploymentServer] = [*servers]
+            endpoints += [self._deployment] if self._deployment else []
+            for endpoint in endpoints:
+                extra = {"job": WORKLOAD_JOB, "instance": endpoint.address, **endpoint.target_labels()}
+                for name, labels, value in endpoint.samples():
                     key = tuple(sorted({**extra, **labels, "__name__": name}.items()))
                     buffers.setdefault(key, []).append((int(wall * 1e3), value))
         for chunk in _chunks(buffers, _PUSH_CHUNK):
@@ -461,6 +527,12 @@ class Replay:
         if self._writer is not None and self._record_file is not None:
             self._writer.writerow([_cell(getattr(row, c)) for c in RECORD_COLUMNS])
             self._record_file.flush()
+
+
+def _target_file(endpoint: PodServer | DeploymentServer) -> str:
+    if isinstance(endpoint, PodServer):
+        return f"{endpoint.identity.namespace}.{endpoint.identity.pod}"
+    return f"{endpoint.target.namespace}.{endpoint.target.name}.kube-state-metrics"
 
 
 def _cell(value: Any) -> str:

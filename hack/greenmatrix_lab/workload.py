@@ -89,6 +89,12 @@ def deployment_selector(lab: Lab, target: Target) -> str:
     return ",".join(terms)
 
 
+def deployment_replicas(lab: Lab, target: Target) -> int | None:
+    """spec.replicas of the target (None when it is gone)."""
+    deployment = _get_json(lab, "deployment", target.name, "-n", target.namespace, timeout=10)
+    return None if deployment is None else int(deployment["spec"].get("replicas", 1))
+
+
 def find_profile(lab: Lab, target: Target) -> tuple[Any, str | None]:
     """The spec of the WorkloadProfile whose targetRef names the Deployment, and its name.
 

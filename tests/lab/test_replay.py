@@ -114,6 +114,11 @@ def _scalar(lab: Lab, promql: str, at: float) -> float:
     return float(result[0]["value"][1])
 
 
+def _now_equals(lab: Lab, promql: str, value: float) -> bool:
+    result = _query(lab, promql, time.time())
+    return len(result) == 1 and float(result[0]["value"][1]) == value
+
+
 def _range(lab: Lab, promql: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
     query = urllib.parse.urlencode({"query": promql, "start": start, "end": end, "step": step})
     with urllib.request.urlopen(f"{lab.prometheus_url}/api/v1/query_range?{query}", timeout=30) as response:
@@ -239,12 +244,16 @@ def test_overload_queues_caps_the_rate_and_raises_ttft(live: Replay, deployment:
     assert _scalar(deployment, f"sum(vllm:num_requests_waiting{{{selector}}})", calm) == 0
 
 
-def test_scaling_the_deployment_adds_a_scrape_target(live: Replay, deployment: Lab) -> None:
+def test_scaling_the_deployment_adds_a_scrape_target_and_counts_the_replicas(
+    live: Replay, deployment: Lab
+) -> None:
     deployment.kubectl("scale", "deployment", DEPLOYMENT, "-n", NAMESPACE, "--replicas=3")
     wait_until(lambda: len(live.pods) == 3, timeout=60, what="a third emulated pod")
     up = f'count(up{{job="workloads",namespace="{NAMESPACE}",{PODS}}} == 1)'
-    wait_until(lambda: _query(deployment, up, time.time()) and _scalar(deployment, up, time.time()) == 3,
-               timeout=60, what="three scrape targets up")  # fmt: skip
+    wait_until(lambda: _now_equals(deployment, up, 3), timeout=60, what="three scrape targets up")
+    for metric in ("kube_deployment_spec_replicas", "kube_deployment_status_replicas_ready"):
+        replicas = f'{metric}{{namespace="{NAMESPACE}",deployment="{DEPLOYMENT}"}}'
+        wait_until(lambda q=replicas: _now_equals(deployment, q, 3), timeout=60, what=f"{metric} 3")
     first_two = {row.pod for row in live.served if row.wall_time < _live_start(live) + PHASE_S}
     [third] = set(live.pods) - first_two
     assert _query(
