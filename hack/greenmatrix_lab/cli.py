@@ -7,6 +7,8 @@ also runs alone as `python -m greenmatrix_lab`.
 from __future__ import annotations
 
 import json
+import signal
+import sys
 from pathlib import Path
 
 import click
@@ -94,6 +96,63 @@ def status() -> None:
         click.echo("started by a test session: it stops when the last session using it ends")
     if not healthy:
         raise SystemExit(1)
+
+
+@command.command()
+@click.option("--target", required=True, help="NAMESPACE/DEPLOYMENT whose Ready pods serve the trace.")
+@click.option(
+    "--trace",
+    "trace_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV with columns timestamp (ISO 8601 or epoch seconds) and value (requests/s).",
+)
+@click.option("--speedup", type=float, default=1.0, show_default=True, help="Trace seconds per wall second.")
+@click.option(
+    "--backfill",
+    default=None,
+    help="Write the trace's first DURATION (trace time, e.g. 1d, 6h) into Prometheus as history first.",
+)
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="CSV of what each pod served at each step (demand, served, latencies, GPU).",
+)
+def replay(target: str, trace_path: Path, speedup: float, backfill: str | None, record: Path | None) -> None:
+    """Serve a demand trace as the vLLM and DCGM metrics of a Deployment's pods until it ends.
+
+    Each Ready pod of the target gets a /metrics endpoint that the lab's Prometheus scrapes
+    (labels namespace and pod as the pod's); the trace's requests/s are split over the Ready
+    pods, each behaving as the engine predicts for its GPU (queueing when overloaded). Latency
+    follows the WorkloadProfile that targets the Deployment, else an 8B chat model. Prints one
+    summary line; bad input is one `error:` line and exit code 2."""
+    from greenmatrix_lab.replay import Replay
+    from greenmatrix_lab.trace import TraceError, parse_duration
+    from greenmatrix_lab.workload import Target, TargetError
+
+    try:
+        backfill_s = parse_duration(backfill) if backfill else 0.0
+        lab = Lab()
+        if not lab.is_up():
+            raise click.ClickException(f"no healthy lab in {lab.layout.run_dir}; run `greenmatrix lab up`")
+        job = Replay(
+            lab, Target.parse(target), trace_path, speedup, backfill_s, record=record, say=_say_replay
+        )
+        signal.signal(signal.SIGTERM, lambda *_: job.stop())
+        summary = job.run()
+    except (TargetError, TraceError) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    except LabError as error:
+        raise click.ClickException(str(error)) from error
+    except KeyboardInterrupt:  # before serving began: nothing to clean up, nothing served
+        sys.exit(130)
+    click.echo(summary.line(job.target))
+
+
+def _say_replay(message: str) -> None:
+    click.echo(f"replay: {message}", err=True)
 
 
 def _node_summary(lab: Lab) -> str:
