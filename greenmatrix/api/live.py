@@ -21,7 +21,8 @@ class ObservedFigures(Schema):
     as_of: str
     """Time of the newest sample the figures rest on (RFC 3339)."""
     requests_per_second: float | None = None
-    """Requests completed per second across all pods."""
+    """Requests arriving per second across all pods: those completed plus the queue's growth (the
+    demand, even when the replicas cannot keep up)."""
     input_tokens: float | None = None
     """Mean prompt length of the requests served, in tokens."""
     output_tokens: float | None = None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from greenmatrix.interval import Interval
-from greenmatrix.live.anomalies import Anomalies, AnomalyState, clean_series
+from greenmatrix.live.anomalies import Anomalies, AnomalyKind, AnomalyState, clean_series
 from greenmatrix.live.decide import ReplicaDecision, decide_replicas
 from greenmatrix.live.forecast import Forecast, ForecastState, advance_together
 from greenmatrix.live.guardrails import Guardrails, GuardrailState, guarded_decision
@@ -78,7 +78,10 @@ def assess(
         waiting = next((each.reason for each in answers if each.interval is None), "no forecast yet")
         unchanged = WorkloadState(detector, forecasts, state.guardrails)
         return Assessment(None, None, judged, unchanged, reason=waiting)
-    latest = bool(judged.anomaly[-1]) if len(judged.anomaly) else False
+    # A level shift is demand moving (the forecast follows it); only a point kept out of the forecast
+    # (a spike, a counter reset) is one that must not act alone.
+    shift = AnomalyKind.LEVEL_SHIFT.value
+    latest = bool(len(judged.anomaly) and judged.anomaly[-1] and judged.kind[-1] != shift)
     decision = decide_replicas(capacity, demand, current, target_utilization, anomalous=latest)
     guarded = guardrails.apply(decision.desired, current, state.guardrails, now)
     decided = guarded_decision(decision, guarded, demand, capacity)

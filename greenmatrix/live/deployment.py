@@ -39,6 +39,8 @@ from greenmatrix.policy import scaling_of
 # A day of five-minute evaluations: enough for the correction to settle, bounded per workload.
 EVIDENCE_KEPT = 288
 ANOMALIES_KEPT = 10
+# Waiting requests per replica above which TTFT is taken to include queueing.
+QUEUE_PER_REPLICA = 0.5
 
 
 @dataclass(frozen=True)
@@ -197,9 +199,12 @@ def at_observed_batch(
     return loaded.model_copy(update={"inference": loaded.inference.model_copy(update={"concurrency": batch})})
 
 
-def _evidence(option: OptionPrediction, observed: Observed, batch: int) -> Evidence | None:
+def _evidence(option: OptionPrediction, observed: Observed, batch: int, replicas: int) -> Evidence | None:
+    # With requests queueing, TTFT measures the queue as much as the replica: only TPOT is evidence.
+    queued = (observed.waiting_requests or 0.0) > QUEUE_PER_REPLICA * max(replicas, 1)
+    ttft = None if queued else observed.ttft_mean_s
     pairs = []
-    for predicted, seen in ((option.ttft_ms, observed.ttft_mean_s), (option.tpot_ms, observed.tpot_mean_s)):
+    for predicted, seen in ((option.ttft_ms, ttft), (option.tpot_ms, observed.tpot_mean_s)):
         interval = _wire(predicted)
         ok = interval is not None and seen is not None and seen > 0 and interval.p10 > 0
         pairs.append((interval, seen * 1e3) if ok else None)  # type: ignore[operator]
@@ -291,7 +296,7 @@ def evaluate_deployment(
     seen_option = _option_for(seen_plan, layout) if seen_plan is not None else None
     batch = observed_batch(observed, observed.ready_replicas or layout.replicas)
     if seen_option is not None and batch is not None:
-        seen = _evidence(seen_option, observed, batch)
+        seen = _evidence(seen_option, observed, batch, observed.ready_replicas or layout.replicas)
         if seen is not None:
             evidence = (*evidence, seen)[-EVIDENCE_KEPT:]
     capacity = learned_capacity(option, evidence, concurrency, output_tokens) if option else None

@@ -412,7 +412,9 @@ class Replay:
         step = max(step, span * per_pod * len(servers) / MAX_BACKFILL_SAMPLES)
         count = int(span / step + 1e-6)  # 60 s of history at 5 s is 12 points, rounding or not
         buffers: dict[tuple[tuple[str, str], ...], list[tuple[int, float]]] = {}
-        moments = [timeline.live_wall - (count - k) * step for k in range(count)]
+        # The last point is the live start itself: live serving continues the counters from there, so
+        # a history ending a step early would leave that step's requests uncounted (a dip in rate()).
+        moments = [timeline.live_wall - (count - 1 - k) * step for k in range(count)]
         for k, wall in enumerate(moments):
             dt = step if k else 0.0
             moment = timeline.tau(wall - dt / 2)

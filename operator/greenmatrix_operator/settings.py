@@ -36,6 +36,8 @@ class RetrySettings:
 class CacheSettings:
     plans: int = 512
     """Plans kept for re-use (without their full option tables, a few kB each)."""
+    live_plans: int = 256
+    """Plans at observed loads kept with every option (tens of kB each)."""
     inventories: int = 1024
     """Inventory summaries kept per node set before the memo starts over."""
 

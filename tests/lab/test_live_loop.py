@@ -10,7 +10,9 @@ are needed for, then back down. Two hours of it are backfilled so the forecaster
 from __future__ import annotations
 
 import csv
+import json
 import math
+import secrets
 import subprocess
 import sys
 import time
@@ -27,8 +29,10 @@ from greenmatrix import WorkloadProfileSpec, plan
 
 pytest_plugins = ["operator_fixtures"]
 
-NAMESPACE = "gm-live-e2e"
+# Its own namespace per run: backfilled history written by an earlier run stays in Prometheus.
+NAMESPACE = f"gm-live-{secrets.token_hex(3)}"
 STEP = 10.0  # the trace's and the evaluations' step, seconds
+WINDOW = 20.0  # the operator's rate window: four 5 s scrapes
 BACKFILL = 2 * 3600.0
 H100 = "NVIDIA-H100-80GB-HBM3"
 
@@ -69,7 +73,7 @@ def write_trace(path: Path, capacity: float, start: float) -> list[tuple[float, 
         phase = 2 * math.pi * (t - start) / 1800.0
         rows.append((t, base * (1 + 0.1 * math.sin(phase))))
         t += STEP
-    live = [base] * 6 + [base + (peak - base) * i / 6 for i in range(1, 7)] + [peak] * 12 + [base] * 18
+    live = [base] * 6 + [base + (peak - base) * i / 6 for i in range(1, 7)] + [peak] * 12 + [base] * 40
     rows += [(start + i * STEP, v) for i, v in enumerate(live)]
     with path.open("w", newline="") as out:
         writer = csv.writer(out)
@@ -151,7 +155,7 @@ def test_a_replayed_trace_reaches_the_status(live_operator: RunningOperator, lab
         "two ready pods on kwok H100 nodes",
     )
     start = time.time() + 5
-    trace = write_trace(tmp_path / "trace.csv", capacity, start)
+    write_trace(tmp_path / "trace.csv", capacity, start)
     replay = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "greenmatrix"),
@@ -163,12 +167,15 @@ def test_a_replayed_trace_reaches_the_status(live_operator: RunningOperator, lab
             str(tmp_path / "trace.csv"),
             "--backfill",
             f"{int(BACKFILL)}s",
+            "--record",
+            str(tmp_path / "served.csv"),
         ],
         env=lab.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     try:
+        wait_until(lambda: serving_live(tmp_path / "served.csv"), 120, "the emulator serving live")
         apply(
             lab,
             {
@@ -184,49 +191,89 @@ def test_a_replayed_trace_reaches_the_status(live_operator: RunningOperator, lab
                 "spec": PROFILE,
             },
         )
+        # Once the rate window lies wholly in the live part (not across the backfill's seam).
+        settled = live_start(tmp_path / "served.csv") + WINDOW + 5
         first = wait_until(
             lambda: (
-                (s := status(lab)).get("observed") and s.get("forecast", {}).get("requestsPerSecond") and s
+                (s := status(lab)).get("forecast", {}).get("requestsPerSecond")
+                and epoch(s["observed"]["asOf"]) >= settled
+                and s
             ),
             180,
             "observed figures and a forecast in the status",
         )
         assert condition(first, "MetricsAvailable")["status"] == "True"
-        served = served_at(trace, first["observed"]["asOf"])
+        served = served_before(tmp_path / "served.csv", first["observed"]["asOf"], WINDOW)
         assert first["observed"]["requestsPerSecond"] == pytest.approx(served, rel=0.10)
         assert first["observed"]["readyReplicas"] == 2
-        assert first["scaling"]["currentReplicas"] == 2
+        assert first.get("scaling", {}).get("currentReplicas") == 2, json.dumps(first, indent=1)[-3000:]
         low = first["scaling"]["desiredReplicas"]
-        high = wait_until(
-            lambda: (s := status(lab)).get("scaling", {}).get("desiredReplicas", 0) > low + 1 and s,
-            240,
-            "the desired replicas rising with the load",
-        )
+        seen: list[str] = []
+
+        def risen(s: dict[str, Any] | None = None) -> dict[str, Any] | None:
+            s = s or status(lab)
+            scaling, forecast = s.get("scaling", {}), s.get("forecast", {})
+            seen.append(
+                f"{s.get('observed', {}).get('requestsPerSecond')} -> {forecast.get('requestsPerSecond')}"
+                f" desired {scaling.get('desiredReplicas')}: {scaling.get('reason')}"
+            )
+            return s if scaling.get("desiredReplicas", 0) > low + 1 else None
+
+        try:
+            high = wait_until(risen, 240, "the desired replicas rising with the load")
+        except pytest.fail.Exception:
+            pytest.fail("desired replicas never rose; status over time:\n" + "\n".join(seen[::8]))
         assert high["scaling"]["action"] == "ScaleOut"
         peak = high["scaling"]["desiredReplicas"]
-        wait_until(
-            lambda: status(lab).get("scaling", {}).get("desiredReplicas", peak) < peak,
-            300,
-            "the desired replicas falling after the peak",
-        )
+
+        def fallen() -> bool:
+            s = status(lab)
+            risen(s)
+            return s.get("scaling", {}).get("desiredReplicas", peak) < peak
+
+        try:
+            wait_until(fallen, 300, "the desired replicas falling after the peak")
+        except pytest.fail.Exception:
+            pytest.fail("desired replicas never fell; status over time:\n" + "\n".join(seen[-60::4]))
+        prometheus_down_then_back(lab, live_operator)
     finally:
         replay.terminate()
         replay.wait(timeout=30)
 
 
-def served_at(trace: list[tuple[float, float]], as_of: str) -> float:
-    """The trace's demand at an RFC 3339 time (the row in force then)."""
+def epoch(rfc3339: str) -> float:
     from datetime import datetime
 
-    t = datetime.fromisoformat(as_of.replace("Z", "+00:00")).timestamp()
-    return next(v for ts, v in reversed(trace) if ts <= t)
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
 
 
-def test_prometheus_down_is_a_condition_and_recovery_clears_it(live_operator: RunningOperator, lab: Lab):
-    """Run after the replay test (same profile): the recommendation stays, the decision goes."""
-    before = status(lab)
-    if condition(before, "MetricsAvailable").get("status") != "True":
-        pytest.skip("needs the live profile of the replay test with metrics flowing")
+def live_start(record: Path) -> float:
+    with record.open() as rows:
+        return min(float(row["wall_time"]) for row in csv.DictReader(rows) if row["phase"] == "live")
+
+
+def serving_live(record: Path) -> bool:
+    return record.exists() and ",live," in record.read_text()
+
+
+def served_before(record: Path, as_of: str, window: float) -> float:
+    """Requests/s the emulator served over all pods in the rate window ending at `as_of` (its record)."""
+    from datetime import datetime
+
+    end = datetime.fromisoformat(as_of.replace("Z", "+00:00")).timestamp()
+    by_time: dict[float, float] = {}
+    with record.open() as rows:
+        for row in csv.DictReader(rows):
+            t = float(row["wall_time"])
+            if row["phase"] == "live" and end - window < t <= end:
+                by_time[t] = by_time.get(t, 0.0) + float(row["served"])
+    assert by_time, f"the emulator recorded nothing live in the {window:.0f}s before {as_of}"
+    return sum(by_time.values()) / len(by_time)
+
+
+def prometheus_down_then_back(lab: Lab, operator: RunningOperator) -> None:
+    """Prometheus stopped: MetricsAvailable=False with the reason, the recommendation kept, no decision
+    while blind, the operator alive; started again: True once more."""
     lab.stop_component("prometheus")
     try:
         blind = wait_until(
@@ -237,7 +284,7 @@ def test_prometheus_down_is_a_condition_and_recovery_clears_it(live_operator: Ru
         assert condition(blind, "MetricsAvailable")["reason"] == "PrometheusUnavailable"
         assert condition(blind, "Ready")["status"] == "True" and blind.get("recommendation")
         assert "scaling" not in blind and blind.get("observed")  # the last figures, no decision while blind
-        assert live_operator.alive()
+        assert operator.alive()
     finally:
         lab.start_prometheus()
     wait_until(

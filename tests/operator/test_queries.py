@@ -153,7 +153,10 @@ def test_the_known_vllm_queries() -> None:
     scope = Scope("ml", "web-[a-z0-9]{1,10}-[a-z0-9]{5}")
     queries = queries_for(None, "vllm", scope, 120.0)
     sel = '{namespace="ml", pod=~"web-[a-z0-9]{1,10}-[a-z0-9]{5}"}'
-    assert queries["request_rate"].promql == f"sum(rate(vllm:request_success_total{sel}[120s]))"
+    assert queries["request_rate"].promql == (
+        f"sum(rate(vllm:request_success_total{sel}[120s]))"
+        f" + (sum(deriv(vllm:num_requests_waiting{sel}[120s])) or vector(0))"
+    )
     assert queries["ttft_p95_seconds"].promql == (
         f"histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{sel}[120s])))"
     )

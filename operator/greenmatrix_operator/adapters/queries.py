@@ -139,6 +139,13 @@ def _rate(metric: str, sel: str, w: str) -> str:
     return f"sum(rate({metric}{sel}[{w}]))"
 
 
+def _arrivals(completed: str, queue: str, sel: str, w: str) -> str:
+    """Requests arriving per second: those completed plus the queue's growth. Completions alone stop
+    at what the replicas serve, so an overloaded deployment would hide the demand it is missing; a
+    draining queue subtracts. A server without the queue gauge counts completions only."""
+    return f"{_rate(completed, sel, w)} + (sum(deriv({queue}{sel}[{w}])) or vector(0))"
+
+
 def _p95(buckets: tuple[str, ...], sel: str, w: str, scale: float = 1.0) -> str:
     # Rates drop the metric name, so `or` between renamed histograms keeps one copy per bucket.
     merged = " or ".join(f"rate({bucket}{sel}[{w}])" for bucket in buckets)
@@ -176,7 +183,7 @@ def _gpu(scope: Scope) -> dict[str, str]:
 def _vllm(scope: Scope, w: str) -> dict[str, str]:
     s = scope.selector()
     return {
-        "request_rate": _rate("vllm:request_success_total", s, w),
+        "request_rate": _arrivals("vllm:request_success_total", "vllm:num_requests_waiting", s, w),
         "prompt_tokens_rate": _rate("vllm:prompt_tokens_total", s, w),
         "generation_tokens_rate": _rate("vllm:generation_tokens_total", s, w),
         "ttft_p95_seconds": _p95(("vllm:time_to_first_token_seconds_bucket",), s, w),
@@ -200,7 +207,7 @@ def _sglang(scope: Scope, w: str) -> dict[str, str]:
     s = scope.selector()
     return {
         # Every finished request is observed once in the end-to-end latency histogram.
-        "request_rate": _rate("sglang:e2e_request_latency_seconds_count", s, w),
+        "request_rate": _arrivals("sglang:e2e_request_latency_seconds_count", "sglang:num_queue_reqs", s, w),
         "prompt_tokens_rate": _rate("sglang:prompt_tokens_total", s, w),
         "generation_tokens_rate": _rate("sglang:generation_tokens_total", s, w),
         "ttft_p95_seconds": _p95(("sglang:time_to_first_token_seconds_bucket",), s, w),
@@ -220,7 +227,7 @@ def _sglang(scope: Scope, w: str) -> dict[str, str]:
 def _tgi(scope: Scope, w: str) -> dict[str, str]:
     s = scope.selector()
     return {
-        "request_rate": _rate("tgi_request_success", s, w),
+        "request_rate": _arrivals("tgi_request_success", "tgi_queue_size", s, w),
         # Token counts are histograms per request: their sums count tokens.
         "prompt_tokens_rate": _rate("tgi_request_input_length_sum", s, w),
         "generation_tokens_rate": _rate("tgi_request_generated_tokens_sum", s, w),

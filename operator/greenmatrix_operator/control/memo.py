@@ -92,9 +92,13 @@ class PlanMemo:
     Called from worker threads; hits, plans made and their durations go to the metrics.
     """
 
-    def __init__(self, planner: Planner, size: int, metrics: OperatorMetrics) -> None:
+    def __init__(
+        self, planner: Planner, size: int, metrics: OperatorMetrics, *, keep_options: bool = False
+    ) -> None:
         self._planner = planner
         self.size = size
+        self.keep_options = keep_options
+        """Keep every option: the live loop reads the deployment's own option, wherever it ranks."""
         self._metrics = metrics
         self._plans: OrderedDict[tuple[str, str, str, str], Plan] = OrderedDict()
         self._lock = threading.Lock()
@@ -119,8 +123,9 @@ class PlanMemo:
                 self._metrics.plan_cache_hits.inc()
                 return cached
         started = time.perf_counter()
+        result = self._planner(spec, inventory, policy, region)
         # The status needs the recommendation, alternatives, advice and error, not every option.
-        result = replace(self._planner(spec, inventory, policy, region), options=(), evaluated=())
+        result = replace(result, options=result.options if self.keep_options else (), evaluated=())
         elapsed = time.perf_counter() - started
         with self._lock:
             self._plans[key] = result

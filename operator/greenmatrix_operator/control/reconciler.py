@@ -82,6 +82,7 @@ class Reconciler:
         # Loaded once per process; the operator's startup does it before the workers start.
         planner = recommend.planner_for(predictors or Predictors.load())
         self._plans = PlanMemo(planner, self.settings.caches.plans, self.metrics)
+        self._live_plans = PlanMemo(planner, self.settings.caches.live_plans, self.metrics, keep_options=True)
         self.live = live
         """The live loop over Prometheus (None: recommendations from the specs only)."""
         self.recommended: dict[ObjectKey, str | None] = {}
@@ -275,9 +276,9 @@ class Reconciler:
         nodes = self._nodes()
         summarizer, region_of = self._inventories.at(self._nodes_version)
 
-        def evaluate(spec: Mapping[str, Any]) -> WorkloadEvaluation:
+        def evaluate(spec: Mapping[str, Any], plans: PlanMemo = self._plans) -> WorkloadEvaluation:
             return recommend.evaluate_workload(
-                spec, nodes, policy, summarizer, planner=self._plans, region_of=region_of
+                spec, nodes, policy, summarizer, planner=plans, region_of=region_of
             )
 
         parsed = parse_spec(record.spec) if self.live is not None else None
@@ -286,7 +287,10 @@ class Reconciler:
             spec = self.live.planned_spec(key, parsed, reading).to_wire()
         evaluation = evaluate(spec)
         if reading is not None and parsed is not None and self.live is not None:
-            view = self.live.evaluate(key, parsed, reading, lambda s: evaluate(s.to_wire()).plan, policy)
+            # Its own memo, with every option kept: the deployment's option may rank anywhere.
+            view = self.live.evaluate(
+                key, parsed, reading, lambda s: evaluate(s.to_wire(), self._live_plans).plan, policy
+            )
         if view is None:
             return evaluation
         return evaluation.with_live(view.conditions, view.fields, view.basis)
