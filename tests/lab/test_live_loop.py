@@ -208,6 +208,7 @@ def test_a_replayed_trace_reaches_the_status(live_operator: RunningOperator, lab
         assert first["observed"]["readyReplicas"] == 2
         assert first.get("scaling", {}).get("currentReplicas") == 2, json.dumps(first, indent=1)[-3000:]
         low = first["scaling"]["desiredReplicas"]
+        bad_input_is_named(lab)
         seen: list[str] = []
 
         def risen(s: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -292,3 +293,37 @@ def prometheus_down_then_back(lab: Lab, operator: RunningOperator) -> None:
         120,
         "MetricsAvailable=True once Prometheus is back",
     )
+
+
+def profile(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "greenmatrix.io/v1alpha1",
+        "kind": "WorkloadProfile",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {**PROFILE, **spec},
+    }
+
+
+def bad_input_is_named(lab: Lab) -> None:
+    """A missing target and an override Prometheus rejects: conditions naming the field, the rest kept."""
+    apply(
+        lab,
+        profile("no-target", targetRef={"kind": "Deployment", "name": "missing"}),
+        profile("bad-query", metrics={"ttftP95Seconds": "histogram_quantile(0.95, sum by (le) ("}),
+    )
+
+    def metrics_condition(name: str) -> dict[str, Any]:
+        obj = get_json(lab, "workloadprofile", name, "-n", NAMESPACE).get("status", {})
+        return condition(obj, "MetricsAvailable") and obj
+
+    missing = wait_until(lambda: metrics_condition("no-target"), 60, "a condition on the missing target")
+    said = condition(missing, "MetricsAvailable")
+    assert (said["status"], said["reason"]) == ("False", "TargetNotFound")
+    assert "spec.targetRef" in said["message"] and "missing" in said["message"]
+    assert condition(missing, "Ready")["status"] == "True" and missing.get("recommendation")
+    bad = wait_until(lambda: metrics_condition("bad-query"), 60, "a condition on the rejected override")
+    said = condition(bad, "MetricsAvailable")
+    assert (said["status"], said["reason"]) == ("True", "PartialMetrics")
+    assert "spec.metrics.ttftP95Seconds" in said["message"] and "parse error" in said["message"]
+    assert bad["observed"]["requestsPerSecond"] > 0 and "ttftP95Ms" not in bad["observed"]
+    lab.kubectl("delete", "workloadprofile", "no-target", "bad-query", "-n", NAMESPACE)
