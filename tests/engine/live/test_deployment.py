@@ -4,6 +4,7 @@ from the new rows only, and the hardware reviewed on a plan at the observed load
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,13 +23,14 @@ from greenmatrix.live.hardware import Layout
 from greenmatrix.planning.planner import plan as make_plan
 from greenmatrix.predict.predictors import Predictors
 
+ROOT = Path(__file__).resolve().parents[3]
 STEP = 300.0
 STARTUP = 180.0
 
 
 @pytest.fixture(scope="module")
 def spec() -> WorkloadProfileSpec:
-    doc = yaml.safe_load(open("examples/llama-8b-chat.yaml"))
+    doc = yaml.safe_load((ROOT / "examples" / "llama-8b-chat.yaml").read_text())
     return WorkloadProfileSpec.model_validate(doc["spec"])
 
 
@@ -82,7 +84,9 @@ def test_an_evaluation_feeds_only_new_rows_and_decides_once_warm(spec, predictor
     assert first.decision is None and "warming up" in first.forecast_reason
     assert first.state.history_points == 20 and first.state.fed_until == times[19]
     # The same rows again plus the rest: only the new ones are fed.
-    second = evaluate_deployment(spec, plan, layout, observed(4.0), times, values, times[-1], None, first.state)
+    second = evaluate_deployment(
+        spec, plan, layout, observed(4.0), times, values, times[-1], None, first.state
+    )
     assert second.state.history_points == len(times)
     assert second.decision is not None and second.demand is not None
     assert second.demand.p10 <= second.demand.p50 <= second.demand.p90
@@ -113,13 +117,19 @@ def test_slower_latency_than_predicted_lowers_the_learnt_capacity(spec, predicto
     option = next(o for o in seen_plan.options if o.gpu == "H100-SXM-80GB" and o.gpus_per_replica == 1)
     times, values = day(np.full(40, 4.0))
     state = DeploymentState.start(STEP, STARTUP)
-    prior = evaluate_deployment(spec, plan, layout, replace(seen, tpot_mean_s=None), times, values, times[-1], None, state)
+    prior = evaluate_deployment(
+        spec, plan, layout, replace(seen, tpot_mean_s=None), times, values, times[-1], None, state
+    )
     slow = replace(seen, tpot_mean_s=2.0 * option.tpot_ms.p50 / 1e3)
     capacities = []
     for _ in range(6):
-        state = evaluate_deployment(spec, plan, layout, slow, times, values, times[-1], None, state, seen_plan).state
+        state = evaluate_deployment(
+            spec, plan, layout, slow, times, values, times[-1], None, state, seen_plan
+        ).state
         capacities.append(
-            evaluate_deployment(spec, plan, layout, slow, times, values, times[-1], None, state, seen_plan).capacity
+            evaluate_deployment(
+                spec, plan, layout, slow, times, values, times[-1], None, state, seen_plan
+            ).capacity
         )
     assert prior.capacity is not None and capacities[-1] is not None
     learnt, model = capacities[-1].requests_per_second, prior.capacity.requests_per_second
@@ -134,7 +144,14 @@ def test_a_layout_outside_the_plan_gives_no_scaling_but_a_reason(spec, predictor
     plan = planned(at_observed_load(spec, observed(4.0)), predictors)
     times, values = day(np.full(60, 4.0))
     result = evaluate_deployment(
-        spec, plan, Layout("T4", 3, 2), observed(4.0), times, values, times[-1], None,
+        spec,
+        plan,
+        Layout("T4", 3, 2),
+        observed(4.0),
+        times,
+        values,
+        times[-1],
+        None,
         DeploymentState.start(STEP, STARTUP),
     )
     assert result.decision is None and "capacity unknown" in result.reason
