@@ -79,6 +79,25 @@ class Gauge:
         return lines + [f"{_series(self.name, self.label, v)} {values[v]}" for v in sorted(values, key=str)]
 
 
+class WorkloadGauge:
+    """One value per WorkloadProfile, labelled by its namespace and name, read when scraped."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._read: Callable[[], Mapping[tuple[str, str], int]] = dict
+
+    def set_function(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """`read` gives the value per (namespace, name)."""
+        self._read = read
+
+    def exposition(self) -> list[str]:
+        values = self._read()
+        lines = [f"# TYPE {self.name} gauge"]
+        return lines + [
+            f'{self.name}{{namespace="{ns}",name="{name}"}} {values[ns, name]}' for ns, name in sorted(values)
+        ]
+
+
 _KINDS = (WORKLOAD_PROFILE, OPTIMIZATION_POLICY)
 
 
@@ -104,6 +123,11 @@ class OperatorMetrics:
     queue_depth: Gauge = field(default_factory=lambda: Gauge(_PREFIX + "queue_depth"))
     queue_in_progress: Gauge = field(default_factory=lambda: Gauge(_PREFIX + "queue_in_progress"))
     recommendations: Gauge = field(default_factory=lambda: Gauge("greenmatrix_recommendations", "gpu"))
+    desired_replicas: WorkloadGauge = field(
+        default_factory=lambda: WorkloadGauge("greenmatrix_workload_desired_replicas")
+    )
+    """Each live workload's replicas after the guardrails: what an HPA (external metric) or a KEDA
+    ScaledObject (prometheus trigger) can scale on, so that one controller owns the field."""
 
     def render(self) -> str:
         """Prometheus text exposition of every metric."""
@@ -120,6 +144,7 @@ class OperatorMetrics:
             self.queue_depth,
             self.queue_in_progress,
             self.recommendations,
+            self.desired_replicas,
         )
         return "\n".join(line for metric in metrics for line in metric.exposition()) + "\n"
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from greenmatrix_lab import Lab
-from operator_helpers import RunningOperator, get_json, wait_until
+from operator_helpers import REPO, RunningOperator, get_json, wait_until
 
 from greenmatrix import WorkloadProfileSpec, plan
 
@@ -226,6 +226,7 @@ def test_a_replayed_trace_reaches_the_status(live_operator: RunningOperator, lab
             pytest.fail("desired replicas never rose; status over time:\n" + "\n".join(seen[::8]))
         assert high["scaling"]["action"] == "ScaleOut"
         peak = high["scaling"]["desiredReplicas"]
+        prometheus_holds_the_desired_replicas(lab, live_operator)
 
         def fallen() -> bool:
             s = status(lab)
@@ -327,3 +328,36 @@ def bad_input_is_named(lab: Lab) -> None:
     assert "spec.metrics.ttftP95Seconds" in said["message"] and "parse error" in said["message"]
     assert bad["observed"]["requestsPerSecond"] > 0 and "ttftP95Ms" not in bad["observed"]
     lab.kubectl("delete", "workloadprofile", "no-target", "bad-query", "-n", NAMESPACE)
+
+
+def prometheus_holds_the_desired_replicas(lab: Lab, operator: RunningOperator) -> None:
+    """The lab's Prometheus, scraping the operator, holds the desired replicas the status shows: what
+    an HPA's external metric or a KEDA prometheus trigger would scale on."""
+    import json as _json
+    import urllib.parse
+    import urllib.request
+
+    address = operator.metrics_url.split("//", 1)[1].split("/", 1)[0]
+    lab.add_scrape_target(f"operator-{NAMESPACE}", [address])
+    query = f'greenmatrix_workload_desired_replicas{{namespace="{NAMESPACE}",name="chat"}}'
+
+    def agree() -> bool:
+        url = f"{lab.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+        with urllib.request.urlopen(url, timeout=5) as response:
+            result = _json.load(response)["data"]["result"]
+        shown = status(lab).get("scaling", {}).get("desiredReplicas")
+        return bool(result) and shown is not None and float(result[0]["value"][1]) == shown
+
+    try:
+        wait_until(agree, 60, "Prometheus holding the desired replicas the status shows")
+    finally:
+        lab.remove_scrape_target(f"operator-{NAMESPACE}")
+
+
+def test_the_hpa_example_is_one_the_api_server_admits(crds: Lab) -> None:
+    """examples/autoscalers/hpa-external-metric.yaml, checked by the real API server (server dry run)."""
+    example = REPO / "examples" / "autoscalers" / "hpa-external-metric.yaml"
+    done = crds.kubectl("apply", "--dry-run=server", "-n", "default", "-f", str(example))
+    assert "horizontalpodautoscaler.autoscaling/llama-8b-chat" in done.stdout
+    hpa = yaml.safe_load(example.read_text())
+    assert hpa["spec"]["metrics"][0]["external"]["metric"]["name"] == "greenmatrix_workload_desired_replicas"

@@ -85,10 +85,15 @@ class Reconciler:
         self._live_plans = PlanMemo(planner, self.settings.caches.live_plans, self.metrics, keep_options=True)
         self.live = live
         """The live loop over Prometheus (None: recommendations from the specs only)."""
+        self.desired: dict[ObjectKey, int] = {}
+        """The guarded desired replicas per live WorkloadProfile, for /metrics."""
         self.recommended: dict[ObjectKey, str | None] = {}
         """The recommended GPU type per WorkloadProfile (None: none), for the metrics."""
         self.metrics.queue_depth.set_function(lambda: {None: len(self.queue)})
         self.metrics.queue_in_progress.set_function(lambda: {None: self.queue.processing})
+        self.metrics.desired_replicas.set_function(
+            lambda: {(key.namespace, key.name): n for key, n in self.desired.items()}
+        )
         self.metrics.recommendations.set_function(
             lambda: Counter(gpu or "none" for gpu in self.recommended.values())
         )
@@ -221,6 +226,7 @@ class Reconciler:
             self.live.forget(key)
         self._failures.pop(key, None)
         self.recommended.pop(key, None)
+        self.desired.pop(key, None)
 
     async def reconcile(self, key: ObjectKey) -> None:
         """Bring one object's status up to date with the current inputs."""
@@ -239,6 +245,11 @@ class Reconciler:
         reading, view = await self._live_read(key, record, policy)
         evaluation = await asyncio.to_thread(self._evaluate, key, record, policy, reading, view)
         self.recommended[key] = evaluation.recommended_gpu
+        desired = evaluation.live_fields.get("scaling", {}).get("desiredReplicas")
+        if desired is None:
+            self.desired.pop(key, None)  # blind or warming up: nothing for another controller to act on
+        else:
+            self.desired[key] = desired
         current = self.writer.known_status(record)
         desired = status_of(evaluation, record.generation, current.get("conditions"), self.clock())
         await self.writer.write(record, desired)
