@@ -80,6 +80,8 @@ class _Memory:
     state: DeploymentState
     next_at: float
     view: LiveView | None = None
+    target: tuple[str, str] | None = None
+    """The target the state learnt from: another one starts over."""
 
 
 class LiveLoop:
@@ -106,9 +108,10 @@ class LiveLoop:
     # --- schedule ----------------------------------------------------------------------------
 
     def interval_of(self, policy: PolicyView | None) -> float:
+        """The policy's evaluationInterval, at least a scrape: faster would read the same samples."""
         if policy is None:
             return self.settings.default_interval
-        return duration_seconds(policy.spec.evaluation_interval)
+        return max(duration_seconds(policy.spec.evaluation_interval), self.settings.scrape_interval)
 
     def _memory_for(self, key: ObjectKey, step: float) -> _Memory:
         memory = self._memory.get(key)
@@ -145,6 +148,9 @@ class LiveLoop:
         memory.next_at = now + memory.step
         ref = spec.get("targetRef") or {}
         kind, name = str(ref.get("kind", "Deployment")), str(ref.get("name", ""))
+        if memory.target not in (None, (kind, name)):
+            memory.state, memory.view = DeploymentState.start(memory.step, self.settings.startup), None
+        memory.target = (kind, name)
         where = f"spec.targetRef: {kind} {key.namespace}/{name}"
         try:
             body, nodes = await self.targets.read(key.namespace, kind, name)
