@@ -67,9 +67,11 @@ def running_operator(
         "0.1",
         *extra,
     ]
+    # The lab's environment names its Prometheus, which the operator would read: only `extra` says so.
+    env = {k: v for k, v in lab.env.items() if k != "GREENMATRIX_PROMETHEUS_URL"}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, env=lab.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     running = RunningOperator(
         process=process,

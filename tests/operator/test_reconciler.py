@@ -407,3 +407,14 @@ def test_metrics_keep_their_names_and_labels() -> None:
         f"{prefix}queue_depth",
         f"{prefix}queue_in_progress",
     ]
+
+
+def test_a_key_scheduled_for_later_is_waiting_not_queued() -> None:
+    # The live loop re-adds each workload for its next evaluation: an idle operator shows depth 0.
+    now = [0.0]
+    queue: WorkQueue[str] = WorkQueue(debounce=0.0, clock=lambda: now[0])
+    queue.add("soon", 0.0)
+    queue.add("later", 300.0)
+    assert len(queue) == 2 and queue.ready == 1
+    now[0] = 301.0
+    assert queue.ready == 2

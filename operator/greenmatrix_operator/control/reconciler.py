@@ -89,7 +89,7 @@ class Reconciler:
         """The guarded desired replicas per live WorkloadProfile, for /metrics."""
         self.recommended: dict[ObjectKey, str | None] = {}
         """The recommended GPU type per WorkloadProfile (None: none), for the metrics."""
-        self.metrics.queue_depth.set_function(lambda: {None: len(self.queue)})
+        self.metrics.queue_depth.set_function(lambda: {None: self.queue.ready})
         self.metrics.queue_in_progress.set_function(lambda: {None: self.queue.processing})
         self.metrics.desired_replicas.set_function(
             lambda: {(key.namespace, key.name): n for key, n in self.desired.items()}

@@ -35,6 +35,13 @@ class WorkQueue(Generic[K]):
         return len(self._due)
 
     @property
+    def ready(self) -> int:
+        """Keys due now: the queue's depth as client-go counts it (a key scheduled for later, such as
+        the next live evaluation, is waiting, not queued)."""
+        now = self._clock()
+        return sum(1 for due in self._due.values() if due <= now)
+
+    @property
     def processing(self) -> int:
         return len(self._processing)
 
