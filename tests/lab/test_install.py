@@ -46,6 +46,10 @@ NEEDED = [
     ("create", "events.events.k8s.io", None),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("list", "namespaces", None),
+    # The live loop reads each WorkloadProfile's target and where its pods run.
+    ("get", "deployments.apps", None),
+    ("get", "statefulsets.apps", None),
+    ("list", "pods", None),
 ]
 # What it must never be able to do, and, without auto-apply, scaling.
 FORBIDDEN = [
@@ -62,7 +66,6 @@ SCALING = [
     ("patch", "deployments.apps", "scale"),
     ("update", "deployments.apps", "scale"),
     ("patch", "statefulsets.apps", "scale"),
-    ("get", "deployments.apps", None),
 ]
 
 

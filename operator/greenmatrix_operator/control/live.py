@@ -46,6 +46,7 @@ from greenmatrix_operator.status.conditions import ConditionState
 logger = logging.getLogger(__name__)
 
 TARGET_NOT_FOUND = "TargetNotFound"
+TARGET_UNREADABLE = "TargetUnreadable"
 NO_PODS = "NoReadyPods"
 NO_DATA = "NoData"
 STALE = "Stale"
@@ -156,6 +157,8 @@ class LiveLoop:
             body, nodes = await self.targets.read(key.namespace, kind, name)
         except kube.Gone:
             return self._failed(memory, TARGET_NOT_FOUND, f"{where} does not exist")
+        except kube.KubeError as err:  # refused (RBAC) or unreachable: said, and tried next interval
+            return self._failed(memory, TARGET_UNREADABLE, f"{where} could not be read: {err}")
         target = kube.target_of(body, {node: self.node_product(node) for node in nodes})
         if target.ready_replicas < 1:
             return self._failed(memory, NO_PODS, f"{where} has no ready pods")
