@@ -6,7 +6,7 @@ import numpy as np
 
 from greenmatrix.api.optimizationpolicy import Scaling
 from greenmatrix.interval import Interval
-from greenmatrix.live.anomalies import clean_series, detect_anomalies
+from greenmatrix.live.anomalies import AnomalyKind, clean_series, detect_anomalies
 from greenmatrix.live.assess import WorkloadState, assess, busiest
 from greenmatrix.live.decide import decide_replicas
 from greenmatrix.live.forecast import forecast
@@ -42,7 +42,8 @@ def test_each_evaluation_decides_on_the_whole_history_demand() -> None:
         expected = busiest([forecast(history, now, h) for h in (60.0, 120.0, 180.0, 240.0)])
         assert outcome.demand == expected
         if expected is not None:
-            wanted = decide_replicas(CAPACITY, expected, 4, 0.7, anomalous=bool(judged.anomaly[-1])).desired
+            held = bool(judged.anomaly[-1]) and judged.kind[-1] != AnomalyKind.LEVEL_SHIFT.value
+            wanted = decide_replicas(CAPACITY, expected, 4, 0.7, anomalous=held).desired
             assert outcome.decision is not None
             # The guardrails may limit the step; the estimate they were given is the whole-history one.
             assert (
@@ -66,3 +67,17 @@ def test_warming_up_decides_nothing() -> None:
         guardrails_of(Scaling()),
     )
     assert outcome.decision is None and outcome.demand is None
+
+
+def test_a_level_shift_is_demand_and_scales_out() -> None:
+    """A step up that persists is flagged as a level shift; the forecast follows it, and so does the
+    decision: holding `current` for every flagged point would block scale-out through a real surge."""
+    rng = np.random.default_rng(5)
+    times = 1_700_000_000.0 + 60.0 * np.arange(900)
+    values = 40 + rng.normal(0, 1.0, 900)
+    values[880:] += 60  # demand jumps by 150% and stays
+    rails = guardrails_of(Scaling(max_replicas=50, max_scale_up_step=50))
+    out = assess(WorkloadState.start(60.0, 180.0), times, values, float(times[-1]), CAPACITY, 6, 0.7, rails)
+    judged = detect_anomalies(times, values)
+    assert judged.anomaly[-1] and judged.kind[-1] == AnomalyKind.LEVEL_SHIFT.value
+    assert out.decision is not None and out.decision.desired > 6 and "anomaly" not in out.decision.reason
