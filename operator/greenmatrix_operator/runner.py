@@ -40,7 +40,6 @@ async def run(kube: KubeClient, settings: OperatorSettings) -> None:
             prometheus,
             TargetReader(kube.api_client, settings.api),
             settings.live,
-            node_product=reconciler.node_product,
         )
         logger.info("live loop on: metrics from %s", settings.live.prometheus_url)
     registry = kopf.OperatorRegistry()

@@ -46,10 +46,9 @@ NEEDED = [
     ("create", "events.events.k8s.io", None),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("list", "namespaces", None),
-    # The live loop reads each WorkloadProfile's target and where its pods run.
+    # The live loop reads each WorkloadProfile's target (never its pods).
     ("get", "deployments.apps", None),
     ("get", "statefulsets.apps", None),
-    ("list", "pods", None),
 ]
 # What it must never be able to do, and, without auto-apply, scaling.
 FORBIDDEN = [

@@ -166,7 +166,7 @@ class Target:
     gpus_per_replica: int
     """GPUs a pod requests (the sum over its containers)."""
     gpu_product: str | None
-    """The GPU product its pods are pinned to, or the node of a running pod carries (None: unknown)."""
+    """The GPU product its pods are pinned to (None: not pinned)."""
 
 
 def _gpus_of(template: Mapping[str, Any]) -> int:
@@ -181,35 +181,53 @@ def _gpus_of(template: Mapping[str, Any]) -> int:
     return total
 
 
-def target_of(obj: Mapping[str, Any], node_products: Mapping[str, str | None]) -> Target:
-    """A Deployment or StatefulSet (as a dict) read as a Target; `node_products` maps the nodes its
-    pods run on to their GPU product, for targets not pinned by a node selector."""
+def _pinned_product(pod_spec: Mapping[str, Any]) -> str | None:
+    """The GPU product a pod template pins: a nodeSelector, or a required node affinity of one value."""
+    chosen = (pod_spec.get("nodeSelector") or {}).get(GPU_PRODUCT_LABEL)
+    if chosen:
+        return str(chosen)
+    required = ((pod_spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    for term in required.get("nodeSelectorTerms") or []:
+        for expression in term.get("matchExpressions") or []:
+            values = expression.get("values") or []
+            if (
+                expression.get("key") == GPU_PRODUCT_LABEL
+                and expression.get("operator") == "In"
+                and len(values) == 1
+            ):
+                return str(values[0])
+    return None
+
+
+def target_of(obj: Mapping[str, Any]) -> Target:
+    """A Deployment or StatefulSet (as a dict) read as a Target; the GPU product is the one its pod
+    template pins (None: the live loop asks DCGM which GPUs its pods run on)."""
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     template = spec.get("template") or {}
-    selector = (template.get("spec") or {}).get("nodeSelector") or {}
-    product = selector.get(GPU_PRODUCT_LABEL) or next((p for p in node_products.values() if p), None)
     return Target(
         kind=str(obj.get("kind", "")),
         name=str((obj.get("metadata") or {}).get("name", "")),
         replicas=int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
         ready_replicas=int(status.get("readyReplicas") or 0),
         gpus_per_replica=_gpus_of(template),
-        gpu_product=product,
+        gpu_product=_pinned_product(template.get("spec") or {}),
     )
 
 
 class TargetReader:
-    """Reads targets (Deployments, StatefulSets) and the nodes their pods landed on."""
+    """Reads targets (Deployments, StatefulSets): get only, never their pods (whose specs may hold
+    secrets in their environment)."""
 
     def __init__(self, api_client: kubernetes.client.ApiClient, settings: ApiSettings) -> None:
         self._apps = kubernetes.client.AppsV1Api(api_client)
-        self._core = kubernetes.client.CoreV1Api(api_client)
         self._timeout = (settings.connect_timeout, settings.read_timeout)
 
-    async def read(self, namespace: str, kind: str, name: str) -> tuple[Mapping[str, Any], list[str]]:
-        """The target as a dict and the nodes its running pods are on; `Gone` when it does not exist."""
+    async def read(self, namespace: str, kind: str, name: str) -> Mapping[str, Any]:
+        """The target as a dict; `Gone` when it does not exist."""
 
-        def call() -> tuple[Mapping[str, Any], list[str]]:
+        def call() -> Mapping[str, Any]:
             reader = (
                 self._apps.read_namespaced_stateful_set
                 if kind == "StatefulSet"
@@ -218,19 +236,7 @@ class TargetReader:
             obj = reader(name, namespace, _request_timeout=self._timeout)
             body = self._apps.api_client.sanitize_for_serialization(obj)
             body.setdefault("kind", kind)
-            nodes: list[str] = []
-            spec = body.get("spec") or {}
-            pinned = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
-            labels = (spec.get("selector") or {}).get("matchLabels") or {}
-            if GPU_PRODUCT_LABEL not in pinned and labels:
-                pods = self._core.list_namespaced_pod(
-                    namespace,
-                    label_selector=",".join(f"{k}={v}" for k, v in labels.items()),
-                    limit=5,
-                    _request_timeout=self._timeout,
-                )
-                nodes = [p.spec.node_name for p in pods.items if p.spec and p.spec.node_name]
-            return body, nodes
+            return body
 
         try:
             return await asyncio.to_thread(call)

@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -37,7 +37,7 @@ from greenmatrix import (
 from greenmatrix_operator.adapters import kube
 from greenmatrix_operator.adapters.observe import Observation, observe
 from greenmatrix_operator.adapters.prometheus import MetricsError, Prometheus
-from greenmatrix_operator.adapters.queries import queries_for, scope_of
+from greenmatrix_operator.adapters.queries import Scope, queries_for, scope_of
 from greenmatrix_operator.records import ObjectKey, PolicyView
 from greenmatrix_operator.settings import LiveSettings
 from greenmatrix_operator.status import live as live_status
@@ -94,14 +94,12 @@ class LiveLoop:
         targets: kube.TargetReader,
         settings: LiveSettings,
         *,
-        node_product: Callable[[str], str | None] = lambda node: None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
         self.prometheus = prometheus
         self.targets = targets
         self.settings = settings
-        self.node_product = node_product
         self.clock = clock
         self.rng = rng or random.Random()
         self._memory: dict[ObjectKey, _Memory] = {}
@@ -154,21 +152,27 @@ class LiveLoop:
         memory.target = (kind, name)
         where = f"spec.targetRef: {kind} {key.namespace}/{name}"
         try:
-            body, nodes = await self.targets.read(key.namespace, kind, name)
+            body = await self.targets.read(key.namespace, kind, name)
         except kube.Gone:
             return self._failed(memory, TARGET_NOT_FOUND, f"{where} does not exist")
         except kube.KubeError as err:  # refused (RBAC) or unreachable: said, and tried next interval
             return self._failed(memory, TARGET_UNREADABLE, f"{where} could not be read: {err}")
-        target = kube.target_of(body, {node: self.node_product(node) for node in nodes})
+        target = kube.target_of(body)
         if target.ready_replicas < 1:
             return self._failed(memory, NO_PODS, f"{where} has no ready pods")
+        scope = scope_of(key.namespace, ref)
+        if target.gpu_product is None:
+            target = replace(target, gpu_product=await self._dcgm_product(scope))
         if target.gpu_product is None or target.gpus_per_replica < 1:
             return self._failed(
-                memory, NO_GPU, f"{where}: its pods request no nvidia.com/gpu or run on no GPU node"
+                memory,
+                NO_GPU,
+                f"{where}: its pods request no nvidia.com/gpu, or neither a nodeSelector on"
+                " nvidia.com/gpu.product nor DCGM's modelName says which GPU they run on",
             )
         framework = str((spec.get("model") or {}).get("framework", "vllm"))
         window = max(memory.step, 4 * self.settings.scrape_interval)
-        queries = queries_for(spec.get("metrics"), framework, scope_of(key.namespace, ref), window)
+        queries = queries_for(spec.get("metrics"), framework, scope, window)
         try:
             seen = await observe(
                 self.prometheus,
@@ -188,6 +192,18 @@ class LiveLoop:
             return self._failed(memory, STALE, f"the newest sample of {where} is from {newest}")
         layout = Layout(target.gpu_product, target.gpus_per_replica, target.replicas)
         return Reading(target, layout, seen, observed_of(seen, target, now))
+
+    async def _dcgm_product(self, scope: Scope) -> str | None:
+        """The GPU model DCGM reports for the target's pods (its `modelName` label), for a target whose
+        template pins none: no need to read its pods."""
+        query = f"count by (modelName) (DCGM_FI_DEV_GPU_UTIL{scope.selector()})"
+        try:
+            found = await self.prometheus.instant(query, self.clock())
+        except MetricsError:
+            return None
+        names = [s.labels.get("modelName", "") for s in found if s.labels.get("modelName")]
+        # GPU Feature Discovery's spelling (dashes for spaces), which the catalog reads.
+        return names[0].replace(" ", "-") if len(set(names)) == 1 else None
 
     def _failed(self, memory: _Memory, reason: str, message: str) -> LiveView:
         """MetricsAvailable=False; the last figures kept (their asOf says how old), no decision."""

@@ -110,11 +110,6 @@ class Reconciler:
         assert self.indexes is not None
         return [hw for store in self.indexes.nodes.values() for hw in store]
 
-    def node_product(self, name: str) -> str | None:
-        """The GPU product of a node as its labels give it (None: no GPU, or not seen)."""
-        hardware = self._nodes_seen.get(name)
-        return hardware.gpu.product if hardware is not None and hardware.gpu is not None else None
-
     def _workload(self, namespace: str, name: str) -> ObjectRecord | None:
         assert self.indexes is not None
         return _first(self.indexes.workloads.get((namespace, name)))
