@@ -291,7 +291,9 @@ class Reconciler:
         spec: Mapping[str, Any] = record.spec
         if parsed is not None and self.live is not None and (reading is not None or view is not None):
             spec = self.live.planned_spec(key, parsed, reading).to_wire()
-        evaluation = evaluate(spec)
+        # With a reading, the live step plans this same spec with every option kept: planning the status
+        # through that memo too makes the live step's plan a cache hit instead of a second planning.
+        evaluation = evaluate(spec, self._live_plans if reading is not None else self._plans)
         if reading is not None and parsed is not None and self.live is not None:
             # Its own memo, with every option kept: the deployment's option may rank anywhere.
             view = self.live.evaluate(
