@@ -116,3 +116,43 @@ class AnomalyReport(Schema):
     """The reading (absent for a gap)."""
     score: Annotated[float, Field(ge=0, le=1)]
     """How anomalous, 0 to 1."""
+
+
+class ActionVerification(Schema):
+    """Whether an applied action did what it predicted, judged once its replicas were ready and a
+    window had passed."""
+
+    result: Literal["Holding", "Regressed", "Ineffective", "Inconclusive"]
+    """Holding: as predicted. Regressed: a scale-in pushed an SLO figure past its bound (rolled back).
+    Ineffective: a scale-out left the SLO violated while each replica's load fell (no further
+    scale-out). Inconclusive: too little evidence."""
+    reason: str
+    time: str
+    """When it was judged (RFC 3339)."""
+
+
+class ScaleActionRecord(Schema):
+    """One replica change GreenMatrix made (or, in a dry run, would have made) on the target."""
+
+    id: str
+    """Unique per WorkloadProfile: the Events about the action name it."""
+    time: str
+    """When the action was decided (RFC 3339); the intent is recorded then, before the patch."""
+    kind: Literal["Scale", "Rollback"]
+    from_replicas: int
+    to_replicas: int
+    reason: str
+    """Why, in words: the demand, a replica's capacity and the guardrails."""
+    phase: Literal["Intended", "Applied", "DryRun", "Superseded", "Failed"]
+    """Intended: recorded, not yet confirmed patched. Applied: the target's scale subresource has it.
+    DryRun: recorded only. Superseded: the target's spec changed before the patch, which was dropped.
+    Failed: the API server refused the patch."""
+    target_generation: int
+    """The target's metadata.generation when the intent was recorded."""
+    predicted_utilization: Interval | None = None
+    """Share of the new replicas' capacity the forecast demand was predicted to use."""
+    cooldown_seconds: float | None = None
+    """The cooldown after this action (backed off after a failed verification)."""
+    verification: ActionVerification | None = None
+    stop_scale_out_until: str | None = None
+    """After an Ineffective scale-out: no scale-out before this time (RFC 3339)."""

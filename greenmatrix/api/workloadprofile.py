@@ -17,6 +17,7 @@ from greenmatrix.api.live import (
     HardwareReview,
     ObservedFigures,
     ReplicaScaling,
+    ScaleActionRecord,
 )
 from greenmatrix.api.meta import Condition, Interval, Schema, TargetRef, cel, cel_rules
 
@@ -439,7 +440,8 @@ class WorkloadProfileStatus(Schema):
     observed_generation: Annotated[int | None, Field(ge=0)] = None
     """The metadata.generation the status describes."""
     conditions: list[Condition] | None = None
-    """Ready, InvalidSpec, RecommendationProvided; with live metrics MetricsAvailable and ScalingLimited."""
+    """Ready, InvalidSpec, RecommendationProvided; with live metrics MetricsAvailable and ScalingLimited;
+    under an Auto policy AutoApply, Conflict and RolledBack."""
     inventory: Inventory | None = None
     """Hardware in the cluster that matches the workload's restrictions."""
     recommendation: Recommendation | None = None
@@ -462,3 +464,7 @@ class WorkloadProfileStatus(Schema):
     """Whether another GPU type or precision would serve the observed load better."""
     anomalies: list[AnomalyReport] | None = Field(default=None, max_length=10)
     """Recent demand readings judged anomalous, newest last."""
+    last_action: ScaleActionRecord | None = None
+    """The latest replica change applied (or recorded) under an Auto policy."""
+    actions: list[ScaleActionRecord] | None = Field(default=None, max_length=10)
+    """Recent replica changes, newest first (the latest is also lastAction)."""

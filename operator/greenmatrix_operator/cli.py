@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from greenmatrix_operator.settings import (
+    ActuationSettings,
     LiveSettings,
     OperatorSettings,
     PeeringSettings,
@@ -75,6 +76,32 @@ def _setting(name: str, kind: click.ParamType | type, default: object, text: str
     DEFAULTS.live.scrape_interval,
     "Prometheus's scrape interval in seconds (rate windows span at least four).",
 )
+@click.option(
+    "--auto-apply/--no-auto-apply",
+    envvar="GREENMATRIX_AUTO_APPLY",
+    default=DEFAULTS.actuation.enabled,
+    show_default=True,
+    help="The admin's switch: let policies with mode Auto scale their targets (needs the scale rights of"
+    " the chart's autoApply.enabled or the auto-apply overlay, and --prometheus-url).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    envvar="GREENMATRIX_DRY_RUN",
+    help="With --auto-apply: record the actions in the status and as Events, patch nothing.",
+)
+@_setting(
+    "--verify-settle",
+    click.FloatRange(0, 3600),
+    DEFAULTS.actuation.settle,
+    "Seconds after an action's replicas are ready before its verification window opens.",
+)
+@_setting(
+    "--verify-window",
+    click.FloatRange(30, 6 * 3600),
+    DEFAULTS.actuation.window,
+    "Seconds of an action's verification window.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def command(
     namespaces: tuple[str, ...],
@@ -87,6 +114,10 @@ def command(
     startup: float,
     history: float,
     scrape_interval: float,
+    auto_apply: bool,
+    dry_run: bool,
+    verify_settle: float,
+    verify_window: float,
     verbose: bool,
 ) -> None:
     """Run the GreenMatrix operator against the current kubeconfig context."""
@@ -108,7 +139,16 @@ def command(
             history=history,
             scrape_interval=scrape_interval,
         ),
+        actuation=ActuationSettings(
+            enabled=auto_apply, dry_run=dry_run, settle=verify_settle, window=verify_window
+        ),
     )
+    if auto_apply and not prometheus_url:
+        # Not an exit: an overlay that grants auto-apply before Prometheus is configured must not
+        # crash-loop the operator; it recommends, and says why nothing is applied.
+        logging.getLogger(__name__).warning(
+            "--auto-apply without --prometheus-url: nothing is applied without live metrics"
+        )
     # Kopf, the Kubernetes client and the models load here, not for `greenmatrix operator --help`.
     from greenmatrix_operator.runner import serve
 

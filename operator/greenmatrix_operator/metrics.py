@@ -120,6 +120,17 @@ class OperatorMetrics:
     metrics_unavailable: Counter = field(
         default_factory=lambda: Counter(_PREFIX + "metrics_unavailable_total", "reason")
     )
+    actions: Counter = field(
+        default_factory=lambda: Counter(
+            _PREFIX + "actions_total", "result", ("Applied", "DryRun", "Superseded", "Failed")
+        )
+    )
+    """Replica changes auto-apply made (Applied), recorded only (DryRun), dropped because the target
+    changed first (Superseded) or had refused (Failed)."""
+    action_blocks: Counter = field(default_factory=lambda: Counter(_PREFIX + "action_blocks_total", "reason"))
+    """Decisions to change replicas under an Auto policy that were not applied, by the reason."""
+    rollbacks: Counter = field(default_factory=lambda: Counter(_PREFIX + "rollbacks_total"))
+    verifications: Counter = field(default_factory=lambda: Counter(_PREFIX + "verifications_total", "result"))
     queue_depth: Gauge = field(default_factory=lambda: Gauge(_PREFIX + "queue_depth"))
     queue_in_progress: Gauge = field(default_factory=lambda: Gauge(_PREFIX + "queue_in_progress"))
     recommendations: Gauge = field(default_factory=lambda: Gauge("greenmatrix_recommendations", "gpu"))
@@ -141,6 +152,10 @@ class OperatorMetrics:
             self.plan_duration,
             self.live_evaluations,
             self.metrics_unavailable,
+            self.actions,
+            self.action_blocks,
+            self.rollbacks,
+            self.verifications,
             self.queue_depth,
             self.queue_in_progress,
             self.recommendations,

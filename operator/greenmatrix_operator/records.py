@@ -25,6 +25,10 @@ PLURALS: Mapping[str, str] = {
 }
 
 
+# As KEDA's `autoscaling.keda.sh/paused`: on a WorkloadProfile or its target, no action is applied.
+PAUSED_ANNOTATION = "greenmatrix.io/paused"
+
+
 class ObjectKey(NamedTuple):
     """One item of the work queue: an object whose status should be brought up to date."""
 
@@ -49,6 +53,8 @@ class ObjectRecord:
     labels: Mapping[str, str] = field(default_factory=dict)
     spec: Mapping[str, Any] = field(default_factory=dict)
     status: Mapping[str, Any] = field(default_factory=dict)
+    paused: bool = False
+    """Whether it carries the annotation `greenmatrix.io/paused: "true"`."""
 
     @property
     def key(self) -> ObjectKey:
@@ -72,6 +78,7 @@ class ObjectRecord:
             labels=dict(meta.get("labels") or {}),
             spec=copy.deepcopy(dict(body.get("spec") or {})),
             status=copy.deepcopy(dict(body.get("status") or {})),
+            paused=str((meta.get("annotations") or {}).get(PAUSED_ANNOTATION, "")).lower() == "true",
         )
 
 

@@ -15,6 +15,8 @@ from greenmatrix import Predictors
 from greenmatrix_operator import handlers, metrics
 from greenmatrix_operator.adapters.kube import KubeClient, TargetReader
 from greenmatrix_operator.adapters.prometheus import Prometheus
+from greenmatrix_operator.adapters.scale import ScaleClient
+from greenmatrix_operator.control.actuator import Actuator
 from greenmatrix_operator.control.live import LiveLoop
 from greenmatrix_operator.control.reconciler import Reconciler
 from greenmatrix_operator.settings import OperatorSettings, kopf_settings
@@ -41,7 +43,18 @@ async def run(kube: KubeClient, settings: OperatorSettings) -> None:
             TargetReader(kube.api_client, settings.api),
             settings.live,
         )
+        reconciler.actuator = Actuator(
+            ScaleClient(kube.api_client, settings.api),
+            TargetReader(kube.api_client, settings.api),
+            kube.post_event,
+            settings.actuation,
+            reconciler.metrics,
+        )
         logger.info("live loop on: metrics from %s", settings.live.prometheus_url)
+        if settings.actuation.enabled:
+            logger.info(
+                "auto-apply on%s", " (dry run: nothing is patched)" if settings.actuation.dry_run else ""
+            )
     registry = kopf.OperatorRegistry()
     handlers.register(registry, reconciler)
     # Started before Kopf: Kopf's shutdown waits for tasks born after it started, ours are ours to stop.

@@ -95,6 +95,23 @@ class LiveSettings:
 
 
 @dataclass(frozen=True)
+class ActuationSettings:
+    enabled: bool = False
+    """The admin's switch for auto-apply (with the scale rights of the auto-apply overlay or chart
+    value): without it no policy's `mode: Auto` changes anything."""
+    dry_run: bool = False
+    """Record the actions auto-apply would take, patch nothing."""
+    settle: float = 120.0
+    """Seconds after an action's replicas are ready before its verification window opens."""
+    window: float = 600.0
+    """Seconds of the verification window."""
+    min_samples: int = 5
+    """Fewest evaluations in the window for a verdict."""
+    history: int = 8
+    """Actions kept in a WorkloadProfile's status."""
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     queue: QueueSettings = field(default_factory=QueueSettings)
     retries: RetrySettings = field(default_factory=RetrySettings)
@@ -104,6 +121,7 @@ class OperatorSettings:
     watching: WatchingSettings = field(default_factory=WatchingSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
+    actuation: ActuationSettings = field(default_factory=ActuationSettings)
 
 
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:

@@ -65,6 +65,9 @@ SCALING = [
     ("patch", "deployments.apps", "scale"),
     ("update", "deployments.apps", "scale"),
     ("patch", "statefulsets.apps", "scale"),
+    # Whether another autoscaler already scales the target.
+    ("list", "horizontalpodautoscalers.autoscaling", None),
+    ("list", "scaledobjects.keda.sh", None),
 ]
 
 
@@ -236,8 +239,13 @@ def test_auto_apply_overlay_is_the_base_plus_the_scale_role(lab: Lab) -> None:
     base = kustomize(lab, "manifests/base")
     overlay = kustomize(lab, "manifests/overlays/auto-apply")
     extra = [d for d in overlay if d not in base]
-    assert sorted(d["kind"] for d in extra) == ["ClusterRole", "ClusterRoleBinding"]
-    assert all(d in overlay for d in base)
+    assert sorted(d["kind"] for d in extra) == ["ClusterRole", "ClusterRoleBinding", "Deployment"]
+    # The Deployment differs only by the operator's own switch.
+    (switched,) = (d for d in extra if d["kind"] == "Deployment")
+    (container,) = switched["spec"]["template"]["spec"]["containers"]
+    assert container.pop("env") == [{"name": "GREENMATRIX_AUTO_APPLY", "value": "true"}]
+    assert switched in base
+    assert all(d in overlay for d in base if d["kind"] != "Deployment")
 
 
 # -- the Helm chart -------------------------------------------------------------------------

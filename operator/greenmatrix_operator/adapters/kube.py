@@ -20,7 +20,7 @@ from typing import Any
 import kubernetes
 
 from greenmatrix import GROUP, VERSION, NodeHardware
-from greenmatrix_operator.records import PLURALS, ObjectRecord
+from greenmatrix_operator.records import PAUSED_ANNOTATION, PLURALS, ObjectRecord
 from greenmatrix_operator.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _translate(err: Exception, what: str) -> KubeError:
+def translate_error(err: Exception, what: str) -> KubeError:
     status = getattr(err, "status", None)
     body = getattr(err, "body", None) or str(err)
     message = f"{what}: {status or type(err).__name__}: {str(body)[:500]}"
@@ -114,7 +114,7 @@ class KubeClient:
         try:
             result = await asyncio.to_thread(call)
         except Exception as err:
-            raise _translate(err, f"patch status of {record.key}") from err
+            raise translate_error(err, f"patch status of {record.key}") from err
         return str((result or {}).get("metadata", {}).get("resourceVersion", ""))
 
     async def post_event(self, record: ObjectRecord, type_: str, reason: str, message: str) -> None:
@@ -147,7 +147,9 @@ class KubeClient:
         try:
             await asyncio.to_thread(call)
         except Exception as err:
-            logger.warning("could not post event %s on %s: %s", reason, record.key, _translate(err, "event"))
+            logger.warning(
+                "could not post event %s on %s: %s", reason, record.key, translate_error(err, "event")
+            )
 
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -167,6 +169,11 @@ class Target:
     """GPUs a pod requests (the sum over its containers)."""
     gpu_product: str | None
     """The GPU product its pods are pinned to (None: not pinned)."""
+    generation: int = 0
+    """Its metadata.generation: moves only when its spec does (a scale included), not with its status."""
+    resource_version: str = ""
+    paused: bool = False
+    """Whether it carries the annotation `greenmatrix.io/paused: "true"`."""
 
 
 def _gpus_of(template: Mapping[str, Any]) -> int:
@@ -205,15 +212,24 @@ def target_of(obj: Mapping[str, Any]) -> Target:
     """A Deployment or StatefulSet (as a dict) read as a Target; the GPU product is the one its pod
     template pins (None: the live loop asks DCGM which GPUs its pods run on)."""
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    metadata = obj.get("metadata") or {}
     template = spec.get("template") or {}
     return Target(
         kind=str(obj.get("kind", "")),
-        name=str((obj.get("metadata") or {}).get("name", "")),
+        name=str(metadata.get("name", "")),
         replicas=int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
         ready_replicas=int(status.get("readyReplicas") or 0),
         gpus_per_replica=_gpus_of(template),
         gpu_product=_pinned_product(template.get("spec") or {}),
+        generation=int(metadata.get("generation") or 0),
+        resource_version=str(metadata.get("resourceVersion") or ""),
+        paused=is_paused(metadata),
     )
+
+
+def is_paused(metadata: Mapping[str, Any]) -> bool:
+    """Whether an object's metadata carries `greenmatrix.io/paused: "true"` (as KEDA's pause annotation)."""
+    return str((metadata.get("annotations") or {}).get(PAUSED_ANNOTATION, "")).lower() == "true"
 
 
 class TargetReader:
@@ -241,4 +257,4 @@ class TargetReader:
         try:
             return await asyncio.to_thread(call)
         except Exception as err:
-            raise _translate(err, f"read {kind} {namespace}/{name}") from err
+            raise translate_error(err, f"read {kind} {namespace}/{name}") from err

@@ -129,6 +129,10 @@ class LiveLoop:
         memory = self._memory.get(key)
         return None if memory is None else max(memory.next_at - self.clock(), 0.0)
 
+    def tracks(self, key: ObjectKey) -> bool:
+        """Whether this workload is evaluated (it has a targetRef and serves requests)."""
+        return key in self._memory
+
     def view(self, key: ObjectKey) -> LiveView | None:
         memory = self._memory.get(key)
         return None if memory is None else memory.view

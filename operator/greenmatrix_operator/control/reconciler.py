@@ -18,6 +18,7 @@ from typing import Any
 from greenmatrix import NodeHardware, Predictors, applied_policy, unknown_products
 from greenmatrix_operator.adapters import kube
 from greenmatrix_operator.control import recommend, selection
+from greenmatrix_operator.control.actuator import Actuator, sample_of
 from greenmatrix_operator.control.live import LiveLoop, LiveView, Reading, parse_spec
 from greenmatrix_operator.control.memo import InventoryMemo, PlanMemo
 from greenmatrix_operator.control.workqueue import WorkQueue
@@ -66,6 +67,7 @@ class Reconciler:
         predictors: Predictors | None = None,
         metrics: OperatorMetrics | None = None,
         live: LiveLoop | None = None,
+        actuator: Actuator | None = None,
     ) -> None:
         self.settings = settings or OperatorSettings()
         self.queue: WorkQueue[ObjectKey] = WorkQueue(self.settings.queue.debounce)
@@ -85,6 +87,8 @@ class Reconciler:
         self._live_plans = PlanMemo(planner, self.settings.caches.live_plans, self.metrics, keep_options=True)
         self.live = live
         """The live loop over Prometheus (None: recommendations from the specs only)."""
+        self.actuator = actuator
+        """Guarded auto-apply (None: recommendations only; it acts only with the live loop)."""
         self.desired: dict[ObjectKey, int] = {}
         """The guarded desired replicas per live WorkloadProfile, for /metrics."""
         self.recommended: dict[ObjectKey, str | None] = {}
@@ -219,6 +223,8 @@ class Reconciler:
         self.writer.forget(key)
         if self.live is not None:
             self.live.forget(key)
+        if self.actuator is not None:
+            self.actuator.forget(key)
         self._failures.pop(key, None)
         self.recommended.pop(key, None)
         self.desired.pop(key, None)
@@ -237,7 +243,7 @@ class Reconciler:
             self._forget(key)
             return
         policy = applied_policy(self._policies(key.namespace), record.labels)
-        reading, view = await self._live_read(key, record, policy)
+        reading, view, fresh = await self._live_read(key, record, policy)
         evaluation = await asyncio.to_thread(self._evaluate, key, record, policy, reading, view)
         self.recommended[key] = evaluation.recommended_gpu
         desired = evaluation.live_fields.get("scaling", {}).get("desiredReplicas")
@@ -245,30 +251,71 @@ class Reconciler:
             self.desired.pop(key, None)  # blind or warming up: nothing for another controller to act on
         else:
             self.desired[key] = desired
-        current = self.writer.known_status(record)
-        desired = status_of(evaluation, record.generation, current.get("conditions"), self.clock())
-        await self.writer.write(record, desired)
+        if self.actuator is not None and self.live is not None and self.live.tracks(key):
+            evaluation = await self._actuate(record, policy, reading, evaluation, fresh)
+        await self._write(record, evaluation)
         if self.live is not None and (delay := self.live.delay(key)) is not None:
             self.queue.add(key, delay)
 
+    async def _write(self, record: ObjectRecord, evaluation: WorkloadEvaluation) -> None:
+        current = self.writer.known_status(record)
+        desired = status_of(evaluation, record.generation, current.get("conditions"), self.clock())
+        await self.writer.write(record, desired)
+
+    async def _actuate(
+        self,
+        record: ObjectRecord,
+        policy: PolicyView | None,
+        reading: Reading | None,
+        evaluation: WorkloadEvaluation,
+        fresh: bool,
+    ) -> WorkloadEvaluation:
+        """Auto-apply's step; an action's intent is written to the status before the patch."""
+        assert self.actuator is not None
+        scaling = evaluation.live_fields.get("scaling") if reading is not None else None
+        sample = None
+        if reading is not None:
+            capacity = (scaling or {}).get("capacityPerReplica") or {}
+            sample = sample_of(reading.observed, reading.target.ready_replicas, capacity.get("p50"))
+        step = await self.actuator.step(
+            record,
+            self.writer.known_status(record),
+            policy,
+            reading.target if reading is not None else None,
+            scaling,
+            reading is not None,
+            sample,
+            fresh=fresh,
+        )
+        evaluation = evaluation.with_actuation(step.view.conditions, step.view.fields)
+        if step.intent is None:
+            return evaluation
+        # Recorded first: a crash between this write and the patch is settled from the target later.
+        await self._write(record, evaluation)
+        view = await self.actuator.apply(record, step.intent)
+        return evaluation.with_actuation(view.conditions, view.fields)
+
     async def _live_read(
         self, key: ObjectKey, record: ObjectRecord, policy: PolicyView | None
-    ) -> tuple[Reading | None, LiveView | None]:
-        """What the live loop read now (when due), or the view it holds from its last evaluation."""
+    ) -> tuple[Reading | None, LiveView | None, bool]:
+        """What the live loop read now (when due), or the view it holds from its last evaluation; and
+        whether it evaluated now."""
         # Serving workloads only: a training job's demand is its run, not a request rate to forecast.
         tracked = record.spec.get("targetRef") and record.spec.get("task") == "inference"
         if self.live is None or not tracked or parse_spec(record.spec) is None:
             if self.live is not None:
                 self.live.forget(key)
-            return None, None
+            if self.actuator is not None:
+                self.actuator.forget(key)
+            return None, None, False
         if not self.live.due(key, policy):
-            return None, self.live.view(key)
+            return None, self.live.view(key), False
         self.metrics.live_evaluations.inc()
         read = await self.live.read(key, record.spec, policy)
         if isinstance(read, Reading):
-            return read, None
+            return read, None, True
         self.metrics.metrics_unavailable.inc(read.conditions[0].reason)
-        return None, read
+        return None, read, True
 
     def _evaluate(
         self,

@@ -28,8 +28,24 @@ RECOMMENDATION_PROVIDED = "RecommendationProvided"
 # replica estimate back (as the HPA's ScalingLimited).
 METRICS_AVAILABLE = "MetricsAvailable"
 SCALING_LIMITED = "ScalingLimited"
+# Under an Auto policy: whether actions are applied (and else which part of the gate is closed), another
+# autoscaler of the same target, and the last action rolled back.
+AUTO_APPLY = "AutoApply"
+CONFLICT = "Conflict"
+ROLLED_BACK = "RolledBack"
 # Types this operator decides: one it no longer derives (a targetRef removed) is dropped, not kept.
-OWN_TYPES = frozenset({READY, INVALID_SPEC, RECOMMENDATION_PROVIDED, METRICS_AVAILABLE, SCALING_LIMITED})
+OWN_TYPES = frozenset(
+    {
+        READY,
+        INVALID_SPEC,
+        RECOMMENDATION_PROVIDED,
+        METRICS_AVAILABLE,
+        SCALING_LIMITED,
+        AUTO_APPLY,
+        CONFLICT,
+        ROLLED_BACK,
+    }
+)
 
 # Reasons the operator writes (CamelCase, as metav1.Condition requires); errors from the engine
 # bring their own (`GreenMatrixError.reason`: UnknownModel, UnknownHardware, InvalidSpec, ...).

@@ -27,6 +27,10 @@ class WorkloadEvaluation:
     """The live loop's status fields (observed, forecast, scaling, hardware, anomalies)."""
     live_basis: str | None = None
     """What the live evaluation corrected, added to the recommendation's basis."""
+    actuation_conditions: tuple[ConditionState, ...] = ()
+    """Auto-apply's conditions (AutoApply, Conflict, RolledBack)."""
+    actuation_fields: Mapping[str, Any] = field(default_factory=dict)
+    """Auto-apply's status fields (lastAction, actions)."""
 
     def with_live(
         self, conditions: Sequence[ConditionState], fields: Mapping[str, Any], basis: str | None
@@ -35,6 +39,16 @@ class WorkloadEvaluation:
         return replace(
             self, conditions=(*self.conditions, *conditions), live_fields=dict(fields), live_basis=basis
         )
+
+    def with_actuation(
+        self, conditions: Sequence[ConditionState], fields: Mapping[str, Any]
+    ) -> WorkloadEvaluation:
+        """This evaluation with auto-apply's conditions and fields (replacing any before)."""
+        return replace(self, actuation_conditions=tuple(conditions), actuation_fields=dict(fields))
+
+    @property
+    def all_conditions(self) -> tuple[ConditionState, ...]:
+        return (*self.conditions, *self.actuation_conditions)
 
     @property
     def recommended_gpu(self) -> str | None:
@@ -58,6 +72,7 @@ class WorkloadEvaluation:
         if self.applied_policy is not None:
             fields["appliedPolicy"] = self.applied_policy
         fields.update(self.live_fields)
+        fields.update(self.actuation_fields)
         recommendation = fields.get("recommendation")
         if self.live_basis and recommendation is not None:
             said = recommendation.get("basis")
@@ -93,6 +108,12 @@ def status_of(
     evaluation's own fields (those without a value are absent: the next write removes them)."""
     return {
         "observedGeneration": generation,
-        "conditions": merge_conditions(previous_conditions, evaluation.conditions, generation, now),
+        "conditions": merge_conditions(previous_conditions, _conditions(evaluation), generation, now),
         **evaluation.derived_fields(),
     }
+
+
+def _conditions(evaluation: WorkloadEvaluation | PolicyEvaluation) -> tuple[ConditionState, ...]:
+    if isinstance(evaluation, WorkloadEvaluation):
+        return evaluation.all_conditions
+    return evaluation.conditions

@@ -1,0 +1,110 @@
+"""The scale adapter: a target's replicas changed through its scale subresource only (never its pod
+template), and the other autoscalers of the same target found.
+
+A patch carries the resourceVersion the decision was made on, so a target changed since (by a user,
+a rollout, another controller) is never overwritten blindly: the API server answers 409 and the
+caller reads it again. Faults become `ScaleForbidden` (no scale rights: the admin has not granted
+auto-apply), `ScaleConflict` (the target moved under us) or the Kubernetes adapter's errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import kubernetes
+
+from greenmatrix.live.actuation import Autoscaler
+from greenmatrix_operator.adapters.kube import KubeError, translate_error
+from greenmatrix_operator.settings import ApiSettings
+
+_MERGE_PATCH = "application/merge-patch+json"
+KEDA = ("keda.sh", "v1alpha1", "scaledobjects")
+
+
+class ScaleForbidden(KubeError):
+    """403 on the scale subresource: the operator has no right to scale (auto-apply not granted)."""
+
+
+class ScaleConflict(KubeError):
+    """409: the target changed since it was read."""
+
+
+def _refs(target_ref: Mapping[str, Any] | None, kind: str, name: str) -> bool:
+    ref = target_ref or {}
+    return str(ref.get("kind", "Deployment")) == kind and ref.get("name") == name
+
+
+class ScaleClient:
+    """Patches targets' scale subresources and lists the autoscalers that may already own them."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient, settings: ApiSettings) -> None:
+        self._apps = kubernetes.client.AppsV1Api(api_client)
+        self._hpa = kubernetes.client.AutoscalingV2Api(api_client)
+        self._custom = kubernetes.client.CustomObjectsApi(api_client)
+        self._timeout = (settings.connect_timeout, settings.read_timeout)
+
+    async def scale(self, namespace: str, kind: str, name: str, replicas: int, resource_version: str) -> int:
+        """Set the target's replicas, if it is still at `resource_version`; returns the replicas it
+        now asks for."""
+        body: dict[str, Any] = {"spec": {"replicas": replicas}}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+
+        def call() -> Any:
+            patch = (
+                self._apps.patch_namespaced_stateful_set_scale
+                if kind == "StatefulSet"
+                else self._apps.patch_namespaced_deployment_scale
+            )
+            return patch(name, namespace, body, _content_type=_MERGE_PATCH, _request_timeout=self._timeout)
+
+        try:
+            result = await asyncio.to_thread(call)
+        except Exception as err:
+            status = getattr(err, "status", None)
+            what = f"scale {kind} {namespace}/{name} to {replicas}"
+            if status == 403:
+                raise ScaleForbidden(f"{what}: forbidden: {getattr(err, 'body', err)}"[:500]) from err
+            if status == 409:
+                raise ScaleConflict(f"{what}: the target changed since it was read") from err
+            raise translate_error(err, what) from err
+        return int(getattr(getattr(result, "spec", None), "replicas", replicas) or 0)
+
+    async def autoscalers(self, namespace: str, kind: str, name: str) -> tuple[Autoscaler, ...]:
+        """The HPAs and KEDA ScaledObjects in `namespace` that scale this target (KEDA absent: none)."""
+
+        def hpas() -> list[Autoscaler]:
+            found = self._hpa.list_namespaced_horizontal_pod_autoscaler(
+                namespace, _request_timeout=self._timeout
+            )
+            return [
+                Autoscaler("HorizontalPodAutoscaler", h.metadata.name)
+                for h in found.items
+                if _refs(
+                    {"kind": h.spec.scale_target_ref.kind, "name": h.spec.scale_target_ref.name}, kind, name
+                )
+            ]
+
+        def scaled_objects() -> list[Autoscaler]:
+            try:
+                found = self._custom.list_namespaced_custom_object(
+                    *KEDA[:2], namespace, KEDA[2], _request_timeout=self._timeout
+                )
+            except kubernetes.client.ApiException as err:
+                if err.status == 404:
+                    return []  # KEDA is not installed: there is no ScaledObject
+                raise
+            return [
+                Autoscaler("ScaledObject", str(o["metadata"]["name"]))
+                for o in found.get("items", [])
+                if _refs((o.get("spec") or {}).get("scaleTargetRef"), kind, name)
+            ]
+
+        try:
+            first = await asyncio.to_thread(hpas)
+            second = await asyncio.to_thread(scaled_objects)
+        except Exception as err:
+            raise translate_error(err, f"list the autoscalers of {kind} {namespace}/{name}") from err
+        return (*first, *second)
