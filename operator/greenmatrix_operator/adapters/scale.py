@@ -15,7 +15,7 @@ from typing import Any
 
 import kubernetes
 
-from greenmatrix.live.actuation import Autoscaler
+from greenmatrix import Autoscaler
 from greenmatrix_operator.adapters.kube import KubeError, translate_error
 from greenmatrix_operator.settings import ApiSettings
 

@@ -20,22 +20,27 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from greenmatrix import Interval, OptimizationPolicySpec
-from greenmatrix.live.actuation import (
-    DRY_RUN,
+from greenmatrix import (
     ActionRecord,
     Autoscaler,
+    Expected,
     Gate,
     GateInputs,
+    Interval,
+    OptimizationPolicySpec,
+    Sample,
+    ScaleAction,
+    SLOLimits,
     Verdict,
+    VerificationRule,
     cooldown_of,
     gate,
     next_cooldown,
     permitted,
     rollback_to,
     settle,
+    verify,
 )
-from greenmatrix.live.verification import Expected, Sample, ScaleAction, SLOLimits, VerificationRule, verify
 from greenmatrix_operator.adapters import kube
 from greenmatrix_operator.adapters.scale import ScaleConflict, ScaleForbidden
 from greenmatrix_operator.metrics import OperatorMetrics
@@ -574,6 +579,3 @@ def sample_of(observed: Any, ready_replicas: int, capacity_p50: float | None) ->
         ttft_p95_ms=None if observed.ttft_p95_s is None else observed.ttft_p95_s * 1e3,
         tpot_p95_ms=None if observed.tpot_p95_s is None else observed.tpot_p95_s * 1e3,
     )
-
-
-__all__ = ["DRY_RUN", "ActuationView", "Actuator", "Intent", "Step", "sample_of"]
