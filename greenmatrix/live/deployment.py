@@ -138,6 +138,13 @@ class DeploymentState:
     def start(cls, step: float, startup: float) -> DeploymentState:
         return cls(step, startup, WorkloadState.start(step, startup))
 
+    def acted_at(self, at: float | None) -> DeploymentState:
+        """This state with the replicas last changed at `at`: under auto-apply the guardrails' cooldown
+        runs from the action really applied, not from the last estimate that differed (which assumes
+        every estimate is acted on at once)."""
+        guardrails = replace(self.workload.guardrails, last_action_at=at)
+        return replace(self, workload=replace(self.workload, guardrails=guardrails))
+
 
 @dataclass(frozen=True)
 class Capacity:

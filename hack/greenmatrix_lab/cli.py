@@ -119,7 +119,22 @@ def status() -> None:
     default=None,
     help="CSV of what each pod served at each step (demand, served, latencies, GPU).",
 )
-def replay(target: str, trace_path: Path, speedup: float, backfill: str | None, record: Path | None) -> None:
+@click.option(
+    "--capacity-cut-on-scale-in",
+    "capacity_cut",
+    type=click.FloatRange(0.05, 1.0),
+    default=None,
+    help="An emulated fault: once the Deployment is scaled in, every replica serves only this share of"
+    " its capacity (what an auto-apply's verification should catch and roll back).",
+)
+def replay(
+    target: str,
+    trace_path: Path,
+    speedup: float,
+    backfill: str | None,
+    record: Path | None,
+    capacity_cut: float | None,
+) -> None:
     """Serve a demand trace as the vLLM and DCGM metrics of a Deployment's pods until it ends.
 
     Each Ready pod of the target gets a /metrics endpoint that the lab's Prometheus scrapes
@@ -137,7 +152,14 @@ def replay(target: str, trace_path: Path, speedup: float, backfill: str | None, 
         if not lab.is_up():
             raise click.ClickException(f"no healthy lab in {lab.layout.run_dir}; run `greenmatrix lab up`")
         job = Replay(
-            lab, Target.parse(target), trace_path, speedup, backfill_s, record=record, say=_say_replay
+            lab,
+            Target.parse(target),
+            trace_path,
+            speedup,
+            backfill_s,
+            record=record,
+            say=_say_replay,
+            capacity_cut=capacity_cut,
         )
         signal.signal(signal.SIGTERM, lambda *_: job.stop())
         summary = job.run()

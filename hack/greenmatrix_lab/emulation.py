@@ -129,6 +129,8 @@ class Replica:
         self.key = key
         self.queue = 0.0
         self.requests = 0.0
+        self.capacity_factor = 1.0
+        """Share of the model's capacity it serves (below 1: an emulated slowdown)."""
         self.histograms = {
             "ttft": Histogram(bounds["ttft"], TTFT_SIGMA),
             "tpot": Histogram(bounds["tpot"], TPOT_SIGMA),
@@ -149,7 +151,7 @@ class Replica:
     def advance(self, offered: float, dt: float, moment: float) -> Tick:
         """Serve `offered` requests/s for `dt` seconds ending at trace time `moment`."""
         m = self.model
-        capacity = m.capacity
+        capacity = m.capacity * self.capacity_factor
         arrived = max(offered, 0.0) * dt
         done = min(self.queue + arrived, capacity * dt)
         self.queue = self.queue + arrived - done

@@ -133,6 +133,7 @@ class Replay:
         record: Path | None = None,
         poll_interval: float = 1.0,
         say: Callable[[str], None] | None = None,
+        capacity_cut: float | None = None,
     ) -> None:
         self.lab = lab
         self.target = target if isinstance(target, Target) else Target.parse(target)
@@ -156,6 +157,11 @@ class Replay:
         """Set when serving starts: when the history began and live serving starts and ends."""
         self.started = threading.Event()
         """Set once every first pod is a scrape target (and any history written)."""
+        self.capacity_cut = capacity_cut
+        """An emulated fault: the share of its capacity each replica keeps once the target is scaled in."""
+        self._most_pods = 0
+        self.cut_at: float | None = None
+        """When the capacity cut began (wall time), None before."""
 
     # -- the public surface --------------------------------------------------------------
 
@@ -294,6 +300,8 @@ class Replay:
         self, servers: list[PodServer], demand: float, dt: float, moment: float, wall: float, phase: str
     ) -> None:
         share = demand / len(servers) if servers else 0.0
+        if phase == "live":
+            self._cut_when_scaled_in(servers, wall)
         for server in servers:
             tick = server.advance(share, dt, moment)
             self._note(ServedRow(
@@ -317,6 +325,18 @@ class Replay:
                 gpu_util_percent=sum(g.util_percent for g in tick.gpus) / len(tick.gpus),
                 watts=sum(g.watts for g in tick.gpus),
             ))  # fmt: skip
+
+    def _cut_when_scaled_in(self, servers: list[PodServer], wall: float) -> None:
+        """Once fewer pods serve than ever did, each keeps only `capacity_cut` of its capacity."""
+        self._most_pods = max(self._most_pods, len(servers))
+        if self.capacity_cut is None:
+            return
+        if self.cut_at is None and len(servers) < self._most_pods:
+            self.cut_at = wall
+            self._say(f"scaled in to {len(servers)} pods: capacity cut to {self.capacity_cut:.0%}")
+        if self.cut_at is not None:
+            for server in servers:
+                server.replica.capacity_factor = self.capacity_cut
 
     # -- pods ----------------------------------------------------------------------------
 

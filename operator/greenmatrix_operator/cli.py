@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -140,7 +141,11 @@ def command(
             scrape_interval=scrape_interval,
         ),
         actuation=ActuationSettings(
-            enabled=auto_apply, dry_run=dry_run, settle=verify_settle, window=verify_window
+            enabled=auto_apply,
+            dry_run=dry_run,
+            settle=verify_settle,
+            window=verify_window,
+            crash_after_intent=os.environ.get("GREENMATRIX_FAULT_CRASH_AFTER_INTENT") == "1",
         ),
     )
     if auto_apply and not prometheus_url:

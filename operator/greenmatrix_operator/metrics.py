@@ -130,6 +130,8 @@ class OperatorMetrics:
     action_blocks: Counter = field(default_factory=lambda: Counter(_PREFIX + "action_blocks_total", "reason"))
     """Decisions to change replicas under an Auto policy that were not applied, by the reason."""
     rollbacks: Counter = field(default_factory=lambda: Counter(_PREFIX + "rollbacks_total"))
+    action_patch: Summary = field(default_factory=lambda: Summary(_PREFIX + "action_patch_seconds"))
+    """From an action's decision to its scale patch confirmed (the intent's status write between)."""
     verifications: Counter = field(default_factory=lambda: Counter(_PREFIX + "verifications_total", "result"))
     queue_depth: Gauge = field(default_factory=lambda: Gauge(_PREFIX + "queue_depth"))
     queue_in_progress: Gauge = field(default_factory=lambda: Gauge(_PREFIX + "queue_in_progress"))
@@ -155,6 +157,7 @@ class OperatorMetrics:
             self.actions,
             self.action_blocks,
             self.rollbacks,
+            self.action_patch,
             self.verifications,
             self.queue_depth,
             self.queue_in_progress,

@@ -109,6 +109,10 @@ class ActuationSettings:
     """Fewest evaluations in the window for a verdict."""
     history: int = 8
     """Actions kept in a WorkloadProfile's status."""
+    crash_after_intent: bool = False
+    """Fault injection for the lab's crash-safety test (env GREENMATRIX_FAULT_CRASH_AFTER_INTENT=1):
+    SIGKILL this process right after an intent is recorded, before its patch; a crash no real part
+    produces on demand at that moment."""
 
 
 @dataclass(frozen=True)

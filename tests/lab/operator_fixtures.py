@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -47,12 +47,20 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def running_operator(
-    lab: Lab, namespace: str, log: Path, extra: Sequence[str] = ()
+    lab: Lab,
+    namespace: str,
+    log: Path,
+    extra: Sequence[str] = (),
+    *,
+    environment: Mapping[str, str] | None = None,
+    fresh_namespace: bool = True,
 ) -> Iterator[RunningOperator]:
-    """`greenmatrix operator` limited to a fresh `namespace`, stopped (SIGTERM, then SIGKILL) on exit."""
-    # A fresh namespace: leftovers of an interrupted session must not leak into the assertions.
-    lab.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--timeout=120s")
-    lab.kubectl("create", "namespace", namespace)
+    """`greenmatrix operator` limited to `namespace` (made afresh unless `fresh_namespace` is False: a
+    restart), stopped (SIGTERM, then SIGKILL) on exit; `environment` is added to the lab's."""
+    if fresh_namespace:
+        # A fresh namespace: leftovers of an interrupted session must not leak into the assertions.
+        lab.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--timeout=120s")
+        lab.kubectl("create", "namespace", namespace)
     health, metrics = _free_port(), _free_port()
     command = [
         str(Path(sys.executable).parent / "greenmatrix"),
@@ -68,8 +76,8 @@ def running_operator(
         *extra,
     ]
     # The lab's environment names its Prometheus, which the operator would read: only `extra` says so.
-    env = {k: v for k, v in lab.env.items() if k != "GREENMATRIX_PROMETHEUS_URL"}
-    with log.open("wb") as out:
+    env = {k: v for k, v in lab.env.items() if k != "GREENMATRIX_PROMETHEUS_URL"} | dict(environment or {})
+    with log.open("ab") as out:
         process = subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -94,7 +102,8 @@ def running_operator(
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
         sys.stderr.write(f"operator log: {log}\n")
-        lab.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        if fresh_namespace:
+            lab.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="session")

@@ -406,6 +406,8 @@ def test_metrics_keep_their_names_and_labels() -> None:
         f"{prefix}live_evaluations_total",
         *(f'{prefix}actions_total{{result="{r}"}}' for r in ("Applied", "DryRun", "Superseded", "Failed")),
         f"{prefix}rollbacks_total",
+        f"{prefix}action_patch_seconds_sum",
+        f"{prefix}action_patch_seconds_count",
         f"{prefix}queue_depth",
         f"{prefix}queue_in_progress",
     ]

@@ -206,6 +206,16 @@ class Actuator:
     def forget(self, key: ObjectKey) -> None:
         self._watched.pop(key, None)
 
+    def acting(self, policy: PolicyView | None) -> bool:
+        """Whether the admin's switch is on and the policy says Auto: then the decisions are actions."""
+        return self.settings.enabled and policy is not None and policy.spec.mode == "Auto"
+
+    @staticmethod
+    def last_action_at(status: Mapping[str, Any]) -> float | None:
+        """When the newest recorded action (not one superseded) was decided: its cooldown runs from then."""
+        last = next((a for a in history_of(status) if a.phase != "Superseded"), None)
+        return None if last is None else last.at
+
     def _watch(self, key: ObjectKey) -> _Watch:
         watch = self._watched.get(key)
         if watch is None:
@@ -481,6 +491,7 @@ class Actuator:
             return self._view(intent.history, intent.gate, None, autoscalers_checked=True)
         else:
             self.metrics.actions.inc("Applied")
+            self.metrics.action_patch.observe(max(self.clock() - action.at, 0.0))
             outcome = replace(action, phase="Applied")
             if action.kind == "Rollback":
                 self.metrics.rollbacks.inc()

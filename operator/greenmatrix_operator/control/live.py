@@ -129,6 +129,12 @@ class LiveLoop:
         memory = self._memory.get(key)
         return None if memory is None else max(memory.next_at - self.clock(), 0.0)
 
+    def acted_at(self, key: ObjectKey, at: float | None) -> None:
+        """The replicas were last changed at `at` (auto-apply's record): the guardrails count from it."""
+        memory = self._memory.get(key)
+        if memory is not None:
+            memory.state = memory.state.acted_at(at)
+
     def tracks(self, key: ObjectKey) -> bool:
         """Whether this workload is evaluated (it has a targetRef and serves requests)."""
         return key in self._memory

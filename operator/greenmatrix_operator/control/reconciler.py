@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -244,6 +246,9 @@ class Reconciler:
             return
         policy = applied_policy(self._policies(key.namespace), record.labels)
         reading, view, fresh = await self._live_read(key, record, policy)
+        acting = self.actuator is not None and self.actuator.acting(policy)
+        if reading is not None and self.live is not None and acting:
+            self.live.acted_at(key, Actuator.last_action_at(self.writer.known_status(record)))
         evaluation = await asyncio.to_thread(self._evaluate, key, record, policy, reading, view)
         self.recommended[key] = evaluation.recommended_gpu
         desired = evaluation.live_fields.get("scaling", {}).get("desiredReplicas")
@@ -292,6 +297,9 @@ class Reconciler:
             return evaluation
         # Recorded first: a crash between this write and the patch is settled from the target later.
         await self._write(record, evaluation)
+        if self.settings.actuation.crash_after_intent:
+            logger.warning("fault injection: SIGKILL after recording intent %s", step.intent.action.id)
+            os.kill(os.getpid(), signal.SIGKILL)
         view = await self.actuator.apply(record, step.intent)
         return evaluation.with_actuation(view.conditions, view.fields)
 
