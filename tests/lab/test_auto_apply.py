@@ -290,6 +290,72 @@ def test_rising_then_falling_load_scales_within_the_guardrails(
     assert count >= len(moves)
     mean = metrics["greenmatrix_operator_action_patch_seconds_sum"] / count
     sys.stderr.write(f"auto-apply: actions {moves}; decision to patch {mean * 1e3:.0f} ms on average\n")
+    # The same trace under `greenmatrix autoscale replay`: the lab run should cost about the same.
+    lab_hours, lab_overload, span = lab_usage(tmp_path / f"{name}-served.csv")
+    replay_hours, replay_overload = replay_usage(tmp_path, name, span)
+    sys.stderr.write(
+        f"auto-apply on the lab: {lab_hours:.3f} GPU-hours, {lab_overload:.1f} overload minutes;"
+        f" autoscale replay of the same trace: {replay_hours:.3f} GPU-hours, {replay_overload:.1f}\n"
+    )
+    assert 0.5 < lab_hours / replay_hours < 2.0, (lab_hours, replay_hours)
+
+
+def lab_usage(record: Path) -> tuple[float, float, tuple[float, float]]:
+    """GPU-hours the Deployment's Ready pods ran and minutes the demand exceeded their capacity, over the
+    live part of the replay (its record: one row per pod per step), and the trace time it spans."""
+    pods: dict[float, int] = {}
+    demand: dict[float, float] = {}
+    trace_times = []
+    with record.open() as rows:
+        for row in csv.DictReader(rows):
+            if row["phase"] == "live":
+                t = float(row["wall_time"])
+                pods[t] = pods.get(t, 0) + 1
+                demand[t] = float(row["demand"])
+                trace_times.append(float(row["trace_time"]))
+    times = sorted(pods)
+    hours = overload = 0.0
+    for a, b in itertools.pairwise(times):
+        hours += pods[a] * (b - a) / 3600
+        overload += (b - a) / 60 if demand[a] > pods[a] * CAPACITY else 0.0
+    return hours, overload, (min(trace_times), max(trace_times))
+
+
+def replay_usage(tmp_path: Path, name: str, span: tuple[float, float]) -> tuple[float, float]:
+    """The same over the same trace time under `greenmatrix autoscale replay` with the policy."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(workload(NAMESPACE, name)[0]))
+    out = tmp_path / "replayed.csv"
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "greenmatrix"),
+            "autoscale",
+            "replay",
+            "--trace",
+            str(tmp_path / f"{name}.csv"),
+            "--capacity",
+            f"{CAPACITY:.4f}",
+            "--startup",
+            "10s",
+            "--policy",
+            str(policy),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    with out.open() as rows:
+        replayed = list(csv.DictReader(rows))
+    live = [r for r in replayed if span[0] - STEP < float(r["timestamp"]) <= span[1]]
+    hours = sum(int(r["replicas"]) for r in live) * STEP / 3600
+    # A replica asked for serves one step (the startup) later.
+    overload = sum(
+        STEP / 60
+        for before, now in itertools.pairwise(live)
+        if float(now["value"]) > int(before["replicas"]) * CAPACITY
+    )
+    return hours, overload
 
 
 def test_an_hpa_on_the_same_deployment_means_no_action_and_conflict(

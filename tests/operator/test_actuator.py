@@ -175,6 +175,9 @@ def test_no_second_action_within_the_cooldown() -> None:
     evaluate(a, cluster, 8)
     assert cluster.patches == [5, 8]
     assert [x["toReplicas"] for x in cluster.status["actions"]] == [8, 5]
+    # The first is judged no more: what follows is the second's doing.
+    overtaken = cluster.status["actions"][1]["verification"]
+    assert overtaken["result"] == "Inconclusive" and "followed" in overtaken["reason"]
 
 
 @pytest.mark.parametrize("crash_after_patch", [False, True])

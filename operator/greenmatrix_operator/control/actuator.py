@@ -441,6 +441,12 @@ class Actuator:
             predicted_utilization=Interval(u["p10"], u["p50"], u["p90"]) if u else None,
             cooldown_s=next_cooldown(policy.scaling, last),
         )
+        if history and history[0].applied and history[0].verification is None:
+            # Judged no more: what is seen from now on is the new action's doing.
+            overtaken = Verdict(
+                "Inconclusive", f"not judged: {action.id} followed before its window closed", now
+            )
+            history = (history[0].verified(overtaken), *history[1:])
         history = (action, *history)[: self.settings.history]
         return Intent(action, kind, name, target.resource_version, history, opened), blocked
 
