@@ -9,6 +9,7 @@ capacity the engine predicts for one replica, so the replica counts it should le
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
 import math
 import secrets
@@ -32,7 +33,7 @@ pytest_plugins = ["operator_fixtures"]
 
 NAMESPACE = f"gm-auto-{secrets.token_hex(3)}"
 STEP = 10.0
-BACKFILL = 3600.0
+BACKFILL = 2 * 3600.0  # the forecaster calibrates its intervals on about an hour of its own errors
 H100 = "NVIDIA-H100-80GB-HBM3"
 PROFILE = {
     "task": "inference",
@@ -57,14 +58,12 @@ OPERATOR_FLAGS = ["--scrape-interval", "5", "--startup", "10", "--history", str(
 VERIFY_FLAGS = ["--verify-settle", "10", "--verify-window", "60"]
 
 
+@functools.cache
 def replica_capacity() -> float:
     """Requests/s one H100 replica serves, as the engine predicts it (p50)."""
-    spec = WorkloadProfileSpec.model_validate({**PROFILE, "targetRef": {"name": "x"}})
+    spec = WorkloadProfileSpec.model_validate(PROFILE)
     option = next(o for o in plan(spec, None, gpus=["H100-SXM-80GB"]).options if o.gpus_per_replica == 1)
     return PROFILE["inference"]["concurrency"] / (option.request_latency_ms.p50 / 1e3)
-
-
-CAPACITY = replica_capacity()
 
 
 # --- the parts ------------------------------------------------------------------------------------
@@ -143,12 +142,24 @@ def write_trace(path: Path, base: float, live: list[float], start: float) -> Non
 
 @contextmanager
 def serving(
-    lab: Lab, namespace: str, name: str, tmp_path: Path, base: float, live: list[float], *extra: str
+    lab: Lab,
+    namespace: str,
+    name: str,
+    tmp_path: Path,
+    base: float,
+    live: list[float],
+    *extra: str,
+    scaling: dict[str, Any] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`greenmatrix lab replay` of the trace on the Deployment's pods, until the block ends."""
+    """`greenmatrix lab replay` of the trace on the Deployment's pods, until the block ends. The
+    WorkloadProfile goes first (the replay emulates the model it names), its Auto policy once the
+    emulator serves live."""
+    policy, profile = workload(namespace, name, **(scaling or {}))
+    apply(lab, profile)
     trace = tmp_path / f"{name}.csv"
     write_trace(trace, base, live, time.time() + 5)
     record = tmp_path / f"{name}-served.csv"
+    log = (tmp_path / f"{name}-replay.log").open("wb")
     replay = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "greenmatrix"),
@@ -165,17 +176,19 @@ def serving(
             *extra,
         ],
         env=lab.env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
         wait_until(
             lambda: record.exists() and ",live," in record.read_text(), 120, "the emulator serving live"
         )
+        apply(lab, policy)
         yield replay
     finally:
         replay.terminate()
         replay.wait(timeout=30)
+        log.close()
 
 
 def start(lab: Lab, namespace: str, name: str, replicas: int, paused: bool = False) -> None:
@@ -205,6 +218,16 @@ def events(lab: Lab, namespace: str, name: str) -> list[tuple[str, str]]:
     return [(e["reason"], e["message"]) for e in stamped if e["involvedObject"]["kind"] == "WorkloadProfile"]
 
 
+def until(lab: Lab, namespace: str, name: str, check: Any, timeout: float, what: str) -> Any:
+    """wait_until, failing with what the WorkloadProfile's status said (its conditions, scaling, actions)."""
+    try:
+        return wait_until(check, timeout, what)
+    except pytest.fail.Exception:
+        s = status(lab, namespace, name)
+        said = {k: s.get(k) for k in ("conditions", "observed", "scaling", "actions")}
+        pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; status:\n{yaml.safe_dump(said)}")
+
+
 def status_when(lab: Lab, namespace: str, name: str, holds: Any, timeout: float, what: str) -> dict[str, Any]:
     """The WorkloadProfile's status once `holds(status)` is true."""
 
@@ -212,7 +235,7 @@ def status_when(lab: Lab, namespace: str, name: str, holds: Any, timeout: float,
         s = status(lab, namespace, name)
         return s if holds(s) else None
 
-    return wait_until(check, timeout, what)
+    return until(lab, namespace, name, check, timeout, what)
 
 
 def live_start(record: Path) -> float:
@@ -247,8 +270,8 @@ def test_rising_then_falling_load_scales_within_the_guardrails(
 ) -> None:
     name, peak_steps = "rise", 18
     start(lab, NAMESPACE, name, 2)
-    base = 0.9 * CAPACITY
-    live = [base] * 3 + [2.6 * CAPACITY] * (peak_steps - 3) + [0.4 * CAPACITY] * 40
+    base = 0.9 * replica_capacity()
+    live = [base] * 3 + [2.6 * replica_capacity()] * (peak_steps - 3) + [0.4 * replica_capacity()] * 40
     seen: list[int] = []  # the Deployment's replicas as polled
 
     def polled(enough: Any) -> bool:
@@ -257,9 +280,10 @@ def test_rising_then_falling_load_scales_within_the_guardrails(
 
     try:
         with serving(lab, NAMESPACE, name, tmp_path, base, live):
-            apply(lab, *workload(NAMESPACE, name))
-            wait_until(lambda: polled(lambda n: n >= 4), 240, "scaled out to the peak")
-            wait_until(lambda: polled(lambda n: n <= 2), 360, "scaled back in after the peak")
+            until(lab, NAMESPACE, name, lambda: polled(lambda n: n >= 4), 240, "scaled out to the peak")
+            until(
+                lab, NAMESPACE, name, lambda: polled(lambda n: n <= 2), 360, "scaled back in after the peak"
+            )
         dropped = live_start(tmp_path / f"{name}-served.csv") + peak_steps * STEP
         s = status(lab, NAMESPACE, name)
         said = [r for r, _ in events(lab, NAMESPACE, name) if r in ("ScaledOut", "ScaledIn")]
@@ -317,7 +341,7 @@ def lab_usage(record: Path) -> tuple[float, float, tuple[float, float]]:
     hours = overload = 0.0
     for a, b in itertools.pairwise(times):
         hours += pods[a] * (b - a) / 3600
-        overload += (b - a) / 60 if demand[a] > pods[a] * CAPACITY else 0.0
+        overload += (b - a) / 60 if demand[a] > pods[a] * replica_capacity() else 0.0
     return hours, overload, (min(trace_times), max(trace_times))
 
 
@@ -334,7 +358,7 @@ def replay_usage(tmp_path: Path, name: str, span: tuple[float, float]) -> tuple[
             "--trace",
             str(tmp_path / f"{name}.csv"),
             "--capacity",
-            f"{CAPACITY:.4f}",
+            f"{replica_capacity():.4f}",
             "--startup",
             "10s",
             "--policy",
@@ -353,7 +377,7 @@ def replay_usage(tmp_path: Path, name: str, span: tuple[float, float]) -> tuple[
     overload = sum(
         STEP / 60
         for before, now in itertools.pairwise(live)
-        if float(now["value"]) > int(before["replicas"]) * CAPACITY
+        if float(now["value"]) > int(before["replicas"]) * replica_capacity()
     )
     return hours, overload
 
@@ -376,10 +400,9 @@ def test_an_hpa_on_the_same_deployment_means_no_action_and_conflict(
         },
     }
     apply(lab, hpa)
-    load = 2.5 * CAPACITY
+    load = 2.5 * replica_capacity()
     try:
         with serving(lab, NAMESPACE, name, tmp_path, load, [load] * 30):
-            apply(lab, *workload(NAMESPACE, name))
             status_when(
                 lab,
                 NAMESPACE,
@@ -408,10 +431,9 @@ def test_a_paused_target_is_not_scaled_until_unpaused(
 ) -> None:
     name = "paused"
     start(lab, NAMESPACE, name, 1, paused=True)
-    load = 2.5 * CAPACITY
+    load = 2.5 * replica_capacity()
     try:
         with serving(lab, NAMESPACE, name, tmp_path, load, [load] * 40):
-            apply(lab, *workload(NAMESPACE, name))
             status_when(
                 lab,
                 NAMESPACE,
@@ -426,7 +448,14 @@ def test_a_paused_target_is_not_scaled_until_unpaused(
             assert (said["status"], said["reason"]) == ("False", "Paused")
             assert "the target" in said["message"]
             lab.kubectl("annotate", "deployment", name, "-n", NAMESPACE, "greenmatrix.io/paused-")
-            wait_until(lambda: replicas(lab, NAMESPACE, name) > 1, 60, "scaled out once unpaused")
+            until(
+                lab,
+                NAMESPACE,
+                name,
+                lambda: replicas(lab, NAMESPACE, name) > 1,
+                60,
+                "scaled out once unpaused",
+            )
     finally:
         cleanup(lab, NAMESPACE, name)
 
@@ -434,10 +463,9 @@ def test_a_paused_target_is_not_scaled_until_unpaused(
 def test_no_action_while_prometheus_is_down(auto_operator: RunningOperator, lab: Lab, tmp_path: Path) -> None:
     name = "blind"
     start(lab, NAMESPACE, name, 1)
-    low, high = 0.5 * CAPACITY, 2.5 * CAPACITY
+    low, high = 0.5 * replica_capacity(), 2.5 * replica_capacity()
     try:
         with serving(lab, NAMESPACE, name, tmp_path, low, [low] * 6 + [high] * 40):
-            apply(lab, *workload(NAMESPACE, name))
             status_when(
                 lab,
                 NAMESPACE,
@@ -476,13 +504,13 @@ def test_a_scale_in_that_breaks_the_slo_is_rolled_back(
 ) -> None:
     name = "cut"
     start(lab, NAMESPACE, name, 3)
-    load = 1.2 * CAPACITY  # two replicas serve it at the target utilisation: three are one too many
+    load = 1.2 * replica_capacity()  # two replicas serve it at the target utilisation: three are one too many
     cut = ["--capacity-cut-on-scale-in", "0.4"]
     try:
-        with serving(lab, NAMESPACE, name, tmp_path, load, [load] * 60, *cut):
-            # A long cooldown: only the rollback (which ignores it) may follow the scale-in.
-            apply(lab, *workload(NAMESPACE, name, targetUtilization=0.8, cooldown="300s"))
-            wait_until(lambda: replicas(lab, NAMESPACE, name) == 2, 240, "the scale-in to 2")
+        # A long cooldown: only the rollback (which ignores it) may follow the scale-in.
+        rules = {"targetUtilization": 0.8, "cooldown": "300s"}
+        with serving(lab, NAMESPACE, name, tmp_path, load, [load] * 60, *cut, scaling=rules):
+            until(lab, NAMESPACE, name, lambda: replicas(lab, NAMESPACE, name) == 2, 240, "the scale-in to 2")
             s = status_when(
                 lab,
                 NAMESPACE,
@@ -512,12 +540,11 @@ def test_a_crash_right_after_the_intent_leaves_exactly_one_action(crds: Lab, tmp
     flags = ["--prometheus-url", crds.prometheus_url, "--auto-apply", *OPERATOR_FLAGS]
     log = tmp_path / "operator.log"
     fault = {"GREENMATRIX_FAULT_CRASH_AFTER_INTENT": "1"}
-    load = 2.5 * CAPACITY  # beyond what 3 replicas (maxReplicas) serve: one action, 1 -> 3
+    load = 2.5 * replica_capacity()  # beyond what 3 replicas (maxReplicas) serve: one action, 1 -> 3
     with running_operator(lab, namespace, log, flags, environment=fault) as first:
         start(lab, namespace, name, 1)
         generation = get_json(lab, "deployment", name, "-n", namespace)["metadata"]["generation"]
-        with serving(lab, namespace, name, tmp_path, load, [load] * 40):
-            apply(lab, *workload(namespace, name, maxReplicas=3))
+        with serving(lab, namespace, name, tmp_path, load, [load] * 40, scaling={"maxReplicas": 3}):
             wait_until(lambda: not first.alive(), 120, "the operator killed right after recording an intent")
             intent = status(lab, namespace, name)["lastAction"]
             assert intent["phase"] == "Intended" and replicas(lab, namespace, name) == 1
