@@ -18,6 +18,8 @@ from greenmatrix_operator.control.actuator import Actuator, Step
 from greenmatrix_operator.metrics import OperatorMetrics
 from greenmatrix_operator.records import WORKLOAD_PROFILE, ObjectRecord, parse_policies
 from greenmatrix_operator.settings import ActuationSettings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from greenmatrix.api.workloadprofile import WorkloadProfileStatus
 from greenmatrix.live.actuation import Autoscaler
@@ -309,3 +311,67 @@ def test_a_restarted_process_does_not_scale_in_on_its_first_look() -> None:
     cluster, clock = Cluster(replicas=4), Clock()
     step = evaluate(actuator(cluster, clock), cluster, 3)
     assert cluster.patches == [] and step.view.conditions[0].reason == "StabilizationWarmup"
+
+
+# --- repeated crashes: nothing lost, nothing repeated ---------------------------------------------
+
+# Each evaluation: (seconds later, desired replicas, where the process dies: None, "before", "after")
+crashes = st.lists(
+    st.tuples(st.integers(5, 400), st.integers(1, 10), st.sampled_from([None, "before", "after"])),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(sequence=crashes)
+def test_repeated_crashes_neither_lose_nor_repeat_an_action(sequence: list) -> None:
+    cluster, clock = Cluster(replicas=3), Clock()
+    patched_ids: list[str] = []
+    real_scale = cluster.scale
+
+    async def scale(namespace: str, kind: str, name: str, replicas: int, resource_version: str) -> int:
+        patched_ids.append(cluster.status["lastAction"]["id"])
+        return await real_scale(namespace, kind, name, replicas, resource_version)
+
+    cluster.scale = scale  # type: ignore[method-assign]
+    a = actuator(cluster, clock, history=64)
+    for gap, desired, crash in sequence:
+        clock.now += gap
+        target, sample = cluster.target(), Sample(clock.now, cluster.replicas, 0.5, 200.0, 20.0)
+        step = asyncio.run(
+            a.step(
+                profile(),
+                cluster.status,
+                auto(),
+                target,
+                decision(desired, cluster.replicas),
+                True,
+                sample,
+                fresh=True,
+            )
+        )
+        cluster.status = dict(step.view.fields)
+        if step.intent is None:
+            continue
+        if crash == "before":
+            a = actuator(cluster, clock, history=64)  # died with the intent recorded, nothing patched
+        else:
+            view = asyncio.run(a.apply(profile(), step.intent))
+            if crash == "after":
+                a = actuator(cluster, clock, history=64)  # patched, died before recording it
+            else:
+                cluster.status = dict(view.fields)
+        # A restarted process settles what it finds on its first reconcile.
+        step = asyncio.run(a.step(profile(), cluster.status, auto(), None, None, False, None, fresh=False))
+        cluster.status = dict(step.view.fields)
+        if step.intent is not None:
+            cluster.status = dict(asyncio.run(a.apply(profile(), step.intent)).fields)
+    actions = cluster.status.get("actions", [])
+    applied = [x["id"] for x in actions if x["phase"] == "Applied"]
+    assert len(patched_ids) == len(set(patched_ids)), f"an action patched twice: {patched_ids}"
+    assert sorted(patched_ids) == sorted(applied), "a patch not recorded as Applied, or the reverse"
+    assert all(x["phase"] in ("Applied", "Superseded") for x in actions), actions
+    for x in actions:
+        if x["phase"] == "Applied":
+            assert 1 <= x["toReplicas"] <= 10 and -1 <= x["toReplicas"] - x["fromReplicas"] <= 4
