@@ -516,7 +516,7 @@ def _rbac_rules() -> list[tuple[Path, dict]]:
     rules = []
     for path in sorted((REPO / "manifests").rglob("*.yaml")):
         for doc in _load_all(path):
-            if doc.get("kind") in ("ClusterRole", "Role"):
+            if isinstance(doc, dict) and doc.get("kind") in ("ClusterRole", "Role"):
                 rules.extend((path, rule) for rule in doc["rules"])
     return rules
 
@@ -583,3 +583,10 @@ def test_manifests_pass_only_flags_the_operator_has() -> None:
     assert {"--health-port", "--metrics-port", "--namespace"} <= used
     unknown = used - _operator_flags()
     assert not unknown, f"`greenmatrix operator` has no {sorted(unknown)}"
+
+
+def test_the_ha_component_passes_only_flags_the_operator_has() -> None:
+    (patch,) = _load_all(REPO / "manifests" / "components" / "ha" / "replicas.yaml")
+    added = [op["value"] for op in patch if op["path"].endswith("/args/-")]
+    assert added and {a.split("=", 1)[0] for a in added} <= _operator_flags()
+    assert next(op["value"] for op in patch if op["path"] == "/spec/replicas") == 2

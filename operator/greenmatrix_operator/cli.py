@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -44,6 +45,19 @@ def _setting(name: str, kind: click.ParamType | type, default: object, text: str
     default=None,
     metavar="NAME",
     help="Kopf peering object for running several replicas (one active). Default: standalone, no peering.",
+)
+@click.option(
+    "--priority",
+    type=click.IntRange(0, 2**31 - 1),
+    default=None,
+    help="With --peering: this replica's priority (the highest live one works). Default: random, so two"
+    " replicas never tie.",
+)
+@_setting(
+    "--peering-lifetime",
+    click.IntRange(5, 3600),
+    DEFAULTS.peering.lifetime,
+    "With --peering: seconds a keep-alive lasts; a killed active replica is replaced within about this.",
 )
 @_setting("--workers", click.IntRange(1, 64), DEFAULTS.queue.workers, "Concurrent reconciles.")
 @_setting(
@@ -109,6 +123,8 @@ def command(
     health_port: int,
     metrics_port: int,
     peering: str | None,
+    priority: int | None,
+    peering_lifetime: int,
     workers: int,
     debounce: float,
     prometheus_url: str | None,
@@ -132,7 +148,11 @@ def command(
     settings = OperatorSettings(
         queue=QueueSettings(debounce=debounce, workers=workers),
         servers=ServerSettings(health_port=health_port, metrics_port=metrics_port),
-        peering=PeeringSettings(name=peering),
+        peering=PeeringSettings(
+            name=peering,
+            priority=priority if priority is not None or not peering else random.randrange(1, 2**31 - 1),
+            lifetime=peering_lifetime,
+        ),
         watching=WatchingSettings(namespaces=namespaces),
         live=LiveSettings(
             prometheus_url=prometheus_url or None,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 import sys
 import time
+from typing import Any
 
 import click
 import kopf
@@ -18,6 +22,7 @@ from greenmatrix_operator.adapters.prometheus import Prometheus
 from greenmatrix_operator.adapters.scale import ScaleClient
 from greenmatrix_operator.control.actuator import Actuator
 from greenmatrix_operator.control.live import LiveLoop
+from greenmatrix_operator.control.peering import Activity
 from greenmatrix_operator.control.reconciler import Reconciler
 from greenmatrix_operator.settings import OperatorSettings, kopf_settings
 
@@ -57,11 +62,18 @@ async def run(kube: KubeClient, settings: OperatorSettings) -> None:
             )
     registry = kopf.OperatorRegistry()
     handlers.register(registry, reconciler)
+    identity = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    namespaces = list(settings.watching.namespaces)
     # Started before Kopf: Kopf's shutdown waits for tasks born after it started, ours are ours to stop.
     tasks = reconciler.start()
+    if not settings.peering.standalone:
+        reconciler.activity = peering_activity(kube, settings, identity, namespaces)
+        tasks.append(asyncio.create_task(reconciler.activity.run(), name="greenmatrix peering"))
+        logger.info(
+            "peering %r as %s, priority %s", settings.peering.name, identity, settings.peering.priority
+        )
     servers = settings.servers
     runner = await metrics.serve(reconciler.metrics, servers) if servers.metrics_port else None
-    namespaces = list(settings.watching.namespaces)
     try:
         await kopf.operator(
             registry=registry,
@@ -70,6 +82,8 @@ async def run(kube: KubeClient, settings: OperatorSettings) -> None:
             namespaces=namespaces,
             standalone=settings.peering.standalone,
             peering_name=settings.peering.name,
+            identity=identity,  # type: ignore[arg-type]
+            priority=settings.peering.priority,
             liveness_endpoint=(
                 f"http://{servers.host}:{servers.health_port}/healthz" if servers.health_port else None
             ),
@@ -82,6 +96,52 @@ async def run(kube: KubeClient, settings: OperatorSettings) -> None:
             await runner.cleanup()
         if prometheus is not None:
             await prometheus.aclose()
+
+
+def peering_activity(
+    kube: KubeClient, settings: OperatorSettings, identity: str, namespaces: list[str]
+) -> Activity:
+    """Follows the peering object Kopf keeps: the cluster-wide one, or the one in the first namespace
+    served (Kopf keeps one per namespace; every replica serves the same ones)."""
+    custom = kubernetes.client.CustomObjectsApi(kube.api_client)
+    name = str(settings.peering.name)
+    timeout = (settings.api.connect_timeout, settings.api.read_timeout)
+
+    def get() -> Any:
+        if not namespaces:
+            return custom.get_cluster_custom_object(
+                "kopf.dev", "v1", "clusterkopfpeerings", name, _request_timeout=timeout
+            )
+        return custom.get_namespaced_custom_object(
+            "kopf.dev", "v1", namespaces[0], "kopfpeerings", name, _request_timeout=timeout
+        )
+
+    async def read() -> Any:
+        return (await asyncio.to_thread(get)).get("status") or {}
+
+    def create() -> None:
+        body = {"apiVersion": "kopf.dev/v1", "metadata": {"name": name}}
+        try:
+            if not namespaces:
+                custom.create_cluster_custom_object(
+                    "kopf.dev", "v1", "clusterkopfpeerings", {**body, "kind": "ClusterKopfPeering"}
+                )
+            else:
+                custom.create_namespaced_custom_object(
+                    "kopf.dev", "v1", namespaces[0], "kopfpeerings", {**body, "kind": "KopfPeering"}
+                )
+        except kubernetes.client.ApiException as err:
+            if err.status != 409:  # 409: another replica made it first
+                logger.warning("could not create the peering object %r: %s", name, err.reason)
+
+    # Kopf keeps alive in the peering object but does not create it: the first replica does.
+    try:
+        get()
+    except kubernetes.client.ApiException as err:
+        if err.status == 404:
+            create()
+
+    return Activity(read, identity, int(settings.peering.priority or 0), settings.peering.lifetime)
 
 
 def serve(settings: OperatorSettings) -> None:

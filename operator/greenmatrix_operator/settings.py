@@ -55,6 +55,11 @@ class ServerSettings:
 class PeeringSettings:
     name: str | None = None
     """Kopf's peering object for several replicas (one active); None runs standalone."""
+    priority: int | None = None
+    """This replica's priority among its peers (the highest live one works); None: a random one, so
+    that two replicas never tie (Kopf pauses every replica on a tie)."""
+    lifetime: int = 60
+    """Seconds a keep-alive lasts: a killed active replica is replaced within about this long."""
 
     @property
     def standalone(self) -> bool:
@@ -146,6 +151,9 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     if settings.peering.name is not None:
         out.peering.name = settings.peering.name
         out.peering.mandatory = True
+        out.peering.lifetime = settings.peering.lifetime
+        if settings.peering.priority is not None:
+            out.peering.priority = settings.peering.priority
     out.watching.server_timeout = settings.watching.server_timeout
     out.watching.client_timeout = settings.watching.client_timeout
     return out

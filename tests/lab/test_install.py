@@ -252,7 +252,11 @@ def test_auto_apply_overlay_is_the_base_plus_the_scale_role(lab: Lab) -> None:
 
 
 def test_chart_lints_clean(lab: Lab, tmp_path: Path) -> None:
-    for values in ([], ["--set", "autoApply.enabled=true", "--set", "watchNamespaces={a,b}"]):
+    for values in (
+        [],
+        ["--set", "autoApply.enabled=true", "--set", "watchNamespaces={a,b}"],
+        ["--set", "replicas=2", "--set", "autoApply.dryRun=true"],
+    ):
         result = helm(lab, tmp_path, "lint", "--strict", "charts/greenmatrix", *values)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "0 chart(s) failed" in result.stdout

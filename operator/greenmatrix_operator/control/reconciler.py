@@ -23,6 +23,7 @@ from greenmatrix_operator.control import recommend, selection
 from greenmatrix_operator.control.actuator import Actuator, sample_of
 from greenmatrix_operator.control.live import LiveLoop, LiveView, Reading, parse_spec
 from greenmatrix_operator.control.memo import InventoryMemo, PlanMemo
+from greenmatrix_operator.control.peering import Activity
 from greenmatrix_operator.control.workqueue import WorkQueue
 from greenmatrix_operator.control.writer import StatusApi, StatusWriter
 from greenmatrix_operator.metrics import OperatorMetrics
@@ -90,6 +91,8 @@ class Reconciler:
         self.live = live
         """The live loop over Prometheus (None: recommendations from the specs only)."""
         self.actuator = actuator
+        self.activity: Activity | None = None
+        """With peering: whether this replica is the one that works (None: standalone, always)."""
         """Guarded auto-apply (None: recommendations only; it acts only with the live loop)."""
         self.desired: dict[ObjectKey, int] = {}
         """The guarded desired replicas per live WorkloadProfile, for /metrics."""
@@ -195,6 +198,9 @@ class Reconciler:
     async def _worker(self) -> None:
         await self._bound.wait()
         while True:
+            if self.activity is not None:
+                # A standby replica keeps its queue and indexes warm, and does nothing with them.
+                await self.activity.active.wait()
             key = await self.queue.get()
             try:
                 await self.reconcile(key)
