@@ -127,6 +127,7 @@ class ActionVerification(Schema):
     Ineffective: a scale-out left the SLO violated while each replica's load fell (no further
     scale-out). Inconclusive: too little evidence."""
     reason: str
+    """The figures behind the verdict, in words."""
     time: str
     """When it was judged (RFC 3339)."""
 
@@ -139,8 +140,11 @@ class ScaleActionRecord(Schema):
     time: str
     """When the action was decided (RFC 3339); the intent is recorded then, before the patch."""
     kind: Literal["Scale", "Rollback"]
+    """Scale: a replica decision applied. Rollback: back to the count before a scale-in that regressed."""
     from_replicas: int
+    """The target's replicas before the action."""
     to_replicas: int
+    """The replicas the action set."""
     reason: str
     """Why, in words: the demand, a replica's capacity and the guardrails."""
     phase: Literal["Intended", "Applied", "DryRun", "Superseded", "Failed"]
@@ -154,5 +158,6 @@ class ScaleActionRecord(Schema):
     cooldown_seconds: float | None = None
     """The cooldown after this action (backed off after a failed verification)."""
     verification: ActionVerification | None = None
+    """The verdict once judged (absent while the action is too recent to judge)."""
     stop_scale_out_until: str | None = None
     """After an Ineffective scale-out: no scale-out before this time (RFC 3339)."""

@@ -387,6 +387,8 @@ class OptionPrediction(Schema):
     """Predicted emissions per million generated tokens, in gCO2eq."""
     grams_co2_per_run: float | None = None
     """Predicted emissions of the training run, in gCO2eq."""
+    grams_co2_per_hour: float | None = None
+    """Predicted emissions of all replicas (or the training job) per hour, in gCO2eq."""
     score: float | None = None
     """TOPSIS closeness to the ideal under the applied weights, 0 to 1 (higher is better)."""
     pareto: bool = False

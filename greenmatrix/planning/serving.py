@@ -216,6 +216,7 @@ def _serving_option(ctx: PlanContext, o: HardwareOption, p: ServingPrediction) -
         watts=sig_figs(watts),
         joules_per_token=sig_figs(jpt),
         grams_co2_per_million_tokens=sig_figs(g_m),
+        grams_co2_per_hour=sig_figs(m.g_per_hour * replicas),
         slo_margin=margin,
         reason="; ".join(why for _, why, _ in failures) or "; ".join(m.notes),
     )

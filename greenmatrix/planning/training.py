@@ -208,6 +208,7 @@ def _training_option(
         usd_per_run=None if usd_run is None else sig_figs(usd_run),
         watts=sig_figs(m.watts),
         grams_co2_per_run=sig_figs(g_run),
+        grams_co2_per_hour=sig_figs(m.g_per_hour),
         slo_margin=margin,
         reason="; ".join(text for _, text in failures) or "; ".join(m.notes),
     )
