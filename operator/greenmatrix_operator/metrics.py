@@ -84,9 +84,9 @@ class WorkloadGauge:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._read: Callable[[], Mapping[tuple[str, str], int]] = dict
+        self._read: Callable[[], Mapping[tuple[str, str], float]] = dict
 
-    def set_function(self, read: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+    def set_function(self, read: Callable[[], Mapping[tuple[str, str], float]]) -> None:
         """`read` gives the value per (namespace, name)."""
         self._read = read
 
@@ -133,6 +133,10 @@ class OperatorMetrics:
     action_patch: Summary = field(default_factory=lambda: Summary(_PREFIX + "action_patch_seconds"))
     """From an action's decision to its scale patch confirmed (the intent's status write between)."""
     verifications: Counter = field(default_factory=lambda: Counter(_PREFIX + "verifications_total", "result"))
+    workloads_without_metrics: Gauge = field(
+        default_factory=lambda: Gauge(_PREFIX + "workloads_without_metrics")
+    )
+    """Live workloads whose last evaluation could not read their metrics: blind, so nothing is applied."""
     queue_depth: Gauge = field(default_factory=lambda: Gauge(_PREFIX + "queue_depth"))
     queue_in_progress: Gauge = field(default_factory=lambda: Gauge(_PREFIX + "queue_in_progress"))
     recommendations: Gauge = field(default_factory=lambda: Gauge("greenmatrix_recommendations", "gpu"))
@@ -141,6 +145,20 @@ class OperatorMetrics:
     )
     """Each live workload's replicas after the guardrails: what an HPA (external metric) or a KEDA
     ScaledObject (prometheus trigger) can scale on, so that one controller owns the field."""
+    current_replicas: WorkloadGauge = field(
+        default_factory=lambda: WorkloadGauge("greenmatrix_workload_current_replicas")
+    )
+    """Each live workload's replicas as its target asks for them now."""
+    usd_per_hour: WorkloadGauge = field(
+        default_factory=lambda: WorkloadGauge("greenmatrix_workload_usd_per_hour")
+    )
+    """Predicted price per hour of the recommended option (list price; absent without one)."""
+    watts: WorkloadGauge = field(default_factory=lambda: WorkloadGauge("greenmatrix_workload_watts"))
+    """Predicted facility power of the recommended option."""
+    grams_co2_per_hour: WorkloadGauge = field(
+        default_factory=lambda: WorkloadGauge("greenmatrix_workload_grams_co2_per_hour")
+    )
+    """Predicted emissions per hour of the recommended option (gCO2eq, at its region's grid intensity)."""
 
     def render(self) -> str:
         """Prometheus text exposition of every metric."""
@@ -159,10 +177,15 @@ class OperatorMetrics:
             self.rollbacks,
             self.action_patch,
             self.verifications,
+            self.workloads_without_metrics,
             self.queue_depth,
             self.queue_in_progress,
             self.recommendations,
             self.desired_replicas,
+            self.current_replicas,
+            self.usd_per_hour,
+            self.watts,
+            self.grams_co2_per_hour,
         )
         return "\n".join(line for metric in metrics for line in metric.exposition()) + "\n"
 

@@ -11,7 +11,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,3 +100,17 @@ def healthy(url: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+ARGOCD = REPO / "manifests" / "argocd"
+
+
+def argocd_health(obj: Mapping[str, Any]) -> dict[str, str]:
+    """Argo CD's health of a GreenMatrix object as the shipped Lua check computes it (lupa's Lua 5.4;
+    Argo CD runs the same script in gopher-lua, with the object as the global `obj`)."""
+    import lupa
+
+    lua = lupa.LuaRuntime()
+    lua.globals().obj = lua.table_from(obj, recursive=True)
+    verdict = lua.execute((ARGOCD / f"{str(obj['kind']).lower()}-health.lua").read_text())
+    return {"status": str(verdict["status"]), "message": str(verdict["message"] or "")}

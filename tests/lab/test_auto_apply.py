@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from greenmatrix_lab import Lab
-from operator_helpers import RunningOperator, get_json, wait_until
+from operator_helpers import RunningOperator, argocd_health, get_json, wait_until
 
 from greenmatrix import WorkloadProfileSpec, plan
 
@@ -412,7 +412,8 @@ def test_an_hpa_on_the_same_deployment_means_no_action_and_conflict(
                 "a decision to scale out",
             )
             time.sleep(20)  # two more evaluations
-            s = status(lab, NAMESPACE, name)
+            obj = get_json(lab, "workloadprofile", name, "-n", NAMESPACE)
+            s = obj["status"]
             assert replicas(lab, NAMESPACE, name) == 1
             reasons = [r for r, _ in events(lab, NAMESPACE, name)]
     finally:
@@ -424,6 +425,8 @@ def test_an_hpa_on_the_same_deployment_means_no_action_and_conflict(
     assert (auto["status"], auto["reason"]) == ("False", "Conflict")
     assert "actions" not in s
     assert reasons.count("HPAPresent") == 1, reasons
+    health = argocd_health(obj)  # Argo CD's check on this very object
+    assert health["status"] == "Degraded" and "HPAPresent" in health["message"]
 
 
 def test_a_paused_target_is_not_scaled_until_unpaused(
@@ -444,9 +447,11 @@ def test_a_paused_target_is_not_scaled_until_unpaused(
             )
             time.sleep(20)
             assert replicas(lab, NAMESPACE, name) == 1
-            said = condition(status(lab, NAMESPACE, name), "AutoApply")
+            obj = get_json(lab, "workloadprofile", name, "-n", NAMESPACE)
+            said = condition(obj["status"], "AutoApply")
             assert (said["status"], said["reason"]) == ("False", "Paused")
             assert "the target" in said["message"]
+            assert argocd_health(obj)["status"] == "Suspended"
             lab.kubectl("annotate", "deployment", name, "-n", NAMESPACE, "greenmatrix.io/paused-")
             until(
                 lab,

@@ -256,6 +256,7 @@ def test_chart_lints_clean(lab: Lab, tmp_path: Path) -> None:
         [],
         ["--set", "autoApply.enabled=true", "--set", "watchNamespaces={a,b}"],
         ["--set", "replicas=2", "--set", "autoApply.dryRun=true"],
+        [*MONITORING_ON],
     ):
         result = helm(lab, tmp_path, "lint", "--strict", "charts/greenmatrix", *values)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -292,6 +293,38 @@ def _template(lab: Lab, home: Path, *values: str) -> list[dict]:
     result = helm(lab, home, "template", HELM_RELEASE, "charts/greenmatrix", "-n", HELM_NAMESPACE, *values)
     assert result.returncode == 0, result.stderr
     return documents(result.stdout)
+
+
+MONITORING_ON = [
+    "--set",
+    "monitoring.serviceMonitor.enabled=true",
+    "--set",
+    "monitoring.podMonitor.enabled=true",
+    "--set",
+    "monitoring.prometheusRule.enabled=true",
+    "--set",
+    "monitoring.dashboards.enabled=true",
+]
+
+
+def test_chart_monitoring_ships_the_same_rules_and_dashboards(lab: Lab, tmp_path: Path) -> None:
+    assert not [d for d in _template(lab, tmp_path) if d["apiVersion"].startswith("monitoring.coreos.com")]
+    docs = _template(lab, tmp_path, *MONITORING_ON)
+    kinds = {d["kind"]: d for d in docs if d["apiVersion"].startswith("monitoring.coreos.com")}
+    assert set(kinds) == {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    rules = yaml.safe_load((REPO / "manifests/monitoring/prometheus-rules.yaml").read_text())
+    assert kinds["PrometheusRule"]["spec"]["groups"] == rules["groups"]
+    assert kinds["ServiceMonitor"]["spec"]["endpoints"][0]["port"] == "metrics"
+    boards = {
+        key: json.loads(value)
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"
+        for key, value in d["data"].items()
+    }
+    shipped = {
+        p.name: json.loads(p.read_text()) for p in (REPO / "manifests/monitoring/dashboards").glob("*.json")
+    }
+    assert boards == shipped
 
 
 def test_chart_rbac_matches_the_kustomize_rbac(lab: Lab, tmp_path: Path) -> None:

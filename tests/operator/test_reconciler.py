@@ -408,6 +408,7 @@ def test_metrics_keep_their_names_and_labels() -> None:
         f"{prefix}rollbacks_total",
         f"{prefix}action_patch_seconds_sum",
         f"{prefix}action_patch_seconds_count",
+        f"{prefix}workloads_without_metrics",
         f"{prefix}queue_depth",
         f"{prefix}queue_in_progress",
     ]

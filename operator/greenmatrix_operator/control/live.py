@@ -135,6 +135,15 @@ class LiveLoop:
         if memory is not None:
             memory.state = memory.state.acted_at(at)
 
+    def blind(self) -> int:
+        """Workloads whose last evaluation could not read their metrics (MetricsAvailable=False)."""
+        return sum(
+            1
+            for memory in self._memory.values()
+            if memory.view is not None
+            and any(c.type == "MetricsAvailable" and c.status == "False" for c in memory.view.conditions)
+        )
+
     def tracks(self, key: ObjectKey) -> bool:
         """Whether this workload is evaluated (it has a targetRef and serves requests)."""
         return key in self._memory

@@ -100,9 +100,20 @@ class Reconciler:
         """The recommended GPU type per WorkloadProfile (None: none), for the metrics."""
         self.metrics.queue_depth.set_function(lambda: {None: self.queue.ready})
         self.metrics.queue_in_progress.set_function(lambda: {None: self.queue.processing})
+        self.metrics.workloads_without_metrics.set_function(
+            lambda: {None: self.live.blind() if self.live is not None else 0}
+        )
         self.metrics.desired_replicas.set_function(
             lambda: {(key.namespace, key.name): n for key, n in self.desired.items()}
         )
+        self.figures: dict[ObjectKey, dict[str, float]] = {}
+        """Per WorkloadProfile: current replicas and the recommended option's $/h, watts and gCO2/h."""
+        for name in ("current_replicas", "usd_per_hour", "watts", "grams_co2_per_hour"):
+            getattr(self.metrics, name).set_function(
+                lambda name=name: {
+                    (key.namespace, key.name): f[name] for key, f in self.figures.items() if name in f
+                }
+            )
         self.metrics.recommendations.set_function(
             lambda: Counter(gpu or "none" for gpu in self.recommended.values())
         )
@@ -236,6 +247,7 @@ class Reconciler:
         self._failures.pop(key, None)
         self.recommended.pop(key, None)
         self.desired.pop(key, None)
+        self.figures.pop(key, None)
 
     async def reconcile(self, key: ObjectKey) -> None:
         """Bring one object's status up to date with the current inputs."""
@@ -262,6 +274,7 @@ class Reconciler:
             self.desired.pop(key, None)  # blind or warming up: nothing for another controller to act on
         else:
             self.desired[key] = desired
+        self.figures[key] = figures_of(evaluation)
         if self.actuator is not None and self.live is not None and self.live.tracks(key):
             evaluation = await self._actuate(record, policy, reading, evaluation, fresh)
         await self._write(record, evaluation)
@@ -384,3 +397,19 @@ class Reconciler:
         current = self.writer.known_status(record)
         desired = status_of(evaluation, record.generation, current.get("conditions"), self.clock())
         await self.writer.write(record, desired)
+
+
+def figures_of(evaluation: WorkloadEvaluation) -> dict[str, float]:
+    """What the per-workload gauges show: current replicas (live) and the recommendation's cost,
+    power and emissions per hour."""
+    out: dict[str, float] = {}
+    current = evaluation.live_fields.get("scaling", {}).get("currentReplicas")
+    if current is not None:
+        out["current_replicas"] = current
+    recommendation = evaluation.plan.recommendation if evaluation.plan is not None else None
+    if recommendation is not None:
+        predicted = recommendation.predicted
+        for name in ("usd_per_hour", "watts", "grams_co2_per_hour"):
+            if (value := getattr(predicted, name)) is not None:
+                out[name] = value
+    return out
