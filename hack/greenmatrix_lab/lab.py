@@ -298,6 +298,32 @@ class Lab:
             self._launch(state, components.prometheus(find_prometheus(), self.layout, port))
             self._wait(state, ["prometheus"])
 
+    def restart_component(self, name: str) -> None:
+        """Stop etcd, kube-apiserver or Prometheus and start it again on the same ports and data (a
+        fault for tests: clients see connections drop and watches end, then the same cluster)."""
+        with self._locked():
+            state = self._running_state()
+            component = state.components.get(name)
+            if component is None:
+                raise LabError(f"no component {name!r}; the lab runs {', '.join(state.components)}")
+            binaries = Toolchain(self.layout, self._say).ensure_built()
+            ports = component.ports
+            if name == "etcd":
+                launch = components.etcd(binaries["etcd"], self.layout, ports["client"], ports["peer"])
+            elif name == "kube-apiserver":
+                etcd = state.components["etcd"].ports["client"]
+                launch = components.kube_apiserver(
+                    binaries["kube-apiserver"], self.layout, ports["secure"], etcd
+                )
+            elif name == "prometheus":
+                launch = components.prometheus(find_prometheus(), self.layout, ports["web"])
+            else:
+                raise LabError(f"restarting {name!r} is not supported: etcd, kube-apiserver or prometheus")
+            self._say(f"restarting {name} (pid {component.pid})")
+            processes.stop(component.pid, component.exe)
+            self._launch(state, launch)
+            self._wait(state, [name])
+
     def _running_state(self) -> LabState:
         state = LabState.load(self.layout.state_file)
         if state is None or not state.ready:
