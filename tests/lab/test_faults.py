@@ -38,8 +38,8 @@ def profiles(concurrency: int) -> list[dict[str, Any]]:
                 "task": "inference",
                 "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"},
                 "inference": {"concurrency": concurrency + i % 4},
-                # The L40S node wins while it is there (cheapest of the two); then the A100s.
-                "hardware": {"allowedGpus": ["L40S", "A100-SXM4-80GB"]},
+                # Only the fault node's GPU type: recommended while it is there, nothing after.
+                "hardware": {"allowedGpus": ["L40S"]},
             },
         }
         for i in range(COUNT)
@@ -95,7 +95,9 @@ def test_every_profile_converges_after_each_fault(crds: Lab, tmp_path: Path) -> 
                 180,
                 "every recommendation off the deleted node's GPU type",
             )
-            assert gpus(items) == {"A100-SXM4-80GB"}, gpus(items)
+            assert gpus(items) == {"none"}, gpus(items)
+            ready = [next(c for c in o["status"]["conditions"] if c["type"] == "Ready") for o in items]
+            assert {(c["status"], c["reason"]) for c in ready} == {("False", "NoFeasibleHardware")}
             assert first.alive()
             restarts = first.log_text().count("engine loaded")
             assert restarts == 1, "the operator restarted"
