@@ -114,3 +114,37 @@ def argocd_health(obj: Mapping[str, Any]) -> dict[str, str]:
     lua.globals().obj = lua.table_from(obj, recursive=True)
     verdict = lua.execute((ARGOCD / f"{str(obj['kind']).lower()}-health.lua").read_text())
     return {"status": str(verdict["status"]), "message": str(verdict["message"] or "")}
+
+
+def gpu_deployment(
+    namespace: str, name: str, replicas: int, product: str, annotations: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A Deployment of `replicas` one-GPU vLLM pods pinned to `product` (kwok runs them on the lab's
+    fake GPU nodes)."""
+    labels = {"app": name}
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "nodeSelector": {"nvidia.com/gpu.product": product},
+                    "tolerations": [{"operator": "Exists"}],
+                    "containers": [
+                        {
+                            "name": "vllm",
+                            "image": "vllm/vllm-openai:v0.11.0",
+                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from greenmatrix_lab import Lab
-from operator_helpers import RunningOperator, argocd_health, get_json, wait_until
+from operator_helpers import RunningOperator, argocd_health, get_json, gpu_deployment, wait_until
 
 from greenmatrix import WorkloadProfileSpec, plan
 
@@ -74,33 +74,9 @@ def apply(lab: Lab, *docs: dict[str, Any]) -> None:
 
 
 def deployment(namespace: str, name: str, replicas: int, paused: bool = False) -> dict[str, Any]:
-    labels = {"app": name}
-    meta: dict[str, Any] = {"name": name, "namespace": namespace}
-    if paused:
-        meta["annotations"] = {"greenmatrix.io/paused": "true"}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": meta,
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "nodeSelector": {"nvidia.com/gpu.product": H100},
-                    "tolerations": [{"operator": "Exists"}],
-                    "containers": [
-                        {
-                            "name": "vllm",
-                            "image": "vllm/vllm-openai:v0.11.0",
-                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    return gpu_deployment(
+        namespace, name, replicas, H100, {"greenmatrix.io/paused": "true"} if paused else None
+    )
 
 
 def workload(namespace: str, name: str, **scaling: Any) -> list[dict[str, Any]]:
@@ -236,6 +212,19 @@ def status_when(lab: Lab, namespace: str, name: str, holds: Any, timeout: float,
         return s if holds(s) else None
 
     return until(lab, namespace, name, check, timeout, what)
+
+
+def decided_to_scale_out(lab: Lab, name: str) -> None:
+    """Once the live loop wants more replicas, two more evaluations: time for an action to happen."""
+    status_when(
+        lab,
+        NAMESPACE,
+        name,
+        lambda s: s.get("scaling", {}).get("desiredReplicas", 1) > 1,
+        120,
+        "a decision to scale out",
+    )
+    time.sleep(20)
 
 
 def live_start(record: Path) -> float:
@@ -403,15 +392,7 @@ def test_an_hpa_on_the_same_deployment_means_no_action_and_conflict(
     load = 2.5 * replica_capacity()
     try:
         with serving(lab, NAMESPACE, name, tmp_path, load, [load] * 30):
-            status_when(
-                lab,
-                NAMESPACE,
-                name,
-                lambda s: s.get("scaling", {}).get("desiredReplicas", 1) > 1,
-                120,
-                "a decision to scale out",
-            )
-            time.sleep(20)  # two more evaluations
+            decided_to_scale_out(lab, name)
             obj = get_json(lab, "workloadprofile", name, "-n", NAMESPACE)
             s = obj["status"]
             assert replicas(lab, NAMESPACE, name) == 1
@@ -437,15 +418,7 @@ def test_a_paused_target_is_not_scaled_until_unpaused(
     load = 2.5 * replica_capacity()
     try:
         with serving(lab, NAMESPACE, name, tmp_path, load, [load] * 40):
-            status_when(
-                lab,
-                NAMESPACE,
-                name,
-                lambda s: s.get("scaling", {}).get("desiredReplicas", 1) > 1,
-                120,
-                "a decision to scale out",
-            )
-            time.sleep(20)
+            decided_to_scale_out(lab, name)
             assert replicas(lab, NAMESPACE, name) == 1
             obj = get_json(lab, "workloadprofile", name, "-n", NAMESPACE)
             said = condition(obj["status"], "AutoApply")

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from greenmatrix_lab import Lab
-from operator_helpers import REPO, RunningOperator, get_json, wait_until
+from operator_helpers import REPO, RunningOperator, get_json, gpu_deployment, wait_until
 
 from greenmatrix import WorkloadProfileSpec, plan
 
@@ -87,30 +87,7 @@ def apply(lab: Lab, *docs: dict[str, Any]) -> None:
 
 
 def deployment(replicas: int) -> dict[str, Any]:
-    labels = {"app": "chat"}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "chat", "namespace": NAMESPACE},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "nodeSelector": {"nvidia.com/gpu.product": H100},
-                    "tolerations": [{"operator": "Exists"}],
-                    "containers": [
-                        {
-                            "name": "vllm",
-                            "image": "vllm/vllm-openai:v0.11.0",
-                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    return gpu_deployment(NAMESPACE, "chat", replicas, H100)
 
 
 @pytest.fixture(scope="module")
