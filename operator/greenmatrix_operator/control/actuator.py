@@ -294,10 +294,13 @@ class Actuator:
             # still be open to retry it (a pause or another autoscaler since drops it).
             still = gate(replace(given, metrics_available=True, decided=True))
             history, intent = self._settled(history, target, still, kind, name, now)
-        if intent is None and target is not None and history:
+            if not fresh:
+                opened = still  # no evaluation now: the gate as it stood for the intent
+        if intent is None and target is not None and history and fresh:
             history, intent = self._verified(record, history, target, opened, kind, name, policy, now)
         if (
             intent is None
+            and fresh
             and opened.open
             and target is not None
             and scaling is not None
