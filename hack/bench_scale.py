@@ -1,0 +1,264 @@
+"""The operator at scale on the lab: N WorkloadProfiles created at a steady rate across namespaces.
+
+    .venv/bin/python hack/bench_scale.py --count 1000 [--rate 50] [--namespaces 10]
+
+Runs, side by side on the same objects: `greenmatrix operator` (recommendations only, no Prometheus)
+and a no-op Kopf operator watching the same two kinds (an event handler that does nothing), so the
+ratio of their CPU and memory is the figure, not the machine's speed. Reports:
+
+- apply -> Ready: from each create's response to the first watch event showing Ready=True (p50, p99);
+- each operator's RSS and CPU seconds (from /proc), and GreenMatrix's CPU ms per profile created;
+- status writes and Events per profile (the operator's own counters: its API writes);
+- re-convergence: a higher-priority policy selecting every profile of one namespace group is
+  created, and the time until each of them names it in status.appliedPolicy.
+
+Not a test: wall-clock numbers depend on the machine; the lab is borrowed and left as found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import kubernetes
+from greenmatrix_lab import Lab
+
+REPO = Path(__file__).resolve().parents[1]
+GROUP, VERSION = "greenmatrix.io", "v1alpha1"
+NOOP = """
+import kopf
+
+@kopf.on.event("greenmatrix.io", "v1alpha1", "workloadprofiles")
+async def workload(**_):
+    pass
+
+@kopf.on.event("greenmatrix.io", "v1alpha1", "optimizationpolicies")
+async def policy(**_):
+    pass
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def usage(pid: int) -> tuple[float, float]:
+    """(RSS MB, CPU seconds) of a process."""
+    rss = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) / 1024
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return rss, (int(fields[11]) + int(fields[12])) / ticks
+
+
+def metrics(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=50.0, help="creates per second")
+    parser.add_argument("--namespaces", type=int, default=10)
+    args = parser.parse_args()
+    lab = Lab()
+    with lab.borrowed():
+        run(lab, args.count, args.rate, args.namespaces)
+
+
+def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
+    env = lab.env
+    lab.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    prefix = f"bench-{os.getpid()}"
+    namespaces = [f"{prefix}-{i}" for i in range(namespace_count)]
+    for ns in namespaces:
+        lab.kubectl("create", "namespace", ns)
+    api = kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(env["KUBECONFIG"]))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    gm_port = free_port()
+    gm_log = (workdir / "greenmatrix.log").open("wb")
+    greenmatrix = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "greenmatrix"),
+            "operator",
+            *[f"--namespace={ns}" for ns in namespaces],
+            "--health-port=0",
+            f"--metrics-port={gm_port}",
+        ],
+        env={k: v for k, v in env.items() if k != "GREENMATRIX_PROMETHEUS_URL"},
+        stdout=gm_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    (workdir / "noop.py").write_text(NOOP)
+    noop = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kopf",
+            "run",
+            "--standalone",
+            *[f"--namespace={ns}" for ns in namespaces],
+            "noop.py",
+        ],
+        cwd=workdir,
+        env=env,
+        stdout=(workdir / "noop.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    ready_at: dict[tuple[str, str], float] = {}
+    created_at: dict[tuple[str, str], float] = {}
+    applied: dict[tuple[str, str], str] = {}
+    stop = threading.Event()
+
+    def watch(ns: str) -> None:
+        w = kubernetes.watch.Watch()
+        while not stop.is_set():
+            try:
+                for event in w.stream(
+                    api.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    ns,
+                    "workloadprofiles",
+                    timeout_seconds=5,
+                ):
+                    obj = event["object"]
+                    key = (ns, obj["metadata"]["name"])
+                    status = obj.get("status") or {}
+                    if key not in ready_at and any(
+                        c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])
+                    ):
+                        ready_at[key] = time.time()
+                    if status.get("appliedPolicy"):
+                        applied[key] = status["appliedPolicy"]
+                    if stop.is_set():
+                        break
+            except Exception:  # a watch that ends is simply restarted
+                time.sleep(0.2)
+
+    watchers = [threading.Thread(target=watch, args=(ns,), daemon=True) for ns in namespaces]
+    for t in watchers:
+        t.start()
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                metrics(gm_port)
+                break
+            except OSError:
+                time.sleep(0.5)
+        time.sleep(5)  # both operators listing and watching
+        base = {"greenmatrix": usage(greenmatrix.pid), "noop": usage(noop.pid)}
+        for ns in namespaces:
+            policy = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "OptimizationPolicy",
+                      "metadata": {"name": "base"},
+                      "spec": {"objectives": {"cost": 1, "latency": 1}}}  # fmt: skip
+            api.create_namespaced_custom_object(GROUP, VERSION, ns, "optimizationpolicies", policy)
+        started = time.time()
+        for i in range(count):
+            ns = namespaces[i % len(namespaces)]
+            name = f"wp-{i}"
+            body = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "WorkloadProfile",
+                "metadata": {"name": name, "labels": {"group": str(i % 10)}},
+                "spec": {
+                    "task": "inference",
+                    "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"},
+                    "inference": {"concurrency": 8 + i % 57, "inputTokens": 256 + 64 * (i % 13)},
+                },
+            }
+            api.create_namespaced_custom_object(GROUP, VERSION, ns, "workloadprofiles", body)
+            created_at[(ns, name)] = time.time()
+            pause = started + (i + 1) / rate - time.time()
+            if pause > 0:
+                time.sleep(pause)
+        create_s = time.time() - started
+        deadline = time.time() + max(300, count / 10)
+        while len(ready_at) < count and time.time() < deadline:
+            time.sleep(0.5)
+        converged = time.time()
+        after = {"greenmatrix": usage(greenmatrix.pid), "noop": usage(noop.pid)}
+        latencies = [ready_at[k] - created_at[k] for k in created_at if k in ready_at]
+        counters = metrics(gm_port)
+        writes = counters.get('greenmatrix_operator_status_writes_total{kind="WorkloadProfile"}', 0)
+        events = sum(v for k, v in counters.items() if k.startswith("greenmatrix_operator_events_total"))
+        # Re-convergence: a higher-priority policy over one group of profiles (a tenth of them).
+        group = [k for i, k in enumerate(created_at) if i % 10 == 3]
+        moved = time.time()
+        for ns in namespaces:
+            policy = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "OptimizationPolicy",
+                      "metadata": {"name": "override"},
+                      "spec": {"priority": 10, "selector": {"matchLabels": {"group": "3"}},
+                               "objectives": {"energy": 1}}}  # fmt: skip
+            api.create_namespaced_custom_object(GROUP, VERSION, ns, "optimizationpolicies", policy)
+        deadline = time.time() + 600
+        while time.time() < deadline and any(applied.get(k) != "override" for k in group):
+            time.sleep(0.2)
+        reconverge = time.time() - moved
+        done = sum(applied.get(k) == "override" for k in group)
+        gm_cpu = after["greenmatrix"][1] - base["greenmatrix"][1]
+        noop_cpu = after["noop"][1] - base["noop"][1]
+        report = {
+            "profiles": count,
+            "created_in_s": round(create_s, 1),
+            "ready": len(latencies),
+            "apply_to_ready_p50_s": round(statistics.median(latencies), 2) if latencies else None,
+            "apply_to_ready_p99_s": round(percentile(latencies, 0.99), 2) if latencies else None,
+            "all_ready_after_last_create_s": round(converged - (started + create_s), 1),
+            "greenmatrix_rss_mb": round(after["greenmatrix"][0], 1),
+            "noop_kopf_rss_mb": round(after["noop"][0], 1),
+            "greenmatrix_cpu_s": round(gm_cpu, 1),
+            "noop_kopf_cpu_s": round(noop_cpu, 1),
+            "greenmatrix_cpu_ms_per_profile": round(1e3 * gm_cpu / count, 2),
+            "cpu_ratio_to_noop": round(gm_cpu / noop_cpu, 1) if noop_cpu > 0 else None,
+            "status_writes_per_profile": round(writes / count, 2),
+            "events_per_profile": round(events / count, 2),
+            "policy_change_profiles": len(group),
+            "policy_change_reconverged": done,
+            "policy_change_reconverge_s": round(reconverge, 1),
+        }
+        print(json.dumps(report, indent=1))
+    finally:
+        stop.set()
+        for process in (greenmatrix, noop):
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        for ns in namespaces:
+            lab.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+if __name__ == "__main__":
+    main()
