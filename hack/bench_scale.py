@@ -9,8 +9,10 @@ ratio of their CPU and memory is the figure, not the machine's speed. Reports:
 - apply -> Ready: from each create's response to the first watch event showing Ready=True (p50, p99);
 - each operator's RSS and CPU seconds (from /proc), and GreenMatrix's CPU ms per profile created;
 - status writes and Events per profile (the operator's own counters: its API writes);
-- re-convergence: a higher-priority policy selecting every profile of one namespace group is
-  created, and the time until each of them names it in status.appliedPolicy.
+- re-convergence: a higher-priority policy selecting a tenth of the profiles is created, and the time
+  until each of them names it in status.appliedPolicy;
+- restart: GreenMatrix SIGKILLed and started again, one profile created: the time from the restart to
+  its Ready (the initial pass over the N profiles comes first).
 
 Not a test: wall-clock numbers depend on the machine; the lab is borrowed and left as found.
 """
@@ -104,18 +106,16 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     gm_port = free_port()
     gm_log = (workdir / "greenmatrix.log").open("wb")
+    command = [
+        str(Path(sys.executable).parent / "greenmatrix"),
+        "operator",
+        *[f"--namespace={ns}" for ns in namespaces],
+        "--health-port=0",
+        f"--metrics-port={gm_port}",
+    ]
+    gm_env = {k: v for k, v in env.items() if k != "GREENMATRIX_PROMETHEUS_URL"}
     greenmatrix = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "greenmatrix"),
-            "operator",
-            *[f"--namespace={ns}" for ns in namespaces],
-            "--health-port=0",
-            f"--metrics-port={gm_port}",
-        ],
-        env={k: v for k, v in env.items() if k != "GREENMATRIX_PROMETHEUS_URL"},
-        stdout=gm_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        command, env=gm_env, stdout=gm_log, stderr=subprocess.STDOUT, start_new_session=True
     )
     (workdir / "noop.py").write_text(NOOP)
     noop = subprocess.Popen(
@@ -226,6 +226,19 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
             time.sleep(0.2)
         reconverge = time.time() - moved
         done = sum(applied.get(k) == "override" for k in group)
+        # Restart: SIGKILL, start again, create one profile; the time to its Ready from the restart.
+        os.killpg(greenmatrix.pid, signal.SIGKILL)
+        greenmatrix.wait(timeout=30)
+        restarted = time.time()
+        greenmatrix = subprocess.Popen(
+            command, env=gm_env, stdout=gm_log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        probe = {**body, "metadata": {"name": "after-restart"}}
+        api.create_namespaced_custom_object(GROUP, VERSION, namespaces[0], "workloadprofiles", probe)
+        deadline = time.time() + 600
+        while (namespaces[0], "after-restart") not in ready_at and time.time() < deadline:
+            time.sleep(0.1)
+        restart_s = ready_at.get((namespaces[0], "after-restart"), float("nan")) - restarted
         gm_cpu = after["greenmatrix"][1] - base["greenmatrix"][1]
         noop_cpu = after["noop"][1] - base["noop"][1]
         report = {
@@ -246,6 +259,7 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
             "policy_change_profiles": len(group),
             "policy_change_reconverged": done,
             "policy_change_reconverge_s": round(reconverge, 1),
+            "restart_to_new_profile_ready_s": round(restart_s, 1),
         }
         print(json.dumps(report, indent=1))
     finally:
