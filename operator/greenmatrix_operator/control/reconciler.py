@@ -91,9 +91,9 @@ class Reconciler:
         self.live = live
         """The live loop over Prometheus (None: recommendations from the specs only)."""
         self.actuator = actuator
+        """Guarded auto-apply (None: recommendations only; it acts only with the live loop)."""
         self.activity: Activity | None = None
         """With peering: whether this replica is the one that works (None: standalone, always)."""
-        """Guarded auto-apply (None: recommendations only; it acts only with the live loop)."""
         self.desired: dict[ObjectKey, int] = {}
         """The guarded desired replicas per live WorkloadProfile, for /metrics."""
         self.recommended: dict[ObjectKey, str | None] = {}
