@@ -120,26 +120,27 @@ def peering_activity(
         return (await asyncio.to_thread(get)).get("status") or {}
 
     def create() -> None:
+        """Kopf keeps alive in the peering objects but does not create them: the first replica does
+        (one cluster-wide, or one per namespace named without a glob)."""
         body = {"apiVersion": "kopf.dev/v1", "metadata": {"name": name}}
-        try:
-            if not namespaces:
-                custom.create_cluster_custom_object(
-                    "kopf.dev", "v1", "clusterkopfpeerings", {**body, "kind": "ClusterKopfPeering"}
-                )
-            else:
-                custom.create_namespaced_custom_object(
-                    "kopf.dev", "v1", namespaces[0], "kopfpeerings", {**body, "kind": "KopfPeering"}
-                )
-        except kubernetes.client.ApiException as err:
-            if err.status != 409:  # 409: another replica made it first
-                logger.warning("could not create the peering object %r: %s", name, err.reason)
+        places = [None] if not namespaces else [ns for ns in namespaces if not set(ns) & set("*?[")]
+        for namespace in places:
+            try:
+                if namespace is None:
+                    custom.create_cluster_custom_object(
+                        "kopf.dev", "v1", "clusterkopfpeerings", {**body, "kind": "ClusterKopfPeering"}
+                    )
+                else:
+                    custom.create_namespaced_custom_object(
+                        "kopf.dev", "v1", namespace, "kopfpeerings", {**body, "kind": "KopfPeering"}
+                    )
+            except kubernetes.client.ApiException as err:
+                if err.status != 409:  # 409: another replica made it first
+                    logger.warning("could not create the peering object %r: %s", name, err.reason)
+            except Exception as err:  # unreachable now: Kopf waits for it, and says so
+                logger.warning("could not create the peering object %r: %s", name, err)
 
-    # Kopf keeps alive in the peering object but does not create it: the first replica does.
-    try:
-        get()
-    except kubernetes.client.ApiException as err:
-        if err.status == 404:
-            create()
+    create()
 
     return Activity(read, identity, int(settings.peering.priority or 0), settings.peering.lifetime)
 
