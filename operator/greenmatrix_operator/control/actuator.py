@@ -17,7 +17,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any, Protocol
 
 from greenmatrix import (
@@ -46,8 +45,8 @@ from greenmatrix_operator.adapters.scale import ScaleConflict, ScaleForbidden
 from greenmatrix_operator.metrics import OperatorMetrics
 from greenmatrix_operator.records import ObjectKey, ObjectRecord, PolicyView
 from greenmatrix_operator.settings import ActuationSettings
+from greenmatrix_operator.status.actions import action_fields, conditions_in, history_of
 from greenmatrix_operator.status.conditions import AUTO_APPLY, CONFLICT, ROLLED_BACK, ConditionState
-from greenmatrix_operator.status.live import rfc3339
 
 logger = logging.getLogger(__name__)
 
@@ -112,68 +111,6 @@ class _Watch:
     last_gate: str | None = None
     view: ActuationView | None = None
     """The view of the last step, which stands between evaluations."""
-
-
-# --- the status form of actions -------------------------------------------------------------------
-
-
-def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def _interval_wire(i: Interval | None) -> dict[str, float] | None:
-    return None if i is None else {"p10": round(i.p10, 3), "p50": round(i.p50, 3), "p90": round(i.p90, 3)}
-
-
-def action_fields(a: ActionRecord) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": a.id,
-        "time": rfc3339(a.at),
-        "kind": a.kind,
-        "fromReplicas": a.from_replicas,
-        "toReplicas": a.to_replicas,
-        "reason": a.reason[:1024],
-        "phase": a.phase,
-        "targetGeneration": a.target_generation,
-        "predictedUtilization": _interval_wire(a.predicted_utilization),
-        "cooldownSeconds": a.cooldown_s,
-    }
-    if a.verification is not None:
-        v = a.verification
-        out["verification"] = {"result": v.result, "reason": v.reason[:1024], "time": rfc3339(v.at)}
-    if a.stop_scale_out_until is not None:
-        out["stopScaleOutUntil"] = rfc3339(a.stop_scale_out_until)
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def action_of(wire: Mapping[str, Any]) -> ActionRecord:
-    u = wire.get("predictedUtilization")
-    v = wire.get("verification")
-    return ActionRecord(
-        id=str(wire["id"]),
-        at=_epoch(wire["time"]),
-        from_replicas=int(wire["fromReplicas"]),
-        to_replicas=int(wire["toReplicas"]),
-        reason=str(wire.get("reason", "")),
-        phase=wire["phase"],
-        target_generation=int(wire.get("targetGeneration", 0)),
-        kind=wire.get("kind", "Scale"),
-        predicted_utilization=Interval(u["p10"], u["p50"], u["p90"]) if u else None,
-        cooldown_s=float(wire.get("cooldownSeconds") or 0.0),
-        verification=Verdict(v["result"], v.get("reason", ""), _epoch(v["time"])) if v else None,
-        stop_scale_out_until=_epoch(wire["stopScaleOutUntil"]) if wire.get("stopScaleOutUntil") else None,
-    )
-
-
-def history_of(status: Mapping[str, Any]) -> tuple[ActionRecord, ...]:
-    """The actions a status records, newest first (an unreadable entry is skipped, not fatal)."""
-    out = []
-    for wire in status.get("actions") or ():
-        try:
-            out.append(action_of(wire))
-        except (KeyError, TypeError, ValueError):
-            logger.warning("skipping an unreadable action in the status: %s", wire)
-    return tuple(out)
 
 
 class Actuator:
@@ -250,7 +187,7 @@ class Actuator:
         if not fresh and not pending:
             if watch.view is None:
                 # The first look of this process: what the status says stands until the first evaluation.
-                watch.view = ActuationView(_conditions_in(status), self._fields(history))
+                watch.view = ActuationView(conditions_in(status), self._fields(history))
             return Step(watch.view)
         if sample is not None:
             watch.samples.append(sample)
@@ -261,30 +198,7 @@ class Actuator:
                 target = kube.target_of(await self.targets.read(record.namespace, kind, name))
             except kube.KubeError as err:
                 logger.warning("%s: cannot settle the recorded intent yet: %s", key, err)
-        autoscalers: tuple[Autoscaler, ...] = ()
-        unreadable = None
-        if target is not None and mode == "Auto" and self.settings.enabled:
-            try:
-                autoscalers = await self.scaler.autoscalers(record.namespace, kind, name)
-            except kube.KubeError as err:
-                unreadable = str(err)
-        given = GateInputs(
-            enabled=self.settings.enabled,
-            dry_run=self.settings.dry_run,
-            mode=mode,
-            policy_paused=bool(policy and policy.spec.paused),
-            profile_paused=record.paused,
-            target_paused=bool(target and target.paused),
-            metrics_available=metrics_available and target is not None,
-            autoscalers=autoscalers,
-            decided=bool(scaling and scaling.get("desiredReplicas") is not None),
-        )
-        opened = gate(given)
-        if unreadable is not None and (opened.open or opened.reason == "MetricsUnavailable"):
-            # Unsure whether another autoscaler owns the target: acting could fight it.
-            opened = Gate(
-                False, AUTOSCALERS_UNREADABLE, f"cannot list the target's autoscalers: {unreadable}"
-            )
+        given, opened, checked = await self._gate(record, policy, target, scaling, metrics_available)
         await self._conflict_event(record, watch, opened)
         now = self.clock()
         intent = None
@@ -322,11 +236,47 @@ class Actuator:
             self.metrics.action_blocks.inc(opened.reason)
         if blocked is not None:
             self.metrics.action_blocks.inc(blocked[0])
-        view = self._view(
-            history, opened, blocked, autoscalers_checked=target is not None and unreadable is None
-        )
+        view = self._view(history, opened, blocked, autoscalers_checked=checked)
         watch.view = view
         return Step(view, intent)
+
+    async def _gate(
+        self,
+        record: ObjectRecord,
+        policy: PolicyView | None,
+        target: kube.Target | None,
+        scaling: Mapping[str, Any] | None,
+        metrics_available: bool,
+    ) -> tuple[GateInputs, Gate, bool]:
+        """The gate's inputs as found, the gate, and whether the target's autoscalers were listed."""
+        ref = record.spec.get("targetRef") or {}
+        kind, name = str(ref.get("kind", "Deployment")), str(ref.get("name", ""))
+        mode = policy.spec.mode if policy is not None else None
+        autoscalers: tuple[Autoscaler, ...] = ()
+        unreadable = None
+        if target is not None and mode == "Auto" and self.settings.enabled:
+            try:
+                autoscalers = await self.scaler.autoscalers(record.namespace, kind, name)
+            except kube.KubeError as err:
+                unreadable = str(err)
+        given = GateInputs(
+            enabled=self.settings.enabled,
+            dry_run=self.settings.dry_run,
+            mode=mode,
+            policy_paused=bool(policy and policy.spec.paused),
+            profile_paused=record.paused,
+            target_paused=bool(target and target.paused),
+            metrics_available=metrics_available and target is not None,
+            autoscalers=autoscalers,
+            decided=bool(scaling and scaling.get("desiredReplicas") is not None),
+        )
+        opened = gate(given)
+        if unreadable is not None and (opened.open or opened.reason == "MetricsUnavailable"):
+            # Unsure whether another autoscaler owns the target: acting could fight it.
+            opened = Gate(
+                False, AUTOSCALERS_UNREADABLE, f"cannot list the target's autoscalers: {unreadable}"
+            )
+        return given, opened, target is not None and unreadable is None
 
     def _settled(
         self,
@@ -562,18 +512,6 @@ class Actuator:
             "lastAction": action_fields(history[0]),
             "actions": [action_fields(a) for a in history[: self.settings.history]],
         }
-
-
-_OWN = (AUTO_APPLY, CONFLICT, ROLLED_BACK)
-
-
-def _conditions_in(status: Mapping[str, Any]) -> tuple[ConditionState, ...]:
-    """Auto-apply's conditions as a status holds them."""
-    return tuple(
-        ConditionState(c["type"], c.get("status", "Unknown"), c.get("reason", ""), c.get("message", ""))
-        for c in status.get("conditions") or ()
-        if c.get("type") in _OWN
-    )
 
 
 def _action_id(now: float, history: Sequence[ActionRecord]) -> str:
