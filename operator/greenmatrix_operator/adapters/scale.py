@@ -10,7 +10,8 @@ auto-apply), `ScaleConflict` (the target moved under us) or the Kubernetes adapt
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kubernetes
@@ -39,7 +40,18 @@ def _refs(target_ref: Mapping[str, Any] | None, kind: str, name: str) -> bool:
 class ScaleClient:
     """Patches targets' scale subresources and lists the autoscalers that may already own them."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient, settings: ApiSettings) -> None:
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient,
+        settings: ApiSettings,
+        *,
+        ttl: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        """Seconds one namespace's listing of autoscalers is reused."""
+        self._clock = clock
+        self._listed: dict[str, tuple[float, list[tuple[Autoscaler, Mapping[str, Any] | None]]]] = {}
         self._apps = kubernetes.client.AppsV1Api(api_client)
         self._hpa = kubernetes.client.AutoscalingV2Api(api_client)
         self._custom = kubernetes.client.CustomObjectsApi(api_client)
@@ -73,38 +85,43 @@ class ScaleClient:
         return int(getattr(getattr(result, "spec", None), "replicas", replicas) or 0)
 
     async def autoscalers(self, namespace: str, kind: str, name: str) -> tuple[Autoscaler, ...]:
-        """The HPAs and KEDA ScaledObjects in `namespace` that scale this target (KEDA absent: none)."""
+        """The HPAs and KEDA ScaledObjects in `namespace` that scale this target (KEDA absent: none).
 
-        def hpas() -> list[Autoscaler]:
-            found = self._hpa.list_namespaced_horizontal_pod_autoscaler(
-                namespace, _request_timeout=self._timeout
-            )
-            return [
-                Autoscaler("HorizontalPodAutoscaler", h.metadata.name)
-                for h in found.items
-                if _refs(
-                    {"kind": h.spec.scale_target_ref.kind, "name": h.spec.scale_target_ref.name}, kind, name
-                )
-            ]
-
-        def scaled_objects() -> list[Autoscaler]:
+        One listing per namespace serves every workload in it for `ttl` seconds: a namespace of many
+        Auto workloads costs two list calls per `ttl`, not two per evaluation."""
+        now = self._clock()
+        cached = self._listed.get(namespace)
+        if cached is None or now - cached[0] >= self.ttl:
             try:
-                found = self._custom.list_namespaced_custom_object(
-                    *KEDA[:2], namespace, KEDA[2], _request_timeout=self._timeout
-                )
-            except kubernetes.client.ApiException as err:
-                if err.status == 404:
-                    return []  # KEDA is not installed: there is no ScaledObject
-                raise
-            return [
-                Autoscaler("ScaledObject", str(o["metadata"]["name"]))
-                for o in found.get("items", [])
-                if _refs((o.get("spec") or {}).get("scaleTargetRef"), kind, name)
-            ]
+                cached = (now, await asyncio.to_thread(self._list, namespace))
+            except Exception as err:
+                raise translate_error(err, f"list the autoscalers in {namespace}") from err
+            self._listed[namespace] = cached
+        return tuple(a for a, ref in cached[1] if _refs(ref, kind, name))
 
+    def _list(self, namespace: str) -> list[tuple[Autoscaler, Mapping[str, Any] | None]]:
+        """Every HPA and ScaledObject in the namespace, with the target it scales."""
+        hpas = self._hpa.list_namespaced_horizontal_pod_autoscaler(namespace, _request_timeout=self._timeout)
+        found: list[tuple[Autoscaler, Mapping[str, Any] | None]] = [
+            (
+                Autoscaler("HorizontalPodAutoscaler", h.metadata.name),
+                {"kind": h.spec.scale_target_ref.kind, "name": h.spec.scale_target_ref.name},
+            )
+            for h in hpas.items
+        ]
         try:
-            first = await asyncio.to_thread(hpas)
-            second = await asyncio.to_thread(scaled_objects)
-        except Exception as err:
-            raise translate_error(err, f"list the autoscalers of {kind} {namespace}/{name}") from err
-        return (*first, *second)
+            keda = self._custom.list_namespaced_custom_object(
+                *KEDA[:2], namespace, KEDA[2], _request_timeout=self._timeout
+            )
+        except kubernetes.client.ApiException as err:
+            if err.status != 404:
+                raise
+            keda = {}  # KEDA is not installed: there is no ScaledObject
+        found += [
+            (
+                Autoscaler("ScaledObject", str(o["metadata"]["name"])),
+                (o.get("spec") or {}).get("scaleTargetRef"),
+            )
+            for o in keda.get("items", [])
+        ]
+        return found
