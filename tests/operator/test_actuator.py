@@ -35,6 +35,9 @@ class Cluster:
     version: int = 100
     paused: bool = False
     others: tuple[Autoscaler, ...] = ()
+    listed_others: tuple[Autoscaler, ...] | None = None
+    """What a listing made earlier found (None: the same as `others`)."""
+    fresh_listings: int = 0
     forbidden: bool = False
     status: dict[str, Any] = field(default_factory=dict)
     patches: list[int] = field(default_factory=list)
@@ -65,8 +68,14 @@ class Cluster:
         self.replicas, self.generation, self.version = replicas, self.generation + 1, self.version + 1
         return replicas
 
-    async def autoscalers(self, namespace: str, kind: str, name: str) -> tuple[Autoscaler, ...]:
-        return self.others
+    async def autoscalers(
+        self, namespace: str, kind: str, name: str, *, max_age: float | None = None
+    ) -> tuple[Autoscaler, ...]:
+        # The gate may read a listing made before an autoscaler appeared; a listing made now never.
+        if max_age == 0.0:
+            self.fresh_listings += 1
+            return self.others
+        return self.listed_others if self.listed_others is not None else self.others
 
     # Targets
     async def read(self, namespace: str, kind: str, name: str) -> Mapping[str, Any]:
@@ -224,6 +233,27 @@ def test_another_autoscaler_blocks_and_is_named(kind: str, reason: str) -> None:
     assert f"{kind} other" in conditions["Conflict"].message
     assert [e[:2] for e in cluster.events] == [("Warning", reason)]  # once, not every evaluation
     assert a.metrics.action_blocks.value("Conflict") == 2
+
+
+def test_an_autoscaler_created_since_the_last_listing_still_stops_the_action() -> None:
+    hpa = Autoscaler("HorizontalPodAutoscaler", "theirs")  # type: ignore[arg-type]
+    cluster, clock = Cluster(others=(hpa,), listed_others=()), Clock()
+    a = actuator(cluster, clock)
+    step = evaluate(a, cluster, 5)
+    assert cluster.patches == [] and step.intent is None and "lastAction" not in cluster.status
+    conditions = {c.type: c for c in step.view.conditions}
+    assert (conditions["AutoApply"].reason, conditions["Conflict"].reason) == ("Conflict", "HPAPresent")
+    assert [e[:2] for e in cluster.events] == [("Warning", "HPAPresent")]
+
+
+def test_a_fresh_listing_is_made_only_for_an_action() -> None:
+    cluster, clock = Cluster(), Clock()
+    a = actuator(cluster, clock)
+    evaluate(a, cluster, 5)
+    for _ in range(5):  # within the cooldown: nothing to act on, the shared listing serves
+        clock.now += 20
+        evaluate(a, cluster, 6)
+    assert cluster.patches == [5] and cluster.fresh_listings == 1
 
 
 @pytest.mark.parametrize("where", ["policy", "profile", "target"])

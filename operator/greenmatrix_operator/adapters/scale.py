@@ -84,14 +84,17 @@ class ScaleClient:
             raise translate_error(err, what) from err
         return int(getattr(getattr(result, "spec", None), "replicas", replicas) or 0)
 
-    async def autoscalers(self, namespace: str, kind: str, name: str) -> tuple[Autoscaler, ...]:
+    async def autoscalers(
+        self, namespace: str, kind: str, name: str, *, max_age: float | None = None
+    ) -> tuple[Autoscaler, ...]:
         """The HPAs and KEDA ScaledObjects in `namespace` that scale this target (KEDA absent: none).
 
         One listing per namespace serves every workload in it for `ttl` seconds: a namespace of many
-        Auto workloads costs two list calls per `ttl`, not two per evaluation."""
+        Auto workloads costs two list calls per `ttl`, not two per evaluation. `max_age` (0: list
+        now) bounds how old a listing may be, for the check made right before an action."""
         now = self._clock()
         cached = self._listed.get(namespace)
-        if cached is None or now - cached[0] >= self.ttl:
+        if cached is None or now - cached[0] >= (self.ttl if max_age is None else max_age):
             try:
                 cached = (now, await asyncio.to_thread(self._list, namespace))
             except Exception as err:

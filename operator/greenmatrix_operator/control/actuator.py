@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from greenmatrix import (
     ActionRecord,
@@ -66,7 +66,9 @@ class Scaler(Protocol):
     async def scale(
         self, namespace: str, kind: str, name: str, replicas: int, resource_version: str
     ) -> int: ...
-    async def autoscalers(self, namespace: str, kind: str, name: str) -> tuple[Autoscaler, ...]: ...
+    async def autoscalers(
+        self, namespace: str, kind: str, name: str, *, max_age: float | None = None
+    ) -> tuple[Autoscaler, ...]: ...
 
 
 class Targets(Protocol):
@@ -101,6 +103,13 @@ class Intent:
 class Step:
     view: ActuationView
     intent: Intent | None = None
+
+
+class _Plan(NamedTuple):
+    history: tuple[ActionRecord, ...]
+    intent: Intent | None
+    blocked: tuple[str, str] | None
+    opened: Gate
 
 
 @dataclass
@@ -199,8 +208,55 @@ class Actuator:
             except kube.KubeError as err:
                 logger.warning("%s: cannot settle the recorded intent yet: %s", key, err)
         given, opened, checked = await self._gate(record, policy, target, scaling, metrics_available)
-        await self._conflict_event(record, watch, opened)
         now = self.clock()
+        plan = self._intend(
+            history, given, opened, pending, fresh, record, target, scaling, policy, watch, now
+        )
+        if plan.intent is not None:
+            # The listing the gate read may be up to a ttl old: an autoscaler created since must stop
+            # the action, so an action is only taken on a listing made now.
+            confirmed = await self._confirmed_unowned(record, given, kind, name)
+            if isinstance(confirmed, Gate):
+                plan = _Plan(history, None, None, confirmed)  # nothing acts unsure; next step tries again
+            elif confirmed is not None:
+                given = confirmed
+                plan = self._intend(
+                    history, given, gate(given), pending, fresh, record, target, scaling, policy, watch, now
+                )
+        history, intent, blocked, opened = plan
+        await self._conflict_event(record, watch, opened)
+        desired = scaling.get("desiredReplicas") if scaling is not None else None
+        if (
+            not opened.open
+            and mode == "Auto"
+            and desired is not None
+            and target
+            and desired != target.replicas
+        ):
+            self.metrics.action_blocks.inc(opened.reason)
+        if blocked is not None:
+            self.metrics.action_blocks.inc(blocked[0])
+        view = self._view(history, opened, blocked, autoscalers_checked=checked)
+        watch.view = view
+        return Step(view, intent)
+
+    def _intend(
+        self,
+        history: tuple[ActionRecord, ...],
+        given: GateInputs,
+        opened: Gate,
+        pending: bool,
+        fresh: bool,
+        record: ObjectRecord,
+        target: kube.Target | None,
+        scaling: Mapping[str, Any] | None,
+        policy: PolicyView | None,
+        watch: _Watch,
+        now: float,
+    ) -> _Plan:
+        """Settle a recorded intent, verify the last action, or decide one: the first that acts."""
+        spec_ref = record.spec.get("targetRef") or {}
+        kind, name = str(spec_ref.get("kind", "Deployment")), str(spec_ref.get("name", ""))
         intent = None
         blocked: tuple[str, str] | None = None
         if pending and target is not None:
@@ -225,20 +281,18 @@ class Actuator:
             )
             if intent is not None:
                 history = intent.history
-        desired = scaling.get("desiredReplicas") if scaling is not None else None
-        if (
-            not opened.open
-            and mode == "Auto"
-            and desired is not None
-            and target
-            and desired != target.replicas
-        ):
-            self.metrics.action_blocks.inc(opened.reason)
-        if blocked is not None:
-            self.metrics.action_blocks.inc(blocked[0])
-        view = self._view(history, opened, blocked, autoscalers_checked=checked)
-        watch.view = view
-        return Step(view, intent)
+        return _Plan(history, intent, blocked, opened)
+
+    async def _confirmed_unowned(
+        self, record: ObjectRecord, given: GateInputs, kind: str, name: str
+    ) -> GateInputs | Gate | None:
+        """None when a listing made now still finds no other autoscaler of the target; else the gate's
+        inputs with those it found, or the closed gate when it cannot list them."""
+        try:
+            found = await self.scaler.autoscalers(record.namespace, kind, name, max_age=0.0)
+        except kube.KubeError as err:
+            return Gate(False, AUTOSCALERS_UNREADABLE, f"cannot list the target's autoscalers: {err}")
+        return replace(given, autoscalers=found) if found else None
 
     async def _gate(
         self,
