@@ -121,7 +121,7 @@ class OptimizationPolicyStatus(Schema):
     observed_generation: Annotated[int | None, Field(ge=0)] = None
     """The metadata.generation the status describes."""
     conditions: list[Condition] | None = None
-    """Ready and InvalidSpec."""
+    """Ready and InvalidSpec; Stalled (for kstatus) while Ready is False."""
     selected_workloads: list[str] | None = None
     """Names of the WorkloadProfiles this policy selects, sorted."""
     selected_count: int = 0

@@ -443,7 +443,8 @@ class WorkloadProfileStatus(Schema):
     """The metadata.generation the status describes."""
     conditions: list[Condition] | None = None
     """Ready, InvalidSpec, RecommendationProvided; with live metrics MetricsAvailable and ScalingLimited;
-    under an Auto policy AutoApply, Conflict and RolledBack."""
+    under an Auto policy AutoApply, Conflict and RolledBack; for kstatus, Stalled while Ready is False
+    and Reconciling while an action is in flight (both present only while True)."""
     inventory: Inventory | None = None
     """Hardware in the cluster that matches the workload's restrictions."""
     recommendation: Recommendation | None = None

@@ -2,7 +2,7 @@
 
 Each module in `gomod/` is built in a copy under the cache, so the package data stays
 read-only and a wheel install works too. Outputs are keyed by a hash of go.mod, go.sum,
-tools.go, the packages, the linker flags and the Go version: a changed pin rebuilds,
+its Go files, the packages, the linker flags and the Go version: a changed pin rebuilds,
 anything else reuses the binaries.
 """
 
@@ -28,7 +28,7 @@ _KUBE_LDFLAGS = (
     f"-X k8s.io/component-base/version.gitMajor={_MAJOR} "
     f"-X k8s.io/component-base/version.gitMinor={_MINOR}"
 )
-_MODULE_FILES = ("go.mod", "go.sum", "tools.go")
+_MODULE_FILES = ("go.mod", "go.sum")
 _COMPLETE = ".complete"
 
 
@@ -45,6 +45,10 @@ class GoModule:
     def source_dir(self) -> Path:
         return GOMOD_DIR / self.name
 
+    def files(self) -> list[str]:
+        """What a build reads: go.mod, go.sum and the Go files (tools.go pins; main.go is a program)."""
+        return [*_MODULE_FILES, *sorted(p.name for p in self.source_dir.glob("*.go"))]
+
 
 MODULES: tuple[GoModule, ...] = (
     GoModule(
@@ -58,6 +62,8 @@ MODULES: tuple[GoModule, ...] = (
     ),
     GoModule("etcd", packages=("go.etcd.io/etcd/server/v3",), binaries=("etcd",)),
     GoModule("kwok", packages=("sigs.k8s.io/kwok/cmd/kwok",), binaries=("kwok",)),
+    # kstatus as kpt, Flux and cli-utils compute it, over objects on stdin (tests/lab/test_kstatus.py).
+    GoModule("kstatus", packages=(".",), binaries=("kstatus",)),
     # Renders and lints charts/greenmatrix (tests/lab/test_install*.py). The -X flags are those of
     # helm's Makefile: its version (= the pin in gomod/helm/go.mod) and the Kubernetes version
     # `helm template` assumes (= its client-go's).
@@ -94,7 +100,7 @@ def find_go(environ: Mapping[str, str] = os.environ) -> str:
 
 def build_key(module: GoModule, go_version: str) -> str:
     digest = hashlib.sha256()
-    for file_name in _MODULE_FILES:
+    for file_name in module.files():
         digest.update(file_name.encode() + b"\0" + (module.source_dir / file_name).read_bytes() + b"\0")
     for part in (*module.packages, module.ldflags, go_version):
         digest.update(part.encode() + b"\0")
@@ -144,7 +150,7 @@ class Toolchain:
         for stale in (work_dir, staging):
             shutil.rmtree(stale, ignore_errors=True)
         work_dir.mkdir(parents=True)
-        for file_name in _MODULE_FILES:
+        for file_name in module.files():
             shutil.copy2(module.source_dir / file_name, work_dir / file_name)
         # `-o dir/` names a binary after its package, which for go.etcd.io/etcd/server/v3 is not `etcd`.
         output = f"{staging}/" if len(module.packages) > 1 else str(staging / module.binaries[0])

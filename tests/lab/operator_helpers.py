@@ -116,6 +116,16 @@ def argocd_health(obj: Mapping[str, Any]) -> dict[str, str]:
     return {"status": str(verdict["status"]), "message": str(verdict["message"] or "")}
 
 
+def kstatus(lab: Lab, *objects: Mapping[str, Any]) -> list[dict[str, str]]:
+    """kstatus of each object as kpt, Flux and cli-utils compute it (sigs.k8s.io/cli-utils, built by
+    the lab from gomod/kstatus): Current, InProgress, Failed, ..."""
+    lines = "".join(json.dumps(o) + "\n" for o in objects)
+    done = subprocess.run(
+        [str(lab.bin_dir / "kstatus")], input=lines, capture_output=True, text=True, check=True, timeout=30
+    )
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
 def gpu_deployment(
     namespace: str, name: str, replicas: int, product: str, annotations: Mapping[str, str] | None = None
 ) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The Argo CD health checks (manifests/argocd, Lua) on statuses the operator really writes: Healthy,
-Degraded, Suspended, and Progressing between a spec change and the operator's next write."""
+Degraded, Suspended, and Progressing between a spec change and the operator's next write; and kstatus
+(kpt, Flux, cli-utils) on the same statuses: Current, Failed, InProgress."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import yaml
 from greenmatrix_lab import Lab
-from operator_helpers import ARGOCD, RunningOperator, argocd_health, get_json, wait_until
+from operator_helpers import ARGOCD, RunningOperator, argocd_health, get_json, kstatus, wait_until
 
 pytest_plugins = ["operator_fixtures"]
 
@@ -60,10 +61,17 @@ def test_health_of_what_the_operator_writes(gm_operator: RunningOperator, lab: L
     assert degraded["status"] == "Degraded" and "UnknownModel" in degraded["message"]
     assert argocd_health(on)["status"] == "Healthy"
     assert argocd_health(paused)["status"] == "Suspended"
+    computed = kstatus(lab, ok, typo, on, paused)
+    assert [k["status"] for k in computed] == ["Current", "Failed", "Current", "Current"]
+    assert "Llama-9-Imaginary" in computed[1]["message"]  # Stalled carries Ready's message
+    stalled = {c["type"]: c for c in typo["status"]["conditions"]}["Stalled"]
+    assert (stalled["status"], stalled["reason"]) == ("True", "UnknownModel")
+    assert all("Stalled" not in {c["type"] for c in o["status"]["conditions"]} for o in (ok, on, paused))
     # A spec change Argo CD just synced, before the operator's next write.
     for obj in (ok, on):
         obj["metadata"]["generation"] += 1
         assert argocd_health(obj)["status"] == "Progressing"
+        assert kstatus(lab, obj)[0]["status"] == "InProgress"
 
 
 def test_the_configmap_carries_the_same_checks() -> None:

@@ -371,3 +371,6 @@ def test_a_changed_pin_changes_the_build_key(tmp_path: Path, monkeypatch: pytest
     assert build_key(module, "go1.27.0") != key
     (tmp_path / "etcd" / "go.sum").write_text("a v1.0.1 h1:y\n")
     assert build_key(module, "go1.26.8") != key
+    pinned = build_key(module, "go1.26.8")
+    (tmp_path / "etcd" / "main.go").write_text("package main\n")  # a program of the lab's own
+    assert build_key(module, "go1.26.8") != pinned

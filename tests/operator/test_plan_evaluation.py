@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from fake_api import FakeStatusApi
 from greenmatrix_operator.control.recommend import evaluate_workload, planner_for
 from greenmatrix_operator.control.reconciler import Indexes, Reconciler
 from greenmatrix_operator.records import WORKLOAD_PROFILE, ObjectRecord, PolicyView, parse_policies
+from greenmatrix_operator.status.evaluation import status_of
 
 from greenmatrix import NodeHardware, Predictors, cluster_region, economics
 
@@ -107,6 +109,26 @@ def test_an_impossible_slo_is_no_feasible_hardware_naming_a_catalog_option(plann
     assert result.plan.error.allowed == ()
     assert "recommendation" not in result.status_fields()
     assert result.recommended_gpu is None
+
+
+def test_kstatus_reads_failed_while_not_ready_and_in_progress_while_an_action_is_in_flight(
+    planner: Any,
+) -> None:
+    spec = example("llama-8b-chat")["spec"]
+    stuck = {**spec, "inference": {**spec["inference"], "slo": {"tpotMs": 0.5}}}
+    written = status_of(evaluate_workload(stuck, LAB, planner=planner), 3, None, "2026-12-07T00:00:00Z")
+    kinds = {c["type"]: c for c in written["conditions"]}
+    assert (kinds["Stalled"]["status"], kinds["Stalled"]["reason"]) == ("True", "NoFeasibleHardware")
+    assert kinds["Stalled"]["message"] == kinds["Ready"]["message"] and "Reconciling" not in kinds
+    fine = evaluate_workload(spec, LAB, planner=planner)
+    previous = written["conditions"]
+    written = status_of(fine, 4, previous, "2026-12-07T00:01:00Z")
+    assert not {"Stalled", "Reconciling"} & {c["type"] for c in written["conditions"]}  # dropped, not False
+    intent = {"id": "a1", "phase": "Intended", "fromReplicas": 2, "toReplicas": 4}
+    acting = replace(fine, actuation_fields={"lastAction": intent})
+    kinds = {c["type"]: c for c in status_of(acting, 4, None, "2026-12-07T00:02:00Z")["conditions"]}
+    assert (kinds["Reconciling"]["status"], kinds["Reconciling"]["reason"]) == ("True", "ActionInFlight")
+    assert "2 -> 4" in kinds["Reconciling"]["message"]
 
 
 def test_no_matching_node_still_points_at_the_catalog(planner: Any) -> None:

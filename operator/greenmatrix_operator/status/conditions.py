@@ -33,6 +33,9 @@ SCALING_LIMITED = "ScalingLimited"
 AUTO_APPLY = "AutoApply"
 CONFLICT = "Conflict"
 ROLLED_BACK = "RolledBack"
+# kstatus' abnormal-true pair (Flux, kpt, cli-utils): present only while True.
+STALLED = "Stalled"
+RECONCILING = "Reconciling"
 # Types this operator decides: one it no longer derives (a targetRef removed) is dropped, not kept.
 OWN_TYPES = frozenset(
     {
@@ -44,6 +47,8 @@ OWN_TYPES = frozenset(
         AUTO_APPLY,
         CONFLICT,
         ROLLED_BACK,
+        STALLED,
+        RECONCILING,
     }
 )
 
@@ -56,6 +61,7 @@ SPEC_VALID = "SpecValid"
 # as written, and said where `kubectl describe` and the Events show it.
 SPEC_DOUBTFUL = "SpecDoubtful"
 POLICY_ACCEPTED = "PolicyAccepted"
+ACTION_IN_FLIGHT = "ActionInFlight"
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,24 @@ def policy_accepted(selected: int, overridden: int) -> tuple[ConditionState, ...
         ConditionState(READY, "True", POLICY_ACCEPTED, message),
         spec_checked(()),
     )
+
+
+def with_kstatus(
+    states: Sequence[ConditionState], in_flight: str | None = None
+) -> tuple[ConditionState, ...]:
+    """The states with kstatus' pair added where it holds, so that `kpt live status`, Flux and
+    cli-utils report Failed or InProgress instead of Current for an object that never got Ready.
+
+    Stalled while Ready is False: every such reason (a rejected spec, no matching or feasible
+    hardware) holds until someone edits a spec or the cluster. Reconciling while an action's patch
+    is in flight (`in_flight` says which)."""
+    out = list(states)
+    ready = next((s for s in states if s.type == READY), None)
+    if ready is not None and ready.status == "False":
+        out.append(ConditionState(STALLED, "True", ready.reason, ready.message))
+    if in_flight:
+        out.append(ConditionState(RECONCILING, "True", ACTION_IN_FLIGHT, in_flight))
+    return tuple(out)
 
 
 # --- conditions on the wire ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from greenmatrix import Inventory, Plan
-from greenmatrix_operator.status.conditions import ConditionState, merge_conditions
+from greenmatrix_operator.status.conditions import ConditionState, merge_conditions, with_kstatus
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,10 @@ def status_of(
 
 
 def _conditions(evaluation: WorkloadEvaluation | PolicyEvaluation) -> tuple[ConditionState, ...]:
-    if isinstance(evaluation, WorkloadEvaluation):
-        return evaluation.all_conditions
-    return evaluation.conditions
+    if isinstance(evaluation, PolicyEvaluation):
+        return with_kstatus(evaluation.conditions)
+    last = evaluation.actuation_fields.get("lastAction") or {}
+    in_flight = None
+    if last.get("phase") == "Intended":
+        in_flight = f"scaling {last.get('fromReplicas')} -> {last.get('toReplicas')} ({last.get('id')})"
+    return with_kstatus(evaluation.all_conditions, in_flight)
