@@ -1,8 +1,12 @@
-"""Kopf registrations, and nothing else: indexes feed memory, events feed the work queue.
+"""Kopf registrations, and nothing else: indexes and events feed memory, events feed the work queue.
 
 Only `@kopf.index` and `@kopf.on.event` handlers are used: neither stores progress or a diff
 base on the objects, adds finalizers or writes `status.kopf`, so Kopf never writes to users'
 objects at all. Every handler is async: the reconciler's queue lives on the event loop.
+
+Nodes and policies (tens to hundreds) are Kopf indexes; WorkloadProfiles (thousands) are kept by the
+reconciler's `ProfileStore` from their events, because a Kopf index over thousands of objects makes
+a restart quadratic (see `control.profiles`).
 """
 
 from __future__ import annotations
@@ -18,20 +22,20 @@ from greenmatrix_operator.control.reconciler import Indexes, Reconciler
 from greenmatrix_operator.records import OPTIMIZATION_POLICY, WORKLOAD_PROFILE, ObjectRecord
 
 NODES = "node_hardware"
-WORKLOADS = "workload_profiles"
-WORKLOAD_NAMES = "workload_profile_names"
 POLICIES = "optimization_policies"
 
 
 def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     """Register the operator's handlers on `registry`, feeding `reconciler`."""
 
+    profiles = reconciler.profiles
+
     def bind(kwargs: Mapping[str, Any]) -> None:
         reconciler.bind(
             Indexes(
                 nodes=kwargs[NODES],
-                workloads=kwargs[WORKLOADS],
-                workload_names=kwargs[WORKLOAD_NAMES],
+                workloads=profiles.records,
+                workload_names=profiles.names,
                 policies=kwargs[POLICIES],
             )
         )
@@ -44,15 +48,6 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     @kopf.index("nodes", id=NODES, registry=registry)
     async def index_node(name: str, labels: Any, spec: Any, status: Any, **_: Any) -> dict[str, NodeHardware]:
         return {name: kube.node_hardware(name, labels, spec, status)}
-
-    @kopf.index(GROUP, VERSION, "workloadprofiles", id=WORKLOADS, registry=registry)
-    async def index_workload(body: Any, **_: Any) -> dict[tuple[str, str], ObjectRecord]:
-        record = ObjectRecord.from_body(WORKLOAD_PROFILE, body)
-        return {(record.namespace, record.name): record}
-
-    @kopf.index(GROUP, VERSION, "workloadprofiles", id=WORKLOAD_NAMES, registry=registry)
-    async def index_workload_name(namespace: str, name: str, **_: Any) -> dict[str, str]:
-        return {namespace: name}
 
     @kopf.index(GROUP, VERSION, "optimizationpolicies", id=POLICIES, registry=registry)
     async def index_policy(body: Any, namespace: str, **_: Any) -> dict[str, ObjectRecord]:
@@ -68,9 +63,12 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     async def workload_event(body: Any, namespace: str, name: str, type: str | None, **kwargs: Any) -> None:
         bind(kwargs)
         deleted = type == "DELETED"
-        store = None if deleted else kwargs[WORKLOADS].get((namespace, name))
-        record = next(iter(store), None) if store else None
-        reconciler.workload_changed(record or ObjectRecord.from_body(WORKLOAD_PROFILE, body), deleted=deleted)
+        record = ObjectRecord.from_body(WORKLOAD_PROFILE, body, pack=True)
+        if deleted:
+            profiles.remove(namespace, name)
+        else:
+            profiles.put(record)
+        reconciler.workload_changed(record, deleted=deleted)
 
     @kopf.on.event(GROUP, VERSION, "optimizationpolicies", registry=registry)
     async def policy_event(namespace: str, name: str, **kwargs: Any) -> None:

@@ -18,12 +18,15 @@ import kubernetes
 from greenmatrix import Predictors
 from greenmatrix_operator import handlers, metrics
 from greenmatrix_operator.adapters.kube import KubeClient, TargetReader
+from greenmatrix_operator.adapters.listing import ProfileLister, listed_with_retries
 from greenmatrix_operator.adapters.prometheus import Prometheus
 from greenmatrix_operator.adapters.scale import ScaleClient
 from greenmatrix_operator.control.actuator import Actuator
 from greenmatrix_operator.control.live import LiveLoop
 from greenmatrix_operator.control.peering import Activity
+from greenmatrix_operator.control.profiles import ProfileStore
 from greenmatrix_operator.control.reconciler import Reconciler
+from greenmatrix_operator.records import WORKLOAD_PROFILE, ObjectRecord
 from greenmatrix_operator.settings import OperatorSettings, kopf_settings
 
 logger = logging.getLogger(__name__)
@@ -39,7 +42,8 @@ async def run(kube: KubeClient, settings: OperatorSettings) -> None:
         time.perf_counter() - started,
         "; ".join(predictors.notes) or "learned models",
     )
-    reconciler = Reconciler(kube, settings, predictors=predictors)
+    # The workers wait for the start's listing of the profiles (see `control.profiles`).
+    reconciler = Reconciler(kube, settings, predictors=predictors, profiles=ProfileStore(listed=False))
     prometheus = None
     if settings.live.prometheus_url:
         prometheus = Prometheus(settings.live.prometheus_url, timeout=settings.live.timeout)
@@ -66,6 +70,7 @@ async def run(kube: KubeClient, settings: OperatorSettings) -> None:
     namespaces = list(settings.watching.namespaces)
     # Started before Kopf: Kopf's shutdown waits for tasks born after it started, ours are ours to stop.
     tasks = reconciler.start()
+    tasks.append(asyncio.create_task(prime_profiles(kube, settings, reconciler), name="greenmatrix listing"))
     if not settings.peering.standalone:
         reconciler.activity = peering_activity(kube, settings, identity, namespaces)
         tasks.append(asyncio.create_task(reconciler.activity.run(), name="greenmatrix peering"))
@@ -96,6 +101,24 @@ async def run(kube: KubeClient, settings: OperatorSettings) -> None:
             await runner.cleanup()
         if prometheus is not None:
             await prometheus.aclose()
+
+
+async def prime_profiles(kube: KubeClient, settings: OperatorSettings, reconciler: Reconciler) -> None:
+    """List the profiles that exist once, so the workers start with the whole set (without it, a
+    policy's count would be written from a partial set and again later)."""
+    started = time.perf_counter()
+    lister = ProfileLister(kube.api_client, settings.api)
+    bodies = await listed_with_retries(
+        lambda: lister.list(settings.watching.namespaces), settings.retries.delays
+    )
+    records = [ObjectRecord.from_body(WORKLOAD_PROFILE, b, pack=True) for b in bodies or ()]
+    added = reconciler.profiles.prime(records)
+    logger.info(
+        "listed %d WorkloadProfiles at start in %.2fs (%d not yet seen on the watch)",
+        len(records),
+        time.perf_counter() - started,
+        added,
+    )
 
 
 def peering_activity(

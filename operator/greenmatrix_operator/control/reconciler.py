@@ -1,6 +1,6 @@
 """The loop: triggers put object keys on one debounced queue; workers bring each status up to date.
 
-Inputs come only from Kopf's in-memory indexes (nodes, WorkloadProfiles, OptimizationPolicies);
+Inputs come only from memory kept from the watches (nodes, WorkloadProfiles, OptimizationPolicies);
 `recommend` and `selection` turn them into the desired status (planning runs in a worker thread, so
 the event loop keeps serving watches while a plan is made, through the caches in `memo`); `writer`
 writes it. API faults are retried with backoff; one bad object never stops the others.
@@ -24,6 +24,7 @@ from greenmatrix_operator.control.actuator import Actuator, sample_of
 from greenmatrix_operator.control.live import LiveLoop, LiveView, Reading, parse_spec
 from greenmatrix_operator.control.memo import InventoryMemo, PlanMemo
 from greenmatrix_operator.control.peering import Activity
+from greenmatrix_operator.control.profiles import ProfileStore
 from greenmatrix_operator.control.workqueue import WorkQueue
 from greenmatrix_operator.control.writer import StatusApi, StatusWriter
 from greenmatrix_operator.metrics import OperatorMetrics
@@ -46,7 +47,8 @@ Index = Mapping[Any, Iterable[Any]]
 
 @dataclass(frozen=True)
 class Indexes:
-    """The live in-memory views the reconciler reads (Kopf keeps them current from the watches)."""
+    """The live in-memory views the reconciler reads (kept current from the watches: nodes and policies by
+    Kopf's indexes, profiles by the `ProfileStore`)."""
 
     nodes: Index  # node name -> NodeHardware
     workloads: Index  # (namespace, name) -> ObjectRecord
@@ -71,8 +73,11 @@ class Reconciler:
         metrics: OperatorMetrics | None = None,
         live: LiveLoop | None = None,
         actuator: Actuator | None = None,
+        profiles: ProfileStore | None = None,
     ) -> None:
         self.settings = settings or OperatorSettings()
+        self.profiles = profiles or ProfileStore()
+        """The WorkloadProfiles, from their events (the handlers fill it; `indexes.workloads` is it)."""
         self.queue: WorkQueue[ObjectKey] = WorkQueue(self.settings.queue.debounce)
         self.clock = clock
         self.metrics = metrics or OperatorMetrics()
@@ -208,6 +213,7 @@ class Reconciler:
 
     async def _worker(self) -> None:
         await self._bound.wait()
+        await self.profiles.listed.wait()  # a policy's count needs every profile that exists
         while True:
             if self.activity is not None:
                 # A standby replica keeps its queue and indexes warm, and does nothing with them.

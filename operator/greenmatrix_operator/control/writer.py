@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from greenmatrix_operator.metrics import OperatorMetrics
-from greenmatrix_operator.records import ObjectKey, ObjectRecord
+from greenmatrix_operator.records import ObjectKey, ObjectRecord, PackedStatus, unpacked
 from greenmatrix_operator.status.conditions import INVALID_SPEC, READY, SPEC_DOUBTFUL, condition
 
 RECOMMENDATION_CHANGED = "RecommendationChanged"
@@ -39,7 +39,7 @@ class _Written:
 
     uid: str
     replaced_version: str
-    status: Mapping[str, Any]
+    status: PackedStatus
 
 
 class StatusWriter:
@@ -54,13 +54,16 @@ class StatusWriter:
         """The freshest status we know: our own last write when the watch has not echoed it yet."""
         written = self._written.get(record.key)
         if written and written.uid == record.uid and written.replaced_version == record.resource_version:
-            return written.status
-        return record.status
+            return written.status.unpack()
+        return unpacked(record.status)
 
     def wrote(self, record: ObjectRecord) -> bool:
         """Whether the record's status is the one this process last wrote for it (the watch's echo)."""
         written = self._written.get(record.key)
-        return written is not None and written.uid == record.uid and written.status == record.status
+        if written is None or written.uid != record.uid:
+            return False
+        # As dicts, not bytes: the API server gives 2.0 back as 2, which Python holds equal.
+        return written.status.unpack() == unpacked(record.status)
 
     def forget(self, key: ObjectKey) -> None:
         self._written.pop(key, None)
@@ -72,7 +75,7 @@ class StatusWriter:
         if patch is None:
             return
         await self.api.patch_status(record, patch)
-        self._written[record.key] = _Written(record.uid, record.resource_version, dict(desired))
+        self._written[record.key] = _Written(record.uid, record.resource_version, PackedStatus.of(desired))
         self._metrics.status_writes.inc(record.kind)
         for event in events(current, desired):
             self._metrics.events.inc(event.type)
