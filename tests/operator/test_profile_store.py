@@ -64,8 +64,12 @@ def test_a_status_is_kept_packed_and_still_reads_as_the_status() -> None:
 
 
 def test_the_writer_knows_its_echo_through_packed_statuses() -> None:
+    seen_during_patch: list[bool] = []
+
     class Api:
         async def patch_status(self, record: ObjectRecord, patch: Any) -> str:
+            # The echo can reach the event loop before the patch call returns: still ours.
+            seen_during_patch.append(writer.wrote(record_of_echo))
             return "2"
 
         async def post_event(self, *args: Any) -> None:
@@ -74,7 +78,9 @@ def test_the_writer_knows_its_echo_through_packed_statuses() -> None:
     writer = StatusWriter(Api(), OperatorMetrics())
     before = record("ml", "chat")
     desired = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True", "reason": "R"}]}
+    record_of_echo = record("ml", "chat", status=desired, rv="2")
     asyncio.run(writer.write(before, desired))
+    assert seen_during_patch == [True]
     assert writer.known_status(before) == desired  # not yet echoed: our own write
     echo = record("ml", "chat", status=desired, rv="2")
     assert writer.wrote(echo) and not writer.wrote(record("ml", "chat", status={"observedGeneration": 0}))

@@ -87,6 +87,8 @@ class Reconciler:
         self._failures: Counter[ObjectKey] = Counter()
         self._nodes_seen: dict[str, NodeHardware] = {}
         self._labels_seen: dict[ObjectKey, Mapping[str, str]] = {}
+        self._paused: set[ObjectKey] = set()
+        """Profiles seen with the pause annotation: an event that only flips it is no echo."""
         self._nodes_version = 0
         self._inventories = InventoryMemo(self.settings.caches.inventories)
         # Loaded once per process; the operator's startup does it before the workers start.
@@ -177,13 +179,19 @@ class Reconciler:
         labels = None if deleted else dict(record.labels)
         if deleted:
             self._forget(key)
+            self._paused.discard(key)
         else:
             if (
                 self.writer.wrote(record)
                 and self._labels_seen.get(key) == labels
                 and record.status.get("observedGeneration") == record.generation
+                and (key in self._paused) == record.paused
             ):
                 return  # the watch echoing our own status write
+            if record.paused:
+                self._paused.add(key)
+            else:
+                self._paused.discard(key)
             self.queue.add(key)
         if self._labels_seen.get(key) != labels:
             if labels is None:

@@ -49,6 +49,7 @@ class StatusWriter:
         self.api = api
         self._metrics = metrics
         self._written: dict[ObjectKey, _Written] = {}
+        self._writing: dict[ObjectKey, PackedStatus] = {}
 
     def known_status(self, record: ObjectRecord) -> Mapping[str, Any]:
         """The freshest status we know: our own last write when the watch has not echoed it yet."""
@@ -58,15 +59,19 @@ class StatusWriter:
         return unpacked(record.status)
 
     def wrote(self, record: ObjectRecord) -> bool:
-        """Whether the record's status is the one this process last wrote for it (the watch's echo)."""
+        """Whether the record's status is the one this process last wrote for it (the watch's echo),
+        or is writing now: the echo can reach the event loop before the patch call returns."""
+        seen = unpacked(record.status)
         written = self._written.get(record.key)
-        if written is None or written.uid != record.uid:
-            return False
+        if written is not None and written.uid == record.uid and written.status.unpack() == seen:
+            return True
         # As dicts, not bytes: the API server gives 2.0 back as 2, which Python holds equal.
-        return written.status.unpack() == unpacked(record.status)
+        writing = self._writing.get(record.key)
+        return writing is not None and writing.unpack() == seen
 
     def forget(self, key: ObjectKey) -> None:
         self._written.pop(key, None)
+        self._writing.pop(key, None)
 
     async def write(self, record: ObjectRecord, desired: Mapping[str, Any]) -> None:
         """Patch the status to `desired` when it differs from the known one, then post its Events."""
@@ -74,8 +79,13 @@ class StatusWriter:
         patch = status_patch(current, desired)
         if patch is None:
             return
-        await self.api.patch_status(record, patch)
-        self._written[record.key] = _Written(record.uid, record.resource_version, PackedStatus.of(desired))
+        packed = PackedStatus.of(desired)
+        self._writing[record.key] = packed
+        try:
+            await self.api.patch_status(record, patch)
+        finally:
+            self._writing.pop(record.key, None)
+        self._written[record.key] = _Written(record.uid, record.resource_version, packed)
         self._metrics.status_writes.inc(record.kind)
         for event in events(current, desired):
             self._metrics.events.inc(event.type)
