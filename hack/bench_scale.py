@@ -239,6 +239,7 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
         while (namespaces[0], "after-restart") not in ready_at and time.time() < deadline:
             time.sleep(0.1)
         restart_s = ready_at.get((namespaces[0], "after-restart"), float("nan")) - restarted
+        restart_rss, restart_cpu = usage(greenmatrix.pid)
         gm_cpu = after["greenmatrix"][1] - base["greenmatrix"][1]
         noop_cpu = after["noop"][1] - base["noop"][1]
         report = {
@@ -248,6 +249,8 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
             "apply_to_ready_p50_s": round(statistics.median(latencies), 2) if latencies else None,
             "apply_to_ready_p99_s": round(percentile(latencies, 0.99), 2) if latencies else None,
             "all_ready_after_last_create_s": round(converged - (started + create_s), 1),
+            "greenmatrix_rss_mb_before": round(base["greenmatrix"][0], 1),
+            "noop_kopf_rss_mb_before": round(base["noop"][0], 1),
             "greenmatrix_rss_mb": round(after["greenmatrix"][0], 1),
             "noop_kopf_rss_mb": round(after["noop"][0], 1),
             "greenmatrix_cpu_s": round(gm_cpu, 1),
@@ -260,6 +263,8 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
             "policy_change_reconverged": done,
             "policy_change_reconverge_s": round(reconverge, 1),
             "restart_to_new_profile_ready_s": round(restart_s, 1),
+            "restart_cpu_s_until_then": round(restart_cpu, 1),
+            "restart_rss_mb_then": round(restart_rss, 1),
         }
         print(json.dumps(report, indent=1))
     finally:

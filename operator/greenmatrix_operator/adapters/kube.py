@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -109,10 +110,13 @@ class KubeClient:
                 {"status": dict(patch)},
                 _content_type=_MERGE_PATCH,
                 _request_timeout=self._timeout,
+                # Only the resourceVersion is read back: plain JSON, not the client's conversion.
+                _preload_content=False,
             )
 
         try:
-            result = await asyncio.to_thread(call)
+            response = await asyncio.to_thread(call)
+            result = json.loads(response.data or b"{}")
         except Exception as err:
             raise translate_error(err, f"patch status of {record.key}") from err
         return str((result or {}).get("metadata", {}).get("resourceVersion", ""))
@@ -141,8 +145,10 @@ class KubeClient:
         }
 
         def call() -> Any:
-            event = kubernetes.client.CoreV1Event.from_dict(body)
-            return self._core.create_namespaced_event(record.namespace, event, _request_timeout=self._timeout)
+            # A plain body and an unread answer: the client's models cost more than the request.
+            return self._core.create_namespaced_event(
+                record.namespace, body, _request_timeout=self._timeout, _preload_content=False
+            )
 
         try:
             await asyncio.to_thread(call)
