@@ -1,8 +1,9 @@
 """What the operator keeps in memory about each watched object, and the keys of its work queue.
 
-Kopf's indexes hold these snapshots (plain, frozen, copied out of the watch event) so the
-reconciler reads every input from memory: no API read per reconcile. `PolicyView` is a snapshot's
-OptimizationPolicy parsed, as the evaluation of other objects needs it.
+Kopf's indexes (nodes, policies) and the `ProfileStore` (WorkloadProfiles) hold these snapshots
+(plain, frozen, copied out of the watch event) so the reconciler reads every input from memory: no
+API read per reconcile. `PolicyView` is a snapshot's OptimizationPolicy parsed, as the evaluation of
+other objects needs it.
 """
 
 from __future__ import annotations
