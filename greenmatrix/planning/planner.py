@@ -145,13 +145,26 @@ def plan(
     feasible option is not an exception but `Plan.error` (NoFeasibleHardware).
     """
 
-    def planned(variant: WorkloadProfileSpec) -> Plan:
-        return _plan(variant, inventory, policy, region=region, predictors=predictors, gpus=gpus)
+    def planned(variant: WorkloadProfileSpec, *, cluster_only: bool = False) -> Plan:
+        return _plan(
+            variant,
+            inventory,
+            policy,
+            region=region,
+            predictors=predictors,
+            gpus=gpus,
+            cluster_only=cluster_only,
+        )
+
+    def variant(changed: WorkloadProfileSpec) -> Plan:
+        # Advice is about this cluster: with one, a variant is planned on its own options only (the
+        # catalog's cannot be recommended there), which is most of a plan's cost saved per variant.
+        return planned(changed, cluster_only=inventory is not None)
 
     result = planned(spec)
     if not advise or not result.evaluated:
         return result
-    return replace(result, advice=tuple(make_advice(spec, result, planned)))
+    return replace(result, advice=tuple(make_advice(spec, result, variant)))
 
 
 def _plan(
@@ -162,6 +175,7 @@ def _plan(
     region: str | None,
     predictors: Predictors | None,
     gpus: Sequence[str] | None,
+    cluster_only: bool = False,
 ) -> Plan:
     products = [g.product for g in (inventory.gpus or [])] if inventory else []
     problems = validate_workload(spec, products) + (validate_policy(policy, products) if policy else [])
@@ -178,7 +192,7 @@ def _plan(
         region=region or _first_region(spec, policy, inventory),
         predictors=predictors or Predictors.load(),
     )
-    options = _options(ctx, inventory, only)
+    options = _options(ctx, inventory, only, cluster_only=cluster_only)
     evaluated = evaluate_training(ctx, options) if spec.task == "training" else evaluate_serving(ctx, options)
     result = _decide(ctx, inventory, evaluated)
     if not options:
@@ -203,7 +217,11 @@ def _first_region(
 
 
 def _options(
-    ctx: PlanContext, inventory: Inventory | None, only: Sequence[hardware.GPUSpec] | None
+    ctx: PlanContext,
+    inventory: Inventory | None,
+    only: Sequence[hardware.GPUSpec] | None,
+    *,
+    cluster_only: bool = False,
 ) -> list[HardwareOption]:
     hw = ctx.spec.hardware
     training = ctx.spec.task == "training"
@@ -214,7 +232,9 @@ def _options(
     in_cluster = cluster_options(inventory, restrictions, hw) if inventory is not None else []
     present = {o.name for o in in_cluster}
     outside = [
-        o for o in catalog_options(restrictions, hw, only=only, region=ctx.region) if o.name not in present
+        o
+        for o in (() if cluster_only else catalog_options(restrictions, hw, only=only, region=ctx.region))
+        if o.name not in present
     ]
     options = in_cluster + outside
     return training_layouts(options) if training else options
