@@ -110,6 +110,8 @@ class _Plan(NamedTuple):
     intent: Intent | None
     blocked: tuple[str, str] | None
     opened: Gate
+    tally: tuple[tuple[str, str], ...] = ()
+    """(counter, label) to count once this plan is the one taken (a plan may be made twice)."""
 
 
 @dataclass
@@ -223,7 +225,9 @@ class Actuator:
                 plan = self._intend(
                     history, given, gate(given), pending, fresh, record, target, scaling, policy, watch, now
                 )
-        history, intent, blocked, opened = plan
+        history, intent, blocked, opened, tally = plan
+        for counter, label in tally:
+            getattr(self.metrics, counter).inc(label)
         await self._conflict_event(record, watch, opened)
         desired = scaling.get("desiredReplicas") if scaling is not None else None
         if (
@@ -259,15 +263,16 @@ class Actuator:
         kind, name = str(spec_ref.get("kind", "Deployment")), str(spec_ref.get("name", ""))
         intent = None
         blocked: tuple[str, str] | None = None
+        tally: list[tuple[str, str]] = []
         if pending and target is not None:
             # The intent was decided with metrics and a decision in hand; the rest of the gate must
             # still be open to retry it (a pause or another autoscaler since drops it).
             still = gate(replace(given, metrics_available=True, decided=True))
-            history, intent = self._settled(history, target, still, kind, name, now)
+            history, intent = self._settled(history, target, still, kind, name, now, tally)
             if not fresh:
                 opened = still  # no evaluation now: the gate as it stood for the intent
         if intent is None and target is not None and history and fresh:
-            history, intent = self._verified(record, history, target, opened, kind, name, policy, now)
+            history, intent = self._verified(record, history, target, opened, kind, name, policy, now, tally)
         if (
             intent is None
             and fresh
@@ -281,7 +286,7 @@ class Actuator:
             )
             if intent is not None:
                 history = intent.history
-        return _Plan(history, intent, blocked, opened)
+        return _Plan(history, intent, blocked, opened, tuple(tally))
 
     async def _confirmed_unowned(
         self, record: ObjectRecord, given: GateInputs, kind: str, name: str
@@ -340,12 +345,13 @@ class Actuator:
         kind: str,
         name: str,
         now: float,
+        tally: list[tuple[str, str]],
     ) -> tuple[tuple[ActionRecord, ...], Intent | None]:
         """An intent found recorded (a crash, or a patch that failed): Applied, retried or dropped."""
         pending = history[0]
         outcome = settle(pending, target.replicas, target.generation)
         if outcome == "Applied":
-            self.metrics.actions.inc("Applied")
+            tally.append(("actions", "Applied"))
             return (replace(pending, phase="Applied"), *history[1:]), None
         # An intent older than its cooldown was decided on a demand that has passed: decide anew.
         fresh = now - pending.at <= max(pending.cooldown_s, _MIN_INTENT_AGE_S)
@@ -357,7 +363,7 @@ class Actuator:
             why = f"recorded {now - pending.at:.0f}s ago, longer than its cooldown"
         else:
             why = f"gate closed: {opened.reason}"
-        self.metrics.actions.inc("Superseded")
+        tally.append(("actions", "Superseded"))
         dropped = replace(pending, phase="Superseded", reason=f"{pending.reason}; dropped: {why}")
         return (dropped, *history[1:]), None
 
@@ -371,6 +377,7 @@ class Actuator:
         name: str,
         policy: PolicyView | None,
         now: float,
+        tally: list[tuple[str, str]],
     ) -> tuple[tuple[ActionRecord, ...], Intent | None]:
         """The last applied action judged; a regressed scale-in rolled back (when the gate is open)."""
         last = history[0]
@@ -389,7 +396,7 @@ class Actuator:
         give_up = last.at + _GIVE_UP_WINDOWS * (self.rule.settle_s + self.rule.window_s)
         if judged.verdict == "Inconclusive" and now < give_up:
             return history, None
-        self.metrics.verifications.inc(judged.verdict)
+        tally.append(("verifications", judged.verdict))
         verdict = Verdict(judged.verdict, judged.reason, now)
         last = last.verified(verdict)
         if judged.cooldown_s is not None:
@@ -577,17 +584,3 @@ def _action_id(now: float, history: Sequence[ActionRecord]) -> str:
         n += 1
         candidate = f"{base}-{n}"
     return candidate
-
-
-def sample_of(observed: Any, ready_replicas: int, capacity_p50: float | None) -> Sample:
-    """What verification reads from one evaluation: the SLO figures and the load on each replica."""
-    utilization = None
-    if observed.request_rate is not None and capacity_p50 and ready_replicas > 0:
-        utilization = observed.request_rate / (ready_replicas * capacity_p50)
-    return Sample(
-        at=observed.as_of,
-        ready_replicas=ready_replicas,
-        utilization=utilization,
-        ttft_p95_ms=None if observed.ttft_p95_s is None else observed.ttft_p95_s * 1e3,
-        tpot_p95_ms=None if observed.tpot_p95_s is None else observed.tpot_p95_s * 1e3,
-    )

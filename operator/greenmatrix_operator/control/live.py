@@ -28,6 +28,7 @@ from greenmatrix import (
     DeploymentState,
     Layout,
     Observed,
+    Sample,
     WorkloadProfileSpec,
     at_observed_batch,
     at_observed_load,
@@ -322,3 +323,17 @@ def planned_basis(observed: Observed, result: DeploymentEvaluation) -> str:
     if result.capacity is not None:
         parts.append(f"capacity per replica {result.capacity.basis}")
     return "; ".join(parts)
+
+
+def sample_of(observed: Any, ready_replicas: int, capacity_p50: float | None) -> Sample:
+    """What verification reads from one evaluation: the SLO figures and the load on each replica."""
+    utilization = None
+    if observed.request_rate is not None and capacity_p50 and ready_replicas > 0:
+        utilization = observed.request_rate / (ready_replicas * capacity_p50)
+    return Sample(
+        at=observed.as_of,
+        ready_replicas=ready_replicas,
+        utilization=utilization,
+        ttft_p95_ms=None if observed.ttft_p95_s is None else observed.ttft_p95_s * 1e3,
+        tpot_p95_ms=None if observed.tpot_p95_s is None else observed.tpot_p95_s * 1e3,
+    )

@@ -20,8 +20,8 @@ from typing import Any
 from greenmatrix import NodeHardware, Predictors, applied_policy, unknown_products
 from greenmatrix_operator.adapters import kube
 from greenmatrix_operator.control import recommend, selection
-from greenmatrix_operator.control.actuator import Actuator, sample_of
-from greenmatrix_operator.control.live import LiveLoop, LiveView, Reading, parse_spec
+from greenmatrix_operator.control.actuator import Actuator
+from greenmatrix_operator.control.live import LiveLoop, LiveView, Reading, parse_spec, sample_of
 from greenmatrix_operator.control.memo import InventoryMemo, PlanMemo
 from greenmatrix_operator.control.peering import Activity
 from greenmatrix_operator.control.profiles import ProfileStore
