@@ -86,6 +86,27 @@ def test_queue_earlier_schedule_wins() -> None:
     assert asyncio.run(scenario()) == "late"
 
 
+def test_queue_serves_new_work_before_a_bulk_resync() -> None:
+    async def scenario() -> list[str]:
+        queue: WorkQueue[str] = WorkQueue(debounce=0)
+        for i in range(100):
+            queue.add(f"settled-{i}", bulk=True)  # the start's resync of existing profiles
+        first = await queue.get()
+        queue.done(first)
+        queue.add("created")  # a profile created during the resync
+        queue.add("settled-50")  # edited during the resync: no longer bulk
+        queue.add("settled-60", bulk=True)  # a second bulk add changes nothing
+        got = [await queue.get() for _ in range(3)]
+        for key in got:
+            queue.done(key)
+        rest = [await queue.get() for _ in range(97)]
+        assert len(queue) == 0 and len(set(rest)) == 97
+        return got
+
+    got = asyncio.run(scenario())
+    assert got[:2] in (["created", "settled-50"], ["settled-50", "created"]) and got[2].startswith("settled-")
+
+
 # --- conditions and patches ---------------------------------------------------------------------
 
 

@@ -167,7 +167,7 @@ class Reconciler:
         self.metrics.node_changes.inc()
         assert self.indexes is not None
         for namespace, name_ in list(self.indexes.workloads):
-            self.queue.add(ObjectKey(WORKLOAD_PROFILE, namespace, name_))
+            self.queue.add(ObjectKey(WORKLOAD_PROFILE, namespace, name_), bulk=True)
         # Policies too: allowedGpus may name a product the catalog lacks, which is valid only while
         # a node carries it.
         for namespace in list(self.indexes.policies):
@@ -192,7 +192,12 @@ class Reconciler:
                 self._paused.add(key)
             else:
                 self._paused.discard(key)
-            self.queue.add(key)
+            # First seen with a status of its current spec: the start's resync, which a new or edited
+            # profile must not wait behind.
+            resync = (
+                key not in self._labels_seen and record.status.get("observedGeneration") == record.generation
+            )
+            self.queue.add(key, bulk=resync)
         if self._labels_seen.get(key) != labels:
             if labels is None:
                 self._labels_seen.pop(key, None)
