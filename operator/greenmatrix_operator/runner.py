@@ -108,10 +108,14 @@ async def prime_profiles(kube: KubeClient, settings: OperatorSettings, reconcile
     policy's count would be written from a partial set and again later)."""
     started = time.perf_counter()
     lister = ProfileLister(kube.api_client, settings.api)
-    bodies = await listed_with_retries(
-        lambda: lister.list(settings.watching.namespaces), settings.retries.delays
+    records = await listed_with_retries(
+        lambda: lister.list(
+            settings.watching.namespaces,
+            lambda body: ObjectRecord.from_body(WORKLOAD_PROFILE, body, pack=True),
+        ),
+        settings.retries.delays,
     )
-    records = [ObjectRecord.from_body(WORKLOAD_PROFILE, b, pack=True) for b in bodies or ()]
+    records = records or []
     added = reconciler.profiles.prime(records)
     logger.info(
         "listed %d WorkloadProfiles at start in %.2fs (%d not yet seen on the watch)",

@@ -125,10 +125,14 @@ def test_the_listing_pages_and_filters_patterns() -> None:
 
     lister._custom.list_cluster_custom_object = cluster  # type: ignore[method-assign]
     lister._custom.list_namespaced_custom_object = namespaced  # type: ignore[method-assign]
-    names = [b["metadata"]["name"] for b in asyncio.run(lister.list(("ml-*",)))]
+
+    def name(b: Any) -> str:
+        return b["metadata"]["name"]
+
+    names = asyncio.run(lister.list(("ml-*",), name))
     assert names == ["p0", "p1", "p2"] and calls == [(None, None), (None, "2")]
     calls.clear()
-    names = [b["metadata"]["name"] for b in asyncio.run(lister.list(("web", "ml-a")))]
+    names = asyncio.run(lister.list(("web", "ml-a"), name))
     assert names == ["w", "p0", "p1", "p2"] and calls == [("web", None), ("ml-a", None), ("ml-a", "2")]
 
 

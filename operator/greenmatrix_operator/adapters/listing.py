@@ -12,7 +12,7 @@ import fnmatch
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import kubernetes
 
@@ -23,6 +23,7 @@ from greenmatrix_operator.settings import ApiSettings
 logger = logging.getLogger(__name__)
 
 _PAGE = 500
+T = TypeVar("T")
 _GLOB = set("*?[!")
 
 
@@ -47,11 +48,15 @@ class ProfileLister:
         self._timeout = (settings.connect_timeout, settings.read_timeout)
 
     async def list(
-        self, namespaces: Sequence[str], plural: str = "workloadprofiles"
-    ) -> list[Mapping[str, Any]]:
-        """The objects' bodies; raises the Kubernetes adapter's errors."""
+        self,
+        namespaces: Sequence[str],
+        keep: Callable[[Mapping[str, Any]], T],
+        plural: str = "workloadprofiles",
+    ) -> list[T]:
+        """What `keep` makes of each object, a page at a time (10,000 bodies as dicts would be
+        hundreds of MB at once); raises the Kubernetes adapter's errors."""
         try:
-            return await asyncio.to_thread(lambda: list(self._all(namespaces, plural)))
+            return await asyncio.to_thread(lambda: [keep(body) for body in self._all(namespaces, plural)])
         except KubeError:
             raise
         except Exception as err:
@@ -89,11 +94,11 @@ class ProfileLister:
 
 
 async def listed_with_retries(
-    listing: Callable[[], Awaitable[list[Mapping[str, Any]]]],
+    listing: Callable[[], Awaitable[list[T]]],
     delays: Sequence[float],
     *,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> list[Mapping[str, Any]] | None:
+) -> list[T] | None:
     """The listing, retried through API faults (`delays` between tries, the last repeating); None
     when the API server refuses it outright (no right to list where the patterns point, or no CRD)."""
     attempt = 0
