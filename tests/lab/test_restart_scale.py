@@ -1,10 +1,10 @@
 """A restart over existing WorkloadProfiles costs time linear in their number.
 
 With Kopf indexes over the profiles, a restart was quadratic: Kopf woke every waiting object's worker
-for each object listed (14 s of CPU at 1,000 profiles, 170 s at 5,000). The operator is restarted
-over N and then 2N settled profiles in one run; the CPU seconds of its initial pass (from /healthz
-until every profile is reconciled and the queue is empty) must about double, not quadruple. A
-settled profile is rewritten by no restart.
+for each object listed (170 s of CPU at 5,000 profiles). The operator is restarted over N and then
+2N settled profiles in one run; the CPU seconds of its initial pass (from /healthz until every
+profile is reconciled and the queue is empty) must about double, not quadruple. A settled profile
+is rewritten by no restart.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from greenmatrix import GROUP, VERSION
 pytest_plugins = ["operator_fixtures"]
 
 NAMESPACE = "gm-restart"
-N = 400
+N = 1000
 WP = 'greenmatrix_operator_reconciles_total{kind="WorkloadProfile"}'
 WRITES = 'greenmatrix_operator_status_writes_total{kind="WorkloadProfile"}'
 
@@ -72,17 +72,20 @@ def all_ready(lab: Lab, total: int) -> bool:
 def initial_pass(op: RunningOperator, total: int) -> tuple[float, float]:
     """CPU seconds from /healthz until every profile is reconciled once; and the status writes."""
     start = cpu_seconds(op.process.pid)
-    wait_until(lambda: settled(op, total), 300, f"the initial pass over {total} profiles", interval=0.2)
+    # Seldom: each scrape renders every profile's gauges, and an idle operator adds no CPU.
+    wait_until(lambda: settled(op, total), 300, f"the initial pass over {total} profiles", interval=2.0)
     return cpu_seconds(op.process.pid) - start, op.metrics().get(WRITES, 0)
 
 
 def test_restart_is_linear_in_the_profiles(crds: Lab, tmp_path: Path) -> None:
     lab, log = crds, tmp_path / "operator.log"
-    with running_operator(lab, NAMESPACE, log) as first:
-        create(lab, 0, N)
-        wait_until(lambda: all_ready(lab, N), 300, f"{N} profiles evaluated")
-        wait_until(lambda: settled(first, N), 120, "the first operator idle")
+    lab.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s")
+    lab.kubectl("create", "namespace", NAMESPACE)
     try:
+        with running_operator(lab, NAMESPACE, log, fresh_namespace=False) as first:
+            create(lab, 0, N)
+            wait_until(lambda: all_ready(lab, N), 300, f"{N} profiles evaluated")
+            wait_until(lambda: settled(first, N), 120, "the first operator idle")
         with running_operator(lab, NAMESPACE, log, fresh_namespace=False) as second:
             once, rewrites_once = initial_pass(second, N)
             create(lab, N, N)
@@ -94,5 +97,5 @@ def test_restart_is_linear_in_the_profiles(crds: Lab, tmp_path: Path) -> None:
         lab.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
     print(f"initial pass: {once:.2f} CPU s over {N} profiles, {twice:.2f} over {2 * N}: x{twice / once:.2f}")
     assert (rewrites_once, rewrites_twice) == (0, 0)
-    # Linear gives about 2; the quadratic restart this guards against gave 3.5 and more at these sizes.
-    assert twice < 3.0 * once
+    # Measured here: x1.9 (2.7 then 5.1 CPU s); with the profiles in Kopf indexes, x2.9 (4.6 then 13.4 s).
+    assert twice < 2.5 * once
