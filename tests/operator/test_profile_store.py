@@ -109,13 +109,16 @@ def test_the_listing_pages_and_filters_patterns() -> None:
     lister = ProfileLister(kubernetes.client.ApiClient(), ApiSettings())
     items = [body("ml-a", f"p{i}") for i in range(3)] + [body("web", "w")]
     calls: list[tuple[str | None, str | None]] = []
+    released: list[str | None] = []  # pages whose connection is not back in the pool yet
 
     def page(token: str | None, namespace: str | None) -> SimpleNamespace:
         calls.append((namespace, token))
         pool = [i for i in items if namespace in (None, i["metadata"]["namespace"])]
         start = int(token or 0)
         more = {"continue": str(start + 2)} if start + 2 < len(pool) else {}
-        return SimpleNamespace(data=json.dumps({"items": pool[start : start + 2], "metadata": more}))
+        released.append(namespace)
+        data = json.dumps({"items": pool[start : start + 2], "metadata": more}).encode()
+        return SimpleNamespace(data=data, release_conn=lambda: released.pop())
 
     def cluster(group: str, version: str, plural: str, **kw: Any) -> SimpleNamespace:
         return page(kw.get("_continue"), None)
@@ -134,6 +137,7 @@ def test_the_listing_pages_and_filters_patterns() -> None:
     calls.clear()
     names = asyncio.run(lister.list(("web", "ml-a"), name))
     assert names == ["w", "p0", "p1", "p2"] and calls == [("web", None), ("ml-a", None), ("ml-a", "2")]
+    assert released == []  # every page's connection went back to the pool
 
 
 def test_the_listing_rides_out_faults_and_gives_up_only_when_refused() -> None:

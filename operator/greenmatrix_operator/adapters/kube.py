@@ -77,6 +77,15 @@ def translate_error(err: Exception, what: str) -> KubeError:
     return Unavailable(message)
 
 
+def read_raw(response: Any) -> bytes:
+    """The body of an answer asked for with `_preload_content=False`, and its connection back to the
+    pool: unreleased, every request would open a new TLS connection."""
+    try:
+        return bytes(response.data or b"")
+    finally:
+        response.release_conn()
+
+
 class KubeClient:
     """Writes the operator makes; one instance per operator process."""
 
@@ -115,8 +124,7 @@ class KubeClient:
             )
 
         try:
-            response = await asyncio.to_thread(call)
-            result = json.loads(response.data or b"{}")
+            result = json.loads(await asyncio.to_thread(lambda: read_raw(call())) or b"{}")
         except Exception as err:
             raise translate_error(err, f"patch status of {record.key}") from err
         return str((result or {}).get("metadata", {}).get("resourceVersion", ""))
@@ -145,9 +153,11 @@ class KubeClient:
         }
 
         def call() -> Any:
-            # A plain body and an unread answer: the client's models cost more than the request.
-            return self._core.create_namespaced_event(
-                record.namespace, body, _request_timeout=self._timeout, _preload_content=False
+            # A plain body and an unconverted answer: the client's models cost more than the request.
+            return read_raw(
+                self._core.create_namespaced_event(
+                    record.namespace, body, _request_timeout=self._timeout, _preload_content=False
+                )
             )
 
         try:

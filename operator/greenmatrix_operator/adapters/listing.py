@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import kubernetes
 
 from greenmatrix import GROUP, VERSION
-from greenmatrix_operator.adapters.kube import Gone, KubeError, Rejected, translate_error
+from greenmatrix_operator.adapters.kube import Gone, KubeError, Rejected, read_raw, translate_error
 from greenmatrix_operator.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class ProfileLister:
                 raw = self._custom.list_namespaced_custom_object(
                     GROUP, VERSION, namespace, plural, _preload_content=False, **kwargs
                 )
-            page = json.loads(raw.data)
+            page = json.loads(read_raw(raw))
             yield from page.get("items", ())
             token = (page.get("metadata") or {}).get("continue")
             if not token:
