@@ -8,7 +8,7 @@ ratio of their CPU and memory is the figure, not the machine's speed. Reports:
 
 - apply -> Ready: from each create's response to the first watch event showing Ready=True (p50, p99);
 - each operator's RSS and CPU seconds (from /proc), and GreenMatrix's CPU ms per profile created;
-- status writes and Events per profile (the operator's own counters: its API writes);
+- status writes, Events and reconciles per profile (the operator's own counters);
 - re-convergence: a higher-priority policy selecting a tenth of the profiles is created, and the time
   until each of them names it in status.appliedPolicy;
 - restart: GreenMatrix SIGKILLed and started again, one profile created: the time from the restart to
@@ -212,6 +212,7 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
         counters = metrics(gm_port)
         writes = counters.get('greenmatrix_operator_status_writes_total{kind="WorkloadProfile"}', 0)
         events = sum(v for k, v in counters.items() if k.startswith("greenmatrix_operator_events_total"))
+        reconciles = counters.get('greenmatrix_operator_reconciles_total{kind="WorkloadProfile"}', 0)
         # Re-convergence: a higher-priority policy over one group of profiles (a tenth of them).
         group = [k for i, k in enumerate(created_at) if i % 10 == 3]
         moved = time.time()
@@ -259,6 +260,7 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
             "cpu_ratio_to_noop": round(gm_cpu / noop_cpu, 1) if noop_cpu > 0 else None,
             "status_writes_per_profile": round(writes / count, 2),
             "events_per_profile": round(events / count, 2),
+            "reconciles_per_profile": round(reconciles / count, 2),
             "policy_change_profiles": len(group),
             "policy_change_reconverged": done,
             "policy_change_reconverge_s": round(reconverge, 1),
