@@ -71,6 +71,7 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
         reconciler.workload_changed(record, deleted=deleted)
 
     @kopf.on.event(GROUP, VERSION, "optimizationpolicies", registry=registry)
-    async def policy_event(namespace: str, name: str, **kwargs: Any) -> None:
+    async def policy_event(body: Any, namespace: str, name: str, type: str | None, **kwargs: Any) -> None:
         bind(kwargs)
-        reconciler.policy_changed(namespace, name)
+        generation = None if type == "DELETED" else int(body.get("metadata", {}).get("generation") or 0)
+        reconciler.policy_changed(namespace, name, generation)

@@ -34,8 +34,9 @@ class RetrySettings:
 
 @dataclass(frozen=True)
 class CacheSettings:
-    plans: int = 512
-    """Plans kept for re-use (without their full option tables, a few kB each)."""
+    plans: int = 2048
+    """Plans kept for re-use, without their full option tables (~50 kB each: up to ~100 MB). More
+    distinct specs than this, met in turn, would miss every time (LRU)."""
     live_plans: int = 256
     """Plans at observed loads kept with every option (tens of kB each)."""
     inventories: int = 1024

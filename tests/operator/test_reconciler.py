@@ -264,6 +264,19 @@ def test_node_change_updates_inventory_and_warns_when_nothing_matches() -> None:
     assert writer.events[-1] == (record.key, "Warning", "NoMatchingHardware")
 
 
+def test_a_policy_status_write_requeues_no_profile() -> None:
+    reconciler, _, _ = make([H100], [wp("a"), wp("b")])
+    reconciler.policy_changed("ml", "base", generation=1)  # first seen: it and every profile
+    assert len(reconciler.queue) == 3
+    reconciler.queue = WorkQueue()
+    reconciler.policy_changed("ml", "base", generation=1)  # our status write's echo
+    assert len(reconciler.queue) == 1  # the policy alone
+    reconciler.queue = WorkQueue()
+    reconciler.policy_changed("ml", "base", generation=2)  # its spec changed
+    reconciler.policy_changed("ml", "gone", generation=None)  # deleted (never seen)
+    assert len(reconciler.queue) == 4
+
+
 def test_unchanged_node_does_not_queue_anything() -> None:
     reconciler, _, _ = make([H100], [wp("chat")])
     reconciler.node_changed("h0", H100)

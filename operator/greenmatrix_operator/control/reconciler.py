@@ -88,6 +88,8 @@ class Reconciler:
         self._nodes_seen: dict[str, NodeHardware] = {}
         self._labels_seen: dict[ObjectKey, Mapping[str, str]] = {}
         self._paused: set[ObjectKey] = set()
+        self._policy_generations: dict[ObjectKey, int] = {}
+        """The generation each policy was last seen at: a status-only change selects nothing anew."""
         """Profiles seen with the pause annotation: an event that only flips it is no echo."""
         self._nodes_version = 0
         self._inventories = InventoryMemo(self.settings.caches.inventories)
@@ -205,12 +207,23 @@ class Reconciler:
                 self._labels_seen[key] = labels
             self._add_policies(record.namespace)
 
-    def policy_changed(self, namespace: str, name: str) -> None:
-        """A policy event: it, its siblings (who wins may change) and the namespace's profiles."""
-        self.queue.add(ObjectKey(OPTIMIZATION_POLICY, namespace, name))
+    def policy_changed(self, namespace: str, name: str, generation: int | None = None) -> None:
+        """A policy event: it, its siblings (who wins may change) and the namespace's profiles; only
+        it when its spec did not move (its status written, by us: profiles depend on specs only).
+        `generation`: None when it was deleted."""
+        key = ObjectKey(OPTIMIZATION_POLICY, namespace, name)
+        seen = self._policy_generations.get(key)
+        if generation is None:
+            self._policy_generations.pop(key, None)
+        else:
+            self._policy_generations[key] = generation
+        self.queue.add(key)
+        if generation is not None and seen == generation:
+            return
         self._add_policies(namespace)
+        # First seen (the start, or a new policy): as bulk, behind new and edited profiles.
         for wp in self._workload_names(namespace):
-            self.queue.add(ObjectKey(WORKLOAD_PROFILE, namespace, wp))
+            self.queue.add(ObjectKey(WORKLOAD_PROFILE, namespace, wp), bulk=seen is None)
 
     def _add_policies(self, namespace: str) -> None:
         for record in self._policy_records(namespace):
