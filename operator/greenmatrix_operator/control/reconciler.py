@@ -41,6 +41,9 @@ from greenmatrix_operator.status.evaluation import WorkloadEvaluation, status_of
 
 logger = logging.getLogger(__name__)
 
+# Seconds a policy's status waits for more profiles to come or go before it is counted again.
+POLICY_COUNT_SETTLE = 2.0
+
 # Kopf's indexes are mappings of key -> store (an iterable of values); plain dicts of lists work too.
 Index = Mapping[Any, Iterable[Any]]
 
@@ -205,7 +208,8 @@ class Reconciler:
                 self._labels_seen.pop(key, None)
             else:
                 self._labels_seen[key] = labels
-            self._add_policies(record.namespace)
+            # Only the policies' counts move: once per settle while profiles keep coming, not per profile.
+            self._add_policies(record.namespace, delay=POLICY_COUNT_SETTLE)
 
     def policy_changed(self, namespace: str, name: str, generation: int | None = None) -> None:
         """A policy event: it, its siblings (who wins may change) and the namespace's profiles; only
@@ -225,9 +229,9 @@ class Reconciler:
         for wp in self._workload_names(namespace):
             self.queue.add(ObjectKey(WORKLOAD_PROFILE, namespace, wp), bulk=seen is None)
 
-    def _add_policies(self, namespace: str) -> None:
+    def _add_policies(self, namespace: str, delay: float | None = None) -> None:
         for record in self._policy_records(namespace):
-            self.queue.add(record.key)
+            self.queue.add(record.key, delay)
 
     # --- the loop ----------------------------------------------------------------------------
 
