@@ -91,9 +91,9 @@ class Reconciler:
         self._nodes_seen: dict[str, NodeHardware] = {}
         self._labels_seen: dict[ObjectKey, Mapping[str, str]] = {}
         self._paused: set[ObjectKey] = set()
+        """Profiles seen with the pause annotation: an event that only flips it is no echo."""
         self._policy_generations: dict[ObjectKey, int] = {}
         """The generation each policy was last seen at: a status-only change selects nothing anew."""
-        """Profiles seen with the pause annotation: an event that only flips it is no echo."""
         self._nodes_version = 0
         self._inventories = InventoryMemo(self.settings.caches.inventories)
         # Loaded once per process; the operator's startup does it before the workers start.
