@@ -42,7 +42,7 @@ async def run(kube: KubeClient, settings: OperatorSettings) -> None:
         time.perf_counter() - started,
         "; ".join(predictors.notes) or "learned models",
     )
-    # The workers wait for the start's listing of the profiles (see `control.profiles`).
+    # Policies wait for the start's listing of the profiles (see `control.profiles`).
     reconciler = Reconciler(kube, settings, predictors=predictors, profiles=ProfileStore(listed=False))
     prometheus = None
     if settings.live.prometheus_url:
@@ -104,7 +104,7 @@ async def run(kube: KubeClient, settings: OperatorSettings) -> None:
 
 
 async def prime_profiles(kube: KubeClient, settings: OperatorSettings, reconciler: Reconciler) -> None:
-    """List the profiles that exist once, so the workers start with the whole set (without it, a
+    """List the profiles that exist once, so the policies are counted on the whole set (without it, a
     policy's count would be written from a partial set and again later)."""
     started = time.perf_counter()
     lister = ProfileLister(kube.api_client, settings.api)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fake_api import FakeStatusApi
 from greenmatrix_operator.adapters.kube import Gone, Unavailable, node_hardware
+from greenmatrix_operator.control.profiles import ProfileStore
 from greenmatrix_operator.control.recommend import evaluate_workload
 from greenmatrix_operator.control.reconciler import Indexes, Reconciler
 from greenmatrix_operator.control.selection import evaluate_policy
@@ -22,6 +23,7 @@ from greenmatrix_operator.control.writer import status_patch
 from greenmatrix_operator.records import (
     OPTIMIZATION_POLICY,
     WORKLOAD_PROFILE,
+    ObjectKey,
     ObjectRecord,
     PolicyView,
     parse_policies,
@@ -262,6 +264,44 @@ def test_node_change_updates_inventory_and_warns_when_nothing_matches() -> None:
     ready = writer.statuses[record.key]["conditions"][0]
     assert (ready["status"], ready["reason"]) == ("False", "NoMatchingHardware")
     assert writer.events[-1] == (record.key, "Warning", "NoMatchingHardware")
+
+
+def test_profiles_are_reconciled_before_the_start_listing_is_in_and_policies_after() -> None:
+    async def scenario() -> None:
+        reconciler, writer, indexes = make([H100], [wp("chat")])
+        reconciler.profiles = ProfileStore(listed=False)
+        indexes.policies["ml"] = [
+            ObjectRecord(
+                kind=OPTIMIZATION_POLICY,
+                namespace="ml",
+                name="base",
+                uid="u",
+                generation=1,
+                resource_version="1",
+            )
+        ]
+        reconciler.queue = WorkQueue(debounce=0)
+        reconciler.queue.add(ObjectKey(OPTIMIZATION_POLICY, "ml", "base"))
+        reconciler.queue.add(ObjectKey(WORKLOAD_PROFILE, "ml", "chat"))
+        tasks = reconciler.start()
+        try:
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if writer.statuses:
+                    break
+            assert [k.kind for k in writer.statuses] == [WORKLOAD_PROFILE]  # the policy waits
+            reconciler.profiles.prime([])
+            for _ in range(300):
+                await asyncio.sleep(0.01)
+                if len(writer.statuses) == 2:
+                    break
+            assert {k.kind for k in writer.statuses} == {WORKLOAD_PROFILE, OPTIMIZATION_POLICY}
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(scenario())
 
 
 def test_a_policy_status_write_requeues_no_profile() -> None:

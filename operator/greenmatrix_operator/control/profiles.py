@@ -5,7 +5,7 @@ and wakes all the waiting workers for each object the initial listing brings: a 
 profiles costs N^2 wake-ups (168 s of a core at 5,000 profiles before anything new was reconciled).
 Here the watch's events fill the store as they come, and one listing at start says when it holds
 every profile: the only thing that needs the whole set is a policy's count of the profiles it
-selects, so the workers wait for that listing and nothing else.
+selects, so policies wait for that listing, and profiles wait for nothing.
 """
 
 from __future__ import annotations

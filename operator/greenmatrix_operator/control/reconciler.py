@@ -41,6 +41,8 @@ from greenmatrix_operator.status.evaluation import WorkloadEvaluation, status_of
 
 logger = logging.getLogger(__name__)
 
+# Seconds a policy's reconcile is put back while the start's listing of profiles is not in.
+LISTING_WAIT = 0.5
 # Seconds a policy's status waits for more profiles to come or go before it is counted again.
 POLICY_COUNT_SETTLE = 2.0
 
@@ -243,12 +245,17 @@ class Reconciler:
 
     async def _worker(self) -> None:
         await self._bound.wait()
-        await self.profiles.listed.wait()  # a policy's count needs every profile that exists
         while True:
             if self.activity is not None:
                 # A standby replica keeps its queue and indexes warm, and does nothing with them.
                 await self.activity.active.wait()
             key = await self.queue.get()
+            if key.kind == OPTIMIZATION_POLICY and not self.profiles.listed.is_set():
+                # A policy counts every profile, so it waits for the start's listing; a profile needs
+                # only itself and the policies (Kopf's indexes hold them whole before any handler runs).
+                self.queue.done(key)
+                self.queue.add(key, LISTING_WAIT, bulk=True)
+                continue
             try:
                 await self.reconcile(key)
             except kube.Gone:
