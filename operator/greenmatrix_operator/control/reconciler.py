@@ -43,8 +43,6 @@ logger = logging.getLogger(__name__)
 
 # Seconds a policy's reconcile is put back while the start's listing of profiles is not in.
 LISTING_WAIT = 0.5
-# Seconds a policy's status waits for more profiles to come or go before it is counted again.
-POLICY_COUNT_SETTLE = 2.0
 
 # Kopf's indexes are mappings of key -> store (an iterable of values); plain dicts of lists work too.
 Index = Mapping[Any, Iterable[Any]]
@@ -210,8 +208,7 @@ class Reconciler:
                 self._labels_seen.pop(key, None)
             else:
                 self._labels_seen[key] = labels
-            # Only the policies' counts move: once per settle while profiles keep coming, not per profile.
-            self._add_policies(record.namespace, delay=POLICY_COUNT_SETTLE)
+            self._add_policies(record.namespace)
 
     def policy_changed(self, namespace: str, name: str, generation: int | None = None) -> None:
         """A policy event: it, its siblings (who wins may change) and the namespace's profiles; only
@@ -231,9 +228,9 @@ class Reconciler:
         for wp in self._workload_names(namespace):
             self.queue.add(ObjectKey(WORKLOAD_PROFILE, namespace, wp), bulk=seen is None)
 
-    def _add_policies(self, namespace: str, delay: float | None = None) -> None:
+    def _add_policies(self, namespace: str) -> None:
         for record in self._policy_records(namespace):
-            self.queue.add(record.key, delay)
+            self.queue.add(record.key)
 
     # --- the loop ----------------------------------------------------------------------------
 
