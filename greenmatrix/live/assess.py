@@ -4,9 +4,11 @@ the policy's guardrails have the last word.
 
 The operator keeps one `WorkloadState` per workload and passes it back at the next evaluation; it
 holds what each step has learnt (`AnomalyState`, one compacted `ForecastState` per slot of the lead
-time, the guardrails' memory), so an evaluation costs the new rows, not the history. Nothing here reads a
-clock: `now` and the rows are arguments, and the answers are those of the whole-history functions
-(`detect_anomalies`, `forecast`) on the same rows.
+time, the guardrails' memory), so an evaluation costs the new rows, not the history, and the state
+stays bounded: the forecasts keep at most `forecast.HISTORY_KEPT` plus `HISTORY_SLACK` of rows.
+Nothing here reads a clock: `now` and the rows are arguments, and the answers are those of the
+whole-history functions (`detect_anomalies`, `forecast`) on the same rows (for `forecast`, the rows
+since the state last started over).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from greenmatrix.interval import Interval
 from greenmatrix.live.anomalies import Anomalies, AnomalyKind, AnomalyState, clean_series
 from greenmatrix.live.decide import ReplicaDecision, decide_replicas
-from greenmatrix.live.forecast import Forecast, ForecastState, advance_together
+from greenmatrix.live.forecast import Forecast, ForecastState, advance_together, within_history
 from greenmatrix.live.guardrails import Guardrails, GuardrailState, guarded_decision
 
 
@@ -69,7 +71,7 @@ def assess(
 ) -> Assessment:
     """Judge the new rows, forecast from the clean ones, decide on the busiest moment of the lead time."""
     detector, judged = state.anomalies.advance(timestamps, values)
-    forecasts = advance_together(state.forecasts, timestamps, clean_series(values, judged))
+    forecasts = within_history(advance_together(state.forecasts, timestamps, clean_series(values, judged)))
     answers = [each.forecast(now) for each in forecasts]
     demand = busiest(answers)
     # Only the next advance reads the states again: what only a forecast reads need not be kept.

@@ -48,6 +48,11 @@ MIN_SELECTION_ERRORS = 12
 # In the order `_Walk.candidates` gives them; the median over the last horizon is one a burst does
 # not move.
 CANDIDATES = ("last value", "regression", "regression in logarithms", "median over the last horizon")
+# A live state keeps at most this much history: two weekly cycles (what `detect_seasonality` needs to
+# tell one) and a day. Once it holds HISTORY_SLACK more, it starts over from the last HISTORY_KEPT, so a
+# workload watched for months costs what one watched for three weeks does.
+HISTORY_KEPT = 15 * DAY
+HISTORY_SLACK = 4 * DAY
 CALIBRATION_ERRORS_NEEDED = 20
 CALIBRATION_WINDOW = 720
 # Step of the quantile levels after a hit or a miss (adaptive conformal inference).
@@ -233,6 +238,22 @@ def advance_together(
         logarithms = FeatureBook(np.log(grid.values + log_offset(grid.values)), grid.step, min(leads))
         books = (units, logarithms)
     return tuple(state._advanced(times, values, grid, books) for state in states)
+
+
+def within_history(
+    states: Sequence[ForecastState], kept: float = HISTORY_KEPT, slack: float = HISTORY_SLACK
+) -> tuple[ForecastState, ...]:
+    """States of one series (as `advance_together` gives them), started over from their last `kept`
+    seconds of rows once they hold `kept + slack`: what they forecast is then what `forecast` gives on
+    the rows since that restart. The restart costs one walk over `kept`, once every `slack`."""
+    if not states or len(states[0].timestamps) < 2:
+        return tuple(states)
+    times, values = states[0].timestamps, states[0].values
+    if times[-1] - times[0] <= kept + slack:
+        return tuple(states)
+    first = int(np.searchsorted(times, times[-1] - kept, side="left"))
+    empty = [ForecastState.empty(state.horizon) for state in states]
+    return advance_together(empty, times[first:], values[first:])
 
 
 def _check_horizon(horizon: float) -> None:

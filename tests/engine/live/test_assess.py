@@ -9,7 +9,7 @@ from greenmatrix.interval import Interval
 from greenmatrix.live.anomalies import AnomalyKind, clean_series, detect_anomalies
 from greenmatrix.live.assess import WorkloadState, assess, busiest
 from greenmatrix.live.decide import decide_replicas
-from greenmatrix.live.forecast import forecast
+from greenmatrix.live.forecast import HISTORY_KEPT, HISTORY_SLACK, forecast
 from greenmatrix.live.guardrails import guardrails_of
 from greenmatrix.live.observations import Series
 
@@ -81,3 +81,22 @@ def test_a_level_shift_is_demand_and_scales_out() -> None:
     judged = detect_anomalies(times, values)
     assert judged.anomaly[-1] and judged.kind[-1] == AnomalyKind.LEVEL_SHIFT.value
     assert out.decision is not None and out.decision.desired > 6 and "anomaly" not in out.decision.reason
+
+
+def test_the_carried_state_stays_bounded_over_weeks_and_still_decides() -> None:
+    """A workload watched for a month: its forecasts start over from the last HISTORY_KEPT once they
+    hold HISTORY_SLACK more, so the state no longer grows with the time it has been watched."""
+    step = 600.0
+    times = 1_700_000_000.0 + step * np.arange(int(32 * 86_400 / step))
+    values = 40 + 25 * np.sin(2 * np.pi * times / 86_400) + np.random.default_rng(9).normal(0, 2, len(times))
+    rails = guardrails_of(Scaling(max_replicas=50))
+    state, done, spans, decided = WorkloadState.start(step, 1200.0), 0, [], 0
+    for cut in range(144, len(times) + 1, 144):  # an evaluation a day
+        out = assess(state, times[done:cut], values[done:cut], float(times[cut - 1]), CAPACITY, 5, 0.7, rails)
+        state, done = out.state, cut
+        spans.append(state.forecasts[0].timestamps[-1] - state.forecasts[0].timestamps[0])
+        decided += out.decision is not None
+    assert max(spans) <= HISTORY_KEPT + HISTORY_SLACK
+    assert min(spans[20:]) >= HISTORY_KEPT - step  # started over, not emptied
+    assert all(len(f.timestamps) == len(state.forecasts[0].timestamps) for f in state.forecasts)
+    assert decided == len(spans)  # every evaluation decides, across the restarts too

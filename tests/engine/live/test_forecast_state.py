@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from series_fixtures import daily_series
 
-from greenmatrix.live.forecast import ForecastState, advance_together, forecast
+from greenmatrix.live.forecast import ForecastState, advance_together, forecast, within_history
 from greenmatrix.live.observations import Series
 
 
@@ -76,3 +76,29 @@ def test_a_compacted_state_advances_as_the_whole_one_and_forecasts_only_after() 
     rows = (series.timestamps[half : half + 5], series.values[half : half + 5])
     now = float(series.timestamps[half + 4])
     assert small.advance(*rows).forecast(now) == state.advance(*rows).forecast(now)
+
+
+def test_a_state_keeps_a_bounded_history_and_forecasts_from_the_rows_since_it_started_over() -> None:
+    series = gappy_series(4.0, 300.0, 8)
+    kept, slack = 86_400.0, 43_200.0
+    horizons = (300.0, 600.0)
+    states = tuple(ForecastState.empty(h) for h in horizons)
+    done, restarts, first = 0, 0, float(series.timestamps[0])
+    for cut in range(24, len(series) + 1, 24):  # one evaluation every two hours of rows
+        states = within_history(
+            advance_together(states, series.timestamps[done:cut], series.values[done:cut]), kept, slack
+        )
+        done = cut
+        last = float(series.timestamps[cut - 1])
+        if last - first > kept + slack:
+            # Started over: from the first row at most `kept` before the last one.
+            first = float(series.timestamps[series.timestamps >= last - kept][0])
+            restarts += 1
+        assert states[0].timestamps[0] == first
+        assert states[0].timestamps[-1] - states[0].timestamps[0] <= kept + slack
+        since = series.timestamps >= first
+        history = Series(series.timestamps[:cut][since[:cut]], series.values[:cut][since[:cut]])
+        for state, horizon in zip(states, horizons, strict=True):
+            assert state.forecast(last) == forecast(history, last, horizon)
+    assert restarts >= 2
+    assert states[0].forecast(float(series.timestamps[-1])).interval is not None
