@@ -137,7 +137,7 @@ class ForecastState:
     def carried(self) -> bool:
         """Whether an advance resumes the walk (or starts it over: the logarithm's offset reads the
         first grid slots, so until the grid holds them every advance starts over)."""
-        return self.walk is not None and len(self.walk.grid.values) >= OFFSET_FROM_FIRST_ROWS
+        return self.walk is not None and self.walk.held >= OFFSET_FROM_FIRST_ROWS
 
     def _advanced(
         self, times: np.ndarray, values: np.ndarray, grid: Grid, books: tuple[FeatureBook | None, ...]
@@ -182,13 +182,16 @@ class ForecastState:
         )
 
     def compact(self) -> ForecastState:
-        """The state without what only `forecast` reads (the grid's feature books, most of its
-        memory): what to keep between evaluations once their forecast is made. It advances exactly
-        as the whole state does; only the advanced state forecasts again."""
+        """The state without what only `forecast` reads (the grid and its feature books, most of its
+        memory; an advance builds the grid anew from the rows): what to keep between evaluations once
+        their forecast is made. It advances exactly as the whole state does; only the advanced state
+        forecasts again."""
         if self.walk is None:
             return self
         walk = copy.copy(self.walk)
         walk.models = [_FitOnly(model.memory) for model in self.walk.models]
+        grid = self.walk.grid
+        walk.grid = Grid(grid.start, grid.step, np.zeros(0), np.zeros(0, dtype=grid.slots.dtype))
         return replace(self, walk=walk)
 
     def forecast(self, now: float) -> Forecast:
@@ -275,6 +278,8 @@ class _Walk:
         """`seasons` and `memories` are what a walk over a shorter grid of the same series settled;
         `books` the grid's feature books (in the series' units and in logarithms) if already built."""
         self.grid = grid
+        # Slots of the grid walked over: kept when a compacted state lets go of the grid itself.
+        self.held = len(grid.values)
         self.horizon = horizon
         self.lead = max(1, math.ceil(horizon / grid.step - 1e-9))
         self.fit_every = max(1, round(FIT_EVERY / grid.step))
@@ -317,7 +322,7 @@ class _Walk:
 
     def settled(self) -> tuple[tuple[Seasonality, ...], tuple[FitMemory | None, ...]]:
         """The seasons and fits of the checkpoints inside the grid: a longer grid keeps them."""
-        inside = (len(self.grid.values) - 1) // self.fit_every + 1
+        inside = (self.held - 1) // self.fit_every + 1
         return tuple(self.seasons[:inside]), tuple(model.memory for model in self.models)
 
     def candidates(self, origins: np.ndarray, leads: np.ndarray) -> np.ndarray:
