@@ -289,10 +289,17 @@ def test_rising_then_falling_load_scales_within_the_guardrails(
     times = [epoch(a["time"]) for a in actions]
     # The cooldown is 20s; the recorded times are whole seconds, so 20s apart may read 19.
     assert all(b - a >= 19 for a, b in itertools.pairwise(times)), times
-    # Scale-in only after a stabilisation window (40s) of recommendations below the current count,
-    # which cannot start before the load dropped.
-    first_in = min(epoch(a["time"]) for a in actions if a["toReplicas"] < a["fromReplicas"])
-    assert first_in >= dropped + 40 - 1, (first_in - dropped, moves)
+    # Scale-in only after a stabilisation window (40s) of recommendations below the current count.
+    # A scale-out was recommended at its own time, so no scale-in comes within 40s of one.
+    outs = [t for t, (a, b) in zip(times, moves, strict=True) if b > a]
+    for t, (a, b) in zip(times, moves, strict=True):
+        if b < a:
+            assert t >= max(o for o in outs if o < t) + 40 - 1, (times, moves)
+    # Below what the peak needs (2.6 replicas' capacity at 0.7 utilisation: 4), recommendations fall
+    # only once the load dropped: the first scale-in under 4 comes a window after the drop. An
+    # overshoot to 5 may come back to 4 during the peak.
+    first_under_peak = min(t for t, (a, b) in zip(times, moves, strict=True) if b < a and b < 4)
+    assert first_under_peak >= dropped + 40 - 1, (first_under_peak - dropped, moves)
     # Every change the Deployment went through is an action in the status and an Event.
     went = [b for a, b in itertools.pairwise(seen) if a != b]
     assert went and went == [to for _, to in moves][-len(went) :], (went, moves)
