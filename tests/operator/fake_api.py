@@ -18,7 +18,7 @@ class FakeStatusApi:
         self.messages: list[str] = []
         self.fail_with: Exception | None = None
 
-    async def patch_status(self, record: ObjectRecord, patch: Mapping[str, Any]) -> str:
+    async def patch_status(self, record: ObjectRecord, patch: Mapping[str, Any]) -> None:
         if self.fail_with is not None:
             raise self.fail_with
         self.patches.append((record.key, patch))
@@ -28,7 +28,6 @@ class FakeStatusApi:
                 status.pop(k, None)
             else:
                 status[k] = v
-        return str(len(self.patches))
 
     async def post_event(self, record: ObjectRecord, type_: str, reason: str, message: str) -> None:
         self.events.append((record.key, type_, reason))

@@ -55,6 +55,8 @@ def test_a_status_is_kept_packed_and_still_reads_as_the_status() -> None:
     packed = PackedStatus.of(status)
     assert packed.unpack() == status and packed == status and dict(packed) == status
     assert packed.get("observedGeneration") == 3 and "recommendation" in packed
+    assert packed.observed_generation == 3 == record("ml", "a", status=status).observed_generation
+    assert ObjectRecord.from_body(WORKLOAD_PROFILE, body("ml", "a", status=status)).observed_generation == 3
     assert len(packed.data) * 5 < sys.getsizeof(json.dumps(status))
     # The API server gives 2.0 back as 2: still the same status.
     echoed = json.loads(json.dumps(status).replace('"p50": 2.0', '"p50": 2'))
@@ -67,10 +69,9 @@ def test_the_writer_knows_its_echo_through_packed_statuses() -> None:
     seen_during_patch: list[bool] = []
 
     class Api:
-        async def patch_status(self, record: ObjectRecord, patch: Any) -> str:
+        async def patch_status(self, record: ObjectRecord, patch: Any) -> None:
             # The echo can reach the event loop before the patch call returns: still ours.
             seen_during_patch.append(writer.wrote(record_of_echo))
-            return "2"
 
         async def post_event(self, *args: Any) -> None:
             pass
@@ -161,3 +162,33 @@ def test_the_listing_rides_out_faults_and_gives_up_only_when_refused() -> None:
         raise Rejected("list workloadprofiles: 403: forbidden")
 
     assert asyncio.run(listed_with_retries(refused, (1.0,), sleep=sleep)) is None
+
+
+def test_the_echo_of_whole_floats_is_told_by_its_bytes_and_other_spellings_still_match(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Api:
+        async def patch_status(self, record: ObjectRecord, patch: Any) -> None:
+            pass
+
+        async def post_event(self, *args: Any) -> None:
+            pass
+
+    writer = StatusWriter(Api(), OperatorMetrics())
+    desired = {"observedGeneration": 1, "scaling": {"desiredReplicas": 3.0, "share": 1.5e-05}}
+    asyncio.run(writer.write(record("ml", "chat"), desired))
+    # The API server (Go) writes 3.0 as 3 and 1.5e-05 as 0.000015; Python reads both back.
+    served = json.loads('{"observedGeneration": 1, "scaling": {"desiredReplicas": 3, "share": 0.000015}}')
+    echo = record("ml", "chat", status=served, rv="2")
+    assert writer.wrote(echo)  # 1.5e-05 == 0.000015 as floats: equal dicts
+    whole = {"observedGeneration": 1, "scaling": {"desiredReplicas": 3.0}}
+    asyncio.run(writer.write(echo, whole))
+    assert not writer.wrote(
+        record("ml", "chat", status={"observedGeneration": 1, "scaling": {"desiredReplicas": 4}})
+    )
+    unpacking = []
+    monkeypatch.setattr(PackedStatus, "unpack", lambda self: unpacking.append(self) or {})
+    assert writer.wrote(
+        record("ml", "chat", status={"observedGeneration": 1, "scaling": {"desiredReplicas": 3}})
+    )
+    assert not unpacking  # told by the bytes alone

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -104,8 +103,8 @@ class KubeClient:
             kubernetes.config.load_kube_config()
         return cls(kubernetes.client.ApiClient(), settings)
 
-    async def patch_status(self, record: ObjectRecord, patch: Mapping[str, Any]) -> str:
-        """Merge-patch the status subresource; returns the object's new resourceVersion."""
+    async def patch_status(self, record: ObjectRecord, patch: Mapping[str, Any]) -> None:
+        """Merge-patch the status subresource."""
 
         def call() -> Any:
             return self._custom.patch_namespaced_custom_object_status(
@@ -119,15 +118,15 @@ class KubeClient:
                 {"status": dict(patch)},
                 _content_type=_MERGE_PATCH,
                 _request_timeout=self._timeout,
-                # Only the resourceVersion is read back: plain JSON, not the client's conversion.
+                # The answer (the whole object) is not read: its watch event brings it anyway, and
+                # decoding it cost a tenth of the operator's CPU at 3,000 profiles.
                 _preload_content=False,
             )
 
         try:
-            result = json.loads(await asyncio.to_thread(lambda: read_raw(call())) or b"{}")
+            await asyncio.to_thread(lambda: read_raw(call()))
         except Exception as err:
             raise translate_error(err, f"patch status of {record.key}") from err
-        return str((result or {}).get("metadata", {}).get("resourceVersion", ""))
 
     async def post_event(self, record: ObjectRecord, type_: str, reason: str, message: str) -> None:
         """Record a core/v1 Event on the object; failures are logged, never raised (best effort)."""

@@ -189,7 +189,7 @@ class Reconciler:
             if (
                 self.writer.wrote(record)
                 and self._labels_seen.get(key) == labels
-                and record.status.get("observedGeneration") == record.generation
+                and record.observed_generation == record.generation
                 and (key in self._paused) == record.paused
             ):
                 return  # the watch echoing our own status write
@@ -199,9 +199,7 @@ class Reconciler:
                 self._paused.discard(key)
             # First seen with a status of its current spec: the start's resync, which a new or edited
             # profile must not wait behind.
-            resync = (
-                key not in self._labels_seen and record.status.get("observedGeneration") == record.generation
-            )
+            resync = key not in self._labels_seen and record.observed_generation == record.generation
             self.queue.add(key, bulk=resync)
         if self._labels_seen.get(key) != labels:
             if labels is None:

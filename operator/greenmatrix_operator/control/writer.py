@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from greenmatrix_operator.metrics import OperatorMetrics
-from greenmatrix_operator.records import ObjectKey, ObjectRecord, PackedStatus, unpacked
+from greenmatrix_operator.records import ObjectKey, ObjectRecord, PackedStatus, as_served, unpacked
 from greenmatrix_operator.status.conditions import INVALID_SPEC, READY, SPEC_DOUBTFUL, condition
 
 RECOMMENDATION_CHANGED = "RecommendationChanged"
@@ -22,7 +22,7 @@ RECOMMENDATION_CHANGED = "RecommendationChanged"
 class StatusApi(Protocol):
     """What the writer needs of the Kubernetes adapter (`adapters.kube.KubeClient`)."""
 
-    async def patch_status(self, record: ObjectRecord, patch: Mapping[str, Any]) -> str: ...
+    async def patch_status(self, record: ObjectRecord, patch: Mapping[str, Any]) -> None: ...
     async def post_event(self, record: ObjectRecord, type_: str, reason: str, message: str) -> None: ...
 
 
@@ -61,13 +61,18 @@ class StatusWriter:
     def wrote(self, record: ObjectRecord) -> bool:
         """Whether the record's status is the one this process last wrote for it (the watch's echo),
         or is writing now: the echo can reach the event loop before the patch call returns."""
-        seen = unpacked(record.status)
         written = self._written.get(record.key)
-        if written is not None and written.uid == record.uid and written.status.unpack() == seen:
+        ours = [written.status] if written is not None and written.uid == record.uid else []
+        if (writing := self._writing.get(record.key)) is not None:
+            ours.append(writing)
+        if not ours:
+            return False
+        # Both sides packed as the API server spells JSON: equal bytes are the echo (the usual case).
+        if isinstance(record.status, PackedStatus) and any(s.data == record.status.data for s in ours):
             return True
-        # As dicts, not bytes: the API server gives 2.0 back as 2, which Python holds equal.
-        writing = self._writing.get(record.key)
-        return writing is not None and writing.unpack() == seen
+        # As dicts, for spellings the packing does not match (1e-07 against 1e-7); Python holds them equal.
+        seen = unpacked(record.status)
+        return any(s.unpack() == seen for s in ours)
 
     def forget(self, key: ObjectKey) -> None:
         self._written.pop(key, None)
@@ -79,7 +84,7 @@ class StatusWriter:
         patch = status_patch(current, desired)
         if patch is None:
             return
-        packed = PackedStatus.of(desired)
+        packed = PackedStatus.of(as_served(desired))
         self._writing[record.key] = packed
         try:
             await self.api.patch_status(record, patch)
