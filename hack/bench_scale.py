@@ -8,6 +8,7 @@ ratio of their CPU and memory is the figure, not the machine's speed. Reports:
 
 - apply -> Ready: from each create's response to the first watch event showing Ready=True (p50, p99);
 - each operator's RSS and CPU seconds (from /proc), and GreenMatrix's CPU ms per profile created;
+- how busy the whole machine was while creating (all its cores), and this client's own CPU;
 - status writes, Events and reconciles per profile (the operator's own counters);
 - re-convergence: a higher-priority policy selecting a tenth of the profiles is created, and the time
   until each of them names it in status.appliedPolicy;
@@ -66,6 +67,13 @@ def usage(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return rss, (int(fields[11]) + int(fields[12])) / ticks
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return float(sum(fields) - idle), float(sum(fields))
 
 
 def metrics(port: int) -> dict[str, float]:
@@ -192,6 +200,7 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
                       "spec": {"objectives": {"cost": 1, "latency": 1}}}  # fmt: skip
             api.create_namespaced_custom_object(GROUP, VERSION, ns, "optimizationpolicies", policy)
         started = time.time()
+        machine_before, own_before = machine_busy(), os.times()
         for i in range(count):
             ns = namespaces[i % len(namespaces)]
             name = f"wp-{i}"
@@ -211,6 +220,9 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
             if pause > 0:
                 time.sleep(pause)
         create_s = time.time() - started
+        machine_after, own_after = machine_busy(), os.times()
+        busy_share = (machine_after[0] - machine_before[0]) / max(1.0, machine_after[1] - machine_before[1])
+        bench_cpu = (own_after.user + own_after.system) - (own_before.user + own_before.system)
         deadline = time.time() + max(300, count / 10)
         while len(ready_at) < count and time.time() < deadline:
             time.sleep(0.5)
@@ -258,6 +270,10 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
             "apply_to_ready_p50_s": round(statistics.median(latencies), 2) if latencies else None,
             "apply_to_ready_p99_s": round(percentile(latencies, 0.99), 2) if latencies else None,
             "all_ready_after_last_create_s": round(converged - (started + create_s), 1),
+            # How busy the whole machine (API server, etcd, both operators, this client) was while
+            # creating: near 1, apply -> Ready is mostly waiting for a core.
+            "machine_cpu_busy_share_while_creating": round(busy_share, 2),
+            "bench_client_cpu_s_while_creating": round(bench_cpu, 1),
             "greenmatrix_rss_mb_before": round(base["greenmatrix"][0], 1),
             "noop_kopf_rss_mb_before": round(base["noop"][0], 1),
             "greenmatrix_rss_mb": round(after["greenmatrix"][0], 1),

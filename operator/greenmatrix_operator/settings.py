@@ -21,8 +21,10 @@ PREFIX = "greenmatrix.io"
 class QueueSettings:
     debounce: float = 0.2
     """Seconds to gather a burst of changes to one object into one reconcile."""
-    workers: int = 2
-    """Objects reconciled at once."""
+    workers: int = 8
+    """Objects reconciled at once. A reconcile mostly waits on the API server (a status patch and an
+    Event); with 2, creates at 50/s on the lab queued up (apply -> Ready p50 8-10 s at 3,000 profiles,
+    0.45 s with 8; 16 gained nothing more)."""
 
 
 @dataclass(frozen=True)
