@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 # Our annotations, finalizer and peering live under this prefix, never on fields of users' objects.
 PREFIX = "greenmatrix.io"
+# Objects per page of a start's listing (Kopf's and the profile store's), as client-go's informers page.
+LISTING_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,9 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
         out.peering.lifetime = settings.peering.lifetime
         if settings.peering.priority is not None:
             out.peering.priority = settings.peering.priority
+    # Kopf lists every kind before watching it, unpaged unless told: at 10,000 profiles a restart held
+    # the whole listing (~80 MB of JSON, several times that as dicts) at once.
+    out.watching.chunk_size = LISTING_PAGE
     out.watching.server_timeout = settings.watching.server_timeout
     out.watching.client_timeout = settings.watching.client_timeout
     return out

@@ -27,3 +27,9 @@ def test_the_diff_base_builds_an_empty_essence_and_stores_nothing() -> None:
     patch = kopf.Patch()
     storage.store(body=body, patch=patch, essence=kopf.BodyEssence(spec={"x": 1}))
     assert not patch
+
+
+def test_kopf_lists_in_pages_as_the_profile_store_does() -> None:
+    from greenmatrix_operator.settings import LISTING_PAGE
+
+    assert kopf_settings(OperatorSettings()).watching.chunk_size == LISTING_PAGE == 500

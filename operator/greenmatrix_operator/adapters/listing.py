@@ -18,11 +18,10 @@ import kubernetes
 
 from greenmatrix import GROUP, VERSION
 from greenmatrix_operator.adapters.kube import Gone, KubeError, Rejected, read_raw, translate_error
-from greenmatrix_operator.settings import ApiSettings
+from greenmatrix_operator.settings import LISTING_PAGE, ApiSettings
 
 logger = logging.getLogger(__name__)
 
-_PAGE = 500
 T = TypeVar("T")
 _GLOB = set("*?[!")
 
@@ -74,7 +73,7 @@ class ProfileLister:
     def _pages(self, plural: str, namespace: str | None) -> Iterator[Mapping[str, Any]]:
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"limit": _PAGE, "_request_timeout": self._timeout}
+            kwargs: dict[str, Any] = {"limit": LISTING_PAGE, "_request_timeout": self._timeout}
             if token:
                 kwargs["_continue"] = token
             # Raw JSON: the client's model objects would cost more than the listing itself.
