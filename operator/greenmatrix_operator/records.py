@@ -87,7 +87,7 @@ class PackedStatus(Mapping[str, Any]):
 def as_served(value: Any) -> Any:
     """`value` with whole floats as ints, as the API server gives them back (Go writes 2.0 as 2): the
     status we write, packed this way, has the bytes of its watch echo, so the echo is told by a byte
-    comparison instead of unpacking both (other spellings, such as 1e-07, fall back to that)."""
+    comparison instead of unpacking both (anything else the server changes falls back to that)."""
     if isinstance(value, float):
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
     if isinstance(value, Mapping):

@@ -70,7 +70,8 @@ class StatusWriter:
         # Both sides packed as the API server spells JSON: equal bytes are the echo (the usual case).
         if isinstance(record.status, PackedStatus) and any(s.data == record.status.data for s in ours):
             return True
-        # As dicts, for spellings the packing does not match (1e-07 against 1e-7); Python holds them equal.
+        # As dicts, for what the packing does not match (a field the API server pruned or spelled
+        # otherwise): Python holds 2 and 2.0 equal.
         seen = unpacked(record.status)
         return any(s.unpack() == seen for s in ours)
 
