@@ -84,16 +84,21 @@ def client_floor(lab: Lab, api: Any, status: dict[str, Any], namespace: str, cou
     lab.kubectl("create", "namespace", namespace)
     core = kubernetes.client.CoreV1Api(api.api_client)
     for i in range(count):
-        spec = {"task": "inference", "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}}
+        spec = {"task": "inference", "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"},
+                "inference": {"concurrency": 8}}  # fmt: skip
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "WorkloadProfile", "metadata": {"name": f"f-{i}"},
                 "spec": spec}  # fmt: skip
         api.create_namespaced_custom_object(GROUP, VERSION, namespace, "workloadprofiles", body)
     started = time.thread_time()
     for i in range(count):
-        api.patch_namespaced_custom_object_status(
+        answer = api.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, "workloadprofiles", f"f-{i}", {"status": status},
             _content_type="application/merge-patch+json", _preload_content=False,
-        ).release_conn()  # fmt: skip
+        )  # fmt: skip
+        # Read before the connection goes back to the pool, as the operator's read_raw does: an unread
+        # answer would be taken for the next request's.
+        _ = answer.data
+        answer.release_conn()
         event = {
             "metadata": {"generateName": f"f-{i}.", "namespace": namespace},
             "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "WorkloadProfile",
@@ -101,7 +106,9 @@ def client_floor(lab: Lab, api: Any, status: dict[str, Any], namespace: str, cou
             "reason": "RecommendationProvided", "message": "floor", "type": "Normal",
             "source": {"component": "greenmatrix"},
         }  # fmt: skip
-        core.create_namespaced_event(namespace, event, _preload_content=False).release_conn()
+        answer = core.create_namespaced_event(namespace, event, _preload_content=False)
+        _ = answer.data
+        answer.release_conn()
     return 1e3 * (time.thread_time() - started) / count
 
 
@@ -297,7 +304,11 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
         restart_s = ready_at.get((namespaces[0], "after-restart"), float("nan")) - restarted
         restart_rss, restart_cpu = usage(greenmatrix.pid)
         sample = api.get_namespaced_custom_object(GROUP, VERSION, namespaces[0], "workloadprofiles", "wp-0")
-        floor_ms = client_floor(lab, api, sample.get("status") or {}, f"{prefix}-floor")
+        try:
+            floor_ms: float | None = client_floor(lab, api, sample.get("status") or {}, f"{prefix}-floor")
+        except Exception as err:  # the yardstick must not cost the run's report
+            print(f"client floor not measured: {err!r}"[:300], file=sys.stderr)
+            floor_ms = None
         gm_cpu = after["greenmatrix"][1] - base["greenmatrix"][1]
         noop_cpu = after["noop"][1] - base["noop"][1]
         report = {
@@ -327,7 +338,7 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
             "policy_change_profiles": len(group),
             "policy_change_reconverged": done,
             "policy_change_reconverge_s": round(reconverge, 1),
-            "client_cpu_ms_per_status_patch_and_event": round(floor_ms, 2),
+            "client_cpu_ms_per_status_patch_and_event": round(floor_ms, 2) if floor_ms is not None else None,
             "restart_to_new_profile_ready_s": round(restart_s, 1),
             "restart_cpu_s_until_then": round(restart_cpu, 1),
             "restart_rss_mb_then": round(restart_rss, 1),
