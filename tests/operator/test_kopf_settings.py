@@ -6,7 +6,7 @@ import kopf
 from fake_api import FakeStatusApi
 from greenmatrix_operator.control.reconciler import Reconciler
 from greenmatrix_operator.handlers import register
-from greenmatrix_operator.settings import OperatorSettings, kopf_settings
+from greenmatrix_operator.settings import LISTING_PAGE, OperatorSettings, kopf_settings
 
 
 def test_no_handler_reads_the_essence_the_empty_diff_base_skips() -> None:
@@ -30,6 +30,4 @@ def test_the_diff_base_builds_an_empty_essence_and_stores_nothing() -> None:
 
 
 def test_kopf_lists_in_pages_as_the_profile_store_does() -> None:
-    from greenmatrix_operator.settings import LISTING_PAGE
-
     assert kopf_settings(OperatorSettings()).watching.chunk_size == LISTING_PAGE == 500
