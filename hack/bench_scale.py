@@ -37,9 +37,13 @@ from typing import Any
 
 import kubernetes
 from greenmatrix_lab import Lab
+from greenmatrix_operator.adapters.kube import read_raw
 
 REPO = Path(__file__).resolve().parents[1]
 GROUP, VERSION = "greenmatrix.io", "v1alpha1"
+# Profiles differ in concurrency and input length; coprime counts, so specs repeat every 741 creates.
+CONCURRENCIES, INPUT_LENGTHS = 57, 13
+SPEC_CYCLE = CONCURRENCIES * INPUT_LENGTHS
 NOOP = """
 import kopf
 
@@ -95,10 +99,7 @@ def client_floor(lab: Lab, api: Any, status: dict[str, Any], namespace: str, cou
             GROUP, VERSION, namespace, "workloadprofiles", f"f-{i}", {"status": status},
             _content_type="application/merge-patch+json", _preload_content=False,
         )  # fmt: skip
-        # Read before the connection goes back to the pool, as the operator's read_raw does: an unread
-        # answer would be taken for the next request's.
-        _ = answer.data
-        answer.release_conn()
+        read_raw(answer)  # the operator's own: read, then the connection back to the pool
         event = {
             "metadata": {"generateName": f"f-{i}.", "namespace": namespace},
             "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "WorkloadProfile",
@@ -106,9 +107,7 @@ def client_floor(lab: Lab, api: Any, status: dict[str, Any], namespace: str, cou
             "reason": "RecommendationProvided", "message": "floor", "type": "Normal",
             "source": {"component": "greenmatrix"},
         }  # fmt: skip
-        answer = core.create_namespaced_event(namespace, event, _preload_content=False)
-        _ = answer.data
-        answer.release_conn()
+        read_raw(core.create_namespaced_event(namespace, event, _preload_content=False))
     return 1e3 * (time.thread_time() - started) / count
 
 
@@ -247,7 +246,10 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
                 "spec": {
                     "task": "inference",
                     "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"},
-                    "inference": {"concurrency": 8 + i % 57, "inputTokens": 256 + 64 * (i % 13)},
+                    "inference": {
+                        "concurrency": 8 + i % CONCURRENCIES,
+                        "inputTokens": 256 + 64 * (i % INPUT_LENGTHS),
+                    },
                 },
             }
             api.create_namespaced_custom_object(GROUP, VERSION, ns, "workloadprofiles", body)
@@ -265,11 +267,13 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
         converged = time.time()
         after = {"greenmatrix": usage(greenmatrix.pid), "noop": usage(noop.pid)}
         latencies = [ready_at[k] - created_at[k] for k in created_at if k in ready_at]
-        # The specs repeat every 741 creates (57 concurrencies x 13 input lengths): the first of each
-        # needs a plan of its own (~13 ms of CPU), the rest reuse it.
-        first = [ready_at[k] - created_at[k] for i, k in enumerate(created_at) if k in ready_at and i < 741]
+        # The specs repeat every SPEC_CYCLE creates: the first of each needs a plan of its own
+        # (~13 ms of CPU), the rest reuse it.
+        first = [
+            ready_at[k] - created_at[k] for i, k in enumerate(created_at) if k in ready_at and i < SPEC_CYCLE
+        ]
         repeated = [
-            ready_at[k] - created_at[k] for i, k in enumerate(created_at) if k in ready_at and i >= 741
+            ready_at[k] - created_at[k] for i, k in enumerate(created_at) if k in ready_at and i >= SPEC_CYCLE
         ]
         counters = metrics(gm_port)
         writes = counters.get('greenmatrix_operator_status_writes_total{kind="WorkloadProfile"}', 0)
