@@ -101,6 +101,7 @@ async def run(kube: KubeClient, settings: OperatorSettings) -> None:
             await runner.cleanup()
         if prometheus is not None:
             await prometheus.aclose()
+        await kube.aclose()
 
 
 async def prime_profiles(kube: KubeClient, settings: OperatorSettings, reconciler: Reconciler) -> None:
@@ -177,7 +178,7 @@ def serve(settings: OperatorSettings) -> None:
     try:
         kube = KubeClient.from_environment(settings.api)
     except kubernetes.config.ConfigException as err:
-        click.echo(f"error: no cluster credentials (in-cluster or kubeconfig): {err}", err=True)
+        click.echo(f"error: cluster connection settings (in-cluster or kubeconfig): {err}", err=True)
         sys.exit(2)
     try:
         asyncio.run(run(kube, settings))

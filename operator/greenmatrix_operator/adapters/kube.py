@@ -1,8 +1,9 @@
 """The Kubernetes adapter: Node objects read as the engine's NodeHardware, status patches and Events
 written, API faults translated at the boundary.
 
-Writes go through the official client in worker threads (reads never happen here: the reconciler
-reads from Kopf's in-memory indexes). Failures become `Gone` (the object no longer exists: drop
+Status patches and Events go over aiohttp on the event loop (`apiserver`); the rarer reads and
+writes of the other adapters go through the official client in worker threads (the reconciler reads
+its objects from memory kept from the watches). Failures become `Gone` (the object no longer exists: drop
 it), `Rejected` (the API refuses this write: log it, retrying the same write cannot help) or
 `Unavailable` (anything else: retry with backoff).
 """
@@ -20,6 +21,7 @@ from typing import Any
 import kubernetes
 
 from greenmatrix import GROUP, VERSION, NodeHardware
+from greenmatrix_operator.adapters.apiserver import ApiServer
 from greenmatrix_operator.records import PAUSED_ANNOTATION, PLURALS, ObjectRecord
 from greenmatrix_operator.settings import ApiSettings
 
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 COMPONENT = "greenmatrix-operator"
 _MERGE_PATCH = "application/merge-patch+json"
+_JSON = "application/json"
 
 
 def node_hardware(
@@ -90,9 +93,7 @@ class KubeClient:
 
     def __init__(self, api_client: kubernetes.client.ApiClient, settings: ApiSettings) -> None:
         self.api_client = api_client
-        self._custom = kubernetes.client.CustomObjectsApi(api_client)
-        self._core = kubernetes.client.CoreV1Api(api_client)
-        self._timeout = (settings.connect_timeout, settings.read_timeout)
+        self.server = ApiServer(api_client.configuration, settings)
 
     @classmethod
     def from_environment(cls, settings: ApiSettings) -> KubeClient:
@@ -105,26 +106,12 @@ class KubeClient:
 
     async def patch_status(self, record: ObjectRecord, patch: Mapping[str, Any]) -> None:
         """Merge-patch the status subresource."""
-
-        def call() -> Any:
-            return self._custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                record.namespace,
-                PLURALS[record.kind],
-                record.name,
-                # No preconditions: the status is ours alone, and a write computed from a stale
-                # snapshot is corrected by the reconcile the newer object's watch event triggers.
-                {"status": dict(patch)},
-                _content_type=_MERGE_PATCH,
-                _request_timeout=self._timeout,
-                # The answer (the whole object) is not read: its watch event brings it anyway, and
-                # decoding it took about 3% of the operator's time holding the GIL at 3,000 profiles.
-                _preload_content=False,
-            )
-
+        plural = PLURALS[record.kind]
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{record.namespace}/{plural}/{record.name}/status"
         try:
-            await asyncio.to_thread(lambda: read_raw(call()))
+            # No preconditions: the status is ours alone, and a write computed from a stale snapshot
+            # is corrected by the reconcile the newer object's watch event triggers.
+            await self.server.send("PATCH", path, {"status": dict(patch)}, _MERGE_PATCH)
         except Exception as err:
             raise translate_error(err, f"patch status of {record.key}") from err
 
@@ -150,21 +137,15 @@ class KubeClient:
             "lastTimestamp": now,
             "count": 1,
         }
-
-        def call() -> Any:
-            # A plain body and an unconverted answer: the client's models cost more than the request.
-            return read_raw(
-                self._core.create_namespaced_event(
-                    record.namespace, body, _request_timeout=self._timeout, _preload_content=False
-                )
-            )
-
         try:
-            await asyncio.to_thread(call)
+            await self.server.send("POST", f"/api/v1/namespaces/{record.namespace}/events", body, _JSON)
         except Exception as err:
             logger.warning(
                 "could not post event %s on %s: %s", reason, record.key, translate_error(err, "event")
             )
+
+    async def aclose(self) -> None:
+        await self.server.aclose()
 
 
 GPU_RESOURCE = "nvidia.com/gpu"
