@@ -280,10 +280,21 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
         repeated = [
             ready_at[k] - created_at[k] for i, k in enumerate(created_at) if k in ready_at and i >= SPEC_CYCLE
         ]
+        # Where the tail sits in time: p99 of each tenth of the creates, in order.
+        tenths = [[] for _ in range(10)]  # type: list[list[float]]
+        for i, k in enumerate(created_at):
+            if k in ready_at:
+                tenths[min(9, 10 * i // count)].append(ready_at[k] - created_at[k])
+        by_tenth = [round(percentile(t, 0.99), 1) if t else None for t in tenths]
         counters = metrics(gm_port)
         writes = counters.get('greenmatrix_operator_status_writes_total{kind="WorkloadProfile"}', 0)
         events = sum(v for k, v in counters.items() if k.startswith("greenmatrix_operator_events_total"))
         reconciles = counters.get('greenmatrix_operator_reconciles_total{kind="WorkloadProfile"}', 0)
+        # A policy's status counts the profiles of its namespace: how often it was redone and rewritten.
+        policy_reconciles = counters.get(
+            'greenmatrix_operator_reconciles_total{kind="OptimizationPolicy"}', 0
+        )
+        policy_writes = counters.get('greenmatrix_operator_status_writes_total{kind="OptimizationPolicy"}', 0)
         # Re-convergence: a higher-priority policy over one group of profiles (a tenth of them).
         group = [k for i, k in enumerate(created_at) if i % 10 == 3]
         moved = time.time()
@@ -328,6 +339,7 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
             "apply_to_ready_p99_s": round(percentile(latencies, 0.99), 2) if latencies else None,
             "apply_to_ready_p99_s_first_of_their_spec": round(percentile(first, 0.99), 2) if first else None,
             "apply_to_ready_p99_s_repeated_specs": round(percentile(repeated, 0.99), 2) if repeated else None,
+            "apply_to_ready_p99_s_by_tenth_of_the_creates": by_tenth,
             "all_ready_after_last_create_s": round(converged - (started + create_s), 1),
             # How busy the whole machine (API server, etcd, both operators, this client) was while
             # creating: near 1, apply -> Ready is mostly waiting for a core.
@@ -344,6 +356,8 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
             "status_writes_per_profile": round(writes / count, 2),
             "events_per_profile": round(events / count, 2),
             "reconciles_per_profile": round(reconciles / count, 2),
+            "policy_reconciles_per_profile": round(policy_reconciles / count, 2),
+            "policy_status_writes_per_profile": round(policy_writes / count, 2),
             "policy_change_profiles": len(group),
             "policy_change_reconverged": done,
             "policy_change_reconverge_s": round(reconverge, 1),

@@ -98,6 +98,7 @@ OPTIMIZATION_POLICY = Kind(
         {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
         {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority"},
         {"name": "Selected", "type": "integer", "jsonPath": ".status.selectedCount"},
+        {"name": "Applied", "type": "integer", "jsonPath": ".status.appliedCount"},
         _ready(),
         _reason(),
         _AGE,

@@ -115,6 +115,12 @@ class OptimizationPolicySpec(Schema):
     """Stop acting on selected WorkloadProfiles (recommendations keep being written), as KEDA's pause."""
 
 
+LISTED_WORKLOADS = 100
+"""Profile names a policy's status lists at most: one object holds them, and a namespace may hold
+thousands of profiles (a list of all of them grew each policy write with the namespace, and etcd
+refuses objects over 1.5 MB)."""
+
+
 class OptimizationPolicyStatus(Schema):
     """Observed state of an OptimizationPolicy, written by the operator only."""
 
@@ -122,9 +128,11 @@ class OptimizationPolicyStatus(Schema):
     """The metadata.generation the status describes."""
     conditions: list[Condition] | None = None
     """Ready and InvalidSpec; Stalled (for kstatus) while Ready is False."""
-    selected_workloads: list[str] | None = None
-    """Names of the WorkloadProfiles this policy selects, sorted."""
+    selected_workloads: Annotated[list[str] | None, Field(max_length=LISTED_WORKLOADS)] = None
+    """The first 100 names, sorted, of the WorkloadProfiles this policy selects (selectedCount counts all)."""
     selected_count: int = 0
     """How many WorkloadProfiles this policy selects."""
-    applied_workloads: list[str] | None = None
-    """Selected WorkloadProfiles for which this policy is the one that applies (highest priority)."""
+    applied_workloads: Annotated[list[str] | None, Field(max_length=LISTED_WORKLOADS)] = None
+    """The first 100 names, sorted, of those for which this policy applies (appliedCount counts all)."""
+    applied_count: int = 0
+    """How many of the selected WorkloadProfiles this policy applies to."""

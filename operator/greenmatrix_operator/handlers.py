@@ -73,5 +73,8 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     @kopf.on.event(GROUP, VERSION, "optimizationpolicies", registry=registry)
     async def policy_event(body: Any, namespace: str, name: str, type: str | None, **kwargs: Any) -> None:
         bind(kwargs)
-        generation = None if type == "DELETED" else int(body.get("metadata", {}).get("generation") or 0)
-        reconciler.policy_changed(namespace, name, generation)
+        if type == "DELETED":
+            reconciler.policy_changed(namespace, name, None)
+        else:
+            record = ObjectRecord.from_body(OPTIMIZATION_POLICY, body)
+            reconciler.policy_changed(namespace, name, record.generation, record)

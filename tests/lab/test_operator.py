@@ -164,7 +164,7 @@ def test_kubectl_get_prints_the_columns(lab: Lab, examples: str) -> None:
     wide = lab.kubectl("get", "wp", "-n", examples, "-o", "wide").stdout
     assert "REASON" in wide.splitlines()[0] and "RecommendationProvided" in wide
     policies = lab.kubectl("get", "op", "-n", examples).stdout
-    assert "SELECTED" in policies.splitlines()[0]
+    assert {"SELECTED", "APPLIED"} <= set(policies.splitlines()[0].split())
 
 
 def test_kopf_writes_nothing_into_users_objects(lab: Lab, examples: str) -> None:

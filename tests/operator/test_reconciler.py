@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -31,7 +32,7 @@ from greenmatrix_operator.records import (
 from greenmatrix_operator.status.conditions import ConditionState, merge_conditions
 from greenmatrix_operator.status.evaluation import WorkloadEvaluation
 
-from greenmatrix import NodeHardware, applied_policy
+from greenmatrix import LISTED_WORKLOADS, NodeHardware, OptimizationPolicyStatus, applied_policy
 
 H100 = NodeHardware.from_node(
     "h0",
@@ -304,17 +305,37 @@ def test_profiles_are_reconciled_before_the_start_listing_is_in_and_policies_aft
     asyncio.run(scenario())
 
 
-def test_a_policy_status_write_requeues_no_profile() -> None:
-    reconciler, _, _ = make([H100], [wp("a"), wp("b")])
-    reconciler.policy_changed("ml", "base", generation=1)  # first seen: it and every profile
+def test_a_policy_status_write_requeues_no_profile_and_our_own_echo_nothing() -> None:
+    policy = ObjectRecord(OPTIMIZATION_POLICY, "ml", "base", "uid-p", 1, "5", spec={})
+    reconciler, writer, indexes = make([H100], [wp("a"), wp("b")], [policy])
+    reconciler.policy_changed("ml", "base", 1, policy)  # first seen: it and every profile
     assert len(reconciler.queue) == 3
     reconciler.queue = WorkQueue()
-    reconciler.policy_changed("ml", "base", generation=1)  # our status write's echo
+    reconciler.policy_changed("ml", "base", 1)  # a status write by someone else
     assert len(reconciler.queue) == 1  # the policy alone
     reconciler.queue = WorkQueue()
-    reconciler.policy_changed("ml", "base", generation=2)  # its spec changed
+    asyncio.run(reconciler.reconcile(policy.key))
+    echo = replace(policy, resource_version="6", status=writer.statuses[policy.key])
+    indexes.policies["ml"] = [echo]
+    reconciler.policy_changed("ml", "base", 1, echo)  # our own write's echo: nothing to redo
+    assert len(reconciler.queue) == 0
+    reconciler.policy_changed("ml", "base", 2, replace(echo, generation=2))  # its spec changed
     reconciler.policy_changed("ml", "gone", generation=None)  # deleted (never seen)
-    assert len(reconciler.queue) == 4
+    assert len(reconciler.queue) == 4  # base, its two profiles, and gone (to be forgotten)
+
+
+def test_a_burst_of_profiles_is_counted_by_its_policy_once() -> None:
+    clock = [100.0]
+    policy = ObjectRecord(OPTIMIZATION_POLICY, "ml", "base", "uid-p", 1, "5", spec={})
+    reconciler, _, _ = make([H100], [], [policy])
+    reconciler.queue = WorkQueue(clock=lambda: clock[0])
+    recount = reconciler.settings.queue.policy_recount
+    for i in range(20):  # 20 creates at 50/s
+        reconciler.workload_changed(wp(f"p{i}", labels={"team": "chat"}))
+        clock[0] += 0.02
+    # One recount, when the first add asked for it: later adds do not push it back.
+    assert reconciler.queue.due_at(policy.key) == pytest.approx(100.0 + recount)
+    assert len(reconciler.queue) == 21
 
 
 def test_unchanged_node_does_not_queue_anything() -> None:
@@ -353,6 +374,24 @@ def test_policy_status_and_applied_policy_constraints() -> None:
     assert status["conditions"][0]["observedGeneration"] == 3
     asyncio.run(reconciler.reconcile(chat.key))
     assert writer.statuses[chat.key]["conditions"][0]["reason"] == "NoMatchingHardware"
+
+
+def test_a_policy_over_many_profiles_counts_them_all_and_lists_the_first_hundred() -> None:
+    profiles = [wp(f"p{i:03d}", labels={"team": "chat" if i % 3 else "other"}) for i in range(300)]
+    selector = {"selector": {"matchLabels": {"team": "chat"}}}
+    chat = ObjectRecord(OPTIMIZATION_POLICY, "ml", "chat", "uid-c", 1, "5", spec=selector)
+    base = ObjectRecord(OPTIMIZATION_POLICY, "ml", "base", "uid-b", 1, "6", spec={"priority": 5})
+    reconciler, writer, _ = make([H100], profiles, [chat, base])
+    asyncio.run(reconciler.reconcile(chat.key))
+    status = writer.statuses[chat.key]
+    selected = sorted(r.name for r in profiles if r.labels["team"] == "chat")
+    assert (status["selectedCount"], status["appliedCount"]) == (200, 0)  # base's priority wins them
+    assert status["selectedWorkloads"] == selected[:LISTED_WORKLOADS] and status["appliedWorkloads"] == []
+    asyncio.run(reconciler.reconcile(base.key))
+    status = writer.statuses[base.key]
+    assert (status["selectedCount"], status["appliedCount"]) == (300, 300)
+    assert status["appliedWorkloads"] == sorted(r.name for r in profiles)[:LISTED_WORKLOADS]
+    OptimizationPolicyStatus.model_validate(status)  # the CRD's schema: at most 100 names
 
 
 def test_api_faults_are_retried_and_gone_objects_forgotten() -> None:

@@ -206,11 +206,16 @@ class Reconciler:
                 self._labels_seen.pop(key, None)
             else:
                 self._labels_seen[key] = labels
-            self._add_policies(record.namespace)
+            # Counted again once the burst this profile may be part of is in: a recount per profile
+            # rewrote the policy's status with every create in its namespace.
+            self._add_policies(record.namespace, self.settings.queue.policy_recount)
 
-    def policy_changed(self, namespace: str, name: str, generation: int | None = None) -> None:
+    def policy_changed(
+        self, namespace: str, name: str, generation: int | None = None, record: ObjectRecord | None = None
+    ) -> None:
         """A policy event: it, its siblings (who wins may change) and the namespace's profiles; only
-        it when its spec did not move (its status written, by us: profiles depend on specs only).
+        it when its spec did not move (its status written by someone else: profiles depend on specs
+        only); nothing when it is the echo of our own status write (`record`: the policy as seen).
         `generation`: None when it was deleted."""
         key = ObjectKey(OPTIMIZATION_POLICY, namespace, name)
         seen = self._policy_generations.get(key)
@@ -218,17 +223,19 @@ class Reconciler:
             self._policy_generations.pop(key, None)
         else:
             self._policy_generations[key] = generation
-        self.queue.add(key)
         if generation is not None and seen == generation:
+            if record is None or not self.writer.wrote(record):
+                self.queue.add(key)
             return
+        self.queue.add(key)
         self._add_policies(namespace)
         # First seen (the start, or a new policy): as bulk, behind new and edited profiles.
         for wp in self._workload_names(namespace):
             self.queue.add(ObjectKey(WORKLOAD_PROFILE, namespace, wp), bulk=seen is None)
 
-    def _add_policies(self, namespace: str) -> None:
+    def _add_policies(self, namespace: str, delay: float | None = None) -> None:
         for record in self._policy_records(namespace):
-            self.queue.add(record.key)
+            self.queue.add(record.key, delay)
 
     # --- the loop ----------------------------------------------------------------------------
 

@@ -49,6 +49,11 @@ class WorkQueue(Generic[K]):
     def processing(self) -> int:
         return len(self._processing)
 
+    def due_at(self, key: K) -> float | None:
+        """When a queued key is due (on the queue's clock); None when it is not queued."""
+        entry = self._due.get(key)
+        return entry[0] if entry is not None else None
+
     def add(self, key: K, delay: float | None = None, *, bulk: bool = False) -> None:
         """Schedule a key after `delay` seconds (the debounce by default); an earlier schedule wins,
         and a key added both as bulk and not is not bulk."""

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from greenmatrix import Inventory, Plan
+from greenmatrix import LISTED_WORKLOADS, Inventory, Plan
 from greenmatrix_operator.status.conditions import ConditionState, merge_conditions, with_kstatus
 
 
@@ -90,11 +90,13 @@ class PolicyEvaluation:
     applied: tuple[str, ...] = ()
 
     def derived_fields(self) -> dict[str, Any]:
-        """The status besides conditions: the profiles the policy selects and those it wins."""
+        """The status besides conditions: how many profiles the policy selects and wins, and the first
+        of their names (a namespace's thousands would make every write as large as the namespace)."""
         return {
-            "selectedWorkloads": list(self.selected),
+            "selectedWorkloads": list(self.selected[:LISTED_WORKLOADS]),
             "selectedCount": len(self.selected),
-            "appliedWorkloads": list(self.applied),
+            "appliedWorkloads": list(self.applied[:LISTED_WORKLOADS]),
+            "appliedCount": len(self.applied),
         }
 
 
