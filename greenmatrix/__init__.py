@@ -97,6 +97,7 @@ _EXPORTS: dict[str, str] = {
     "replicas_for": "greenmatrix.planning.capacity",
     "Plan": "greenmatrix.planning.result",
     "plan": "greenmatrix.planning.planner",
+    "with_advice": "greenmatrix.planning.planner",
     "Predictors": "greenmatrix.predict.predictors",
 }
 

@@ -145,25 +145,40 @@ def plan(
     feasible option is not an exception but `Plan.error` (NoFeasibleHardware).
     """
 
-    def planned(variant: WorkloadProfileSpec, *, cluster_only: bool = False) -> Plan:
+    result = _plan(spec, inventory, policy, region=region, predictors=predictors, gpus=gpus)
+    if not advise:
+        return result
+    return with_advice(spec, result, inventory, policy, region=region, predictors=predictors, gpus=gpus)
+
+
+def with_advice(
+    spec: WorkloadProfileSpec,
+    result: Plan,
+    inventory: Inventory | None,
+    policy: OptimizationPolicySpec | None = None,
+    *,
+    region: str | None = None,
+    predictors: Predictors | None = None,
+    gpus: Sequence[str] | None = None,
+) -> Plan:
+    """`result`, a plan of `spec` made with `advise=False` on these same inputs (its evaluated options
+    kept), with its advice: what `plan` gives, in two steps (the advice is about half a plan's cost)."""
+    if not result.evaluated:
+        return result
+
+    def variant(changed: WorkloadProfileSpec) -> Plan:
+        # Advice is about this cluster: with one, a variant is planned on its own options only (the
+        # catalog's cannot be recommended there), which is most of a plan's cost saved per variant.
         return _plan(
-            variant,
+            changed,
             inventory,
             policy,
             region=region,
             predictors=predictors,
             gpus=gpus,
-            cluster_only=cluster_only,
+            cluster_only=inventory is not None,
         )
 
-    def variant(changed: WorkloadProfileSpec) -> Plan:
-        # Advice is about this cluster: with one, a variant is planned on its own options only (the
-        # catalog's cannot be recommended there), which is most of a plan's cost saved per variant.
-        return planned(changed, cluster_only=inventory is not None)
-
-    result = planned(spec)
-    if not advise or not result.evaluated:
-        return result
     return replace(result, advice=tuple(make_advice(spec, result, variant)))
 
 

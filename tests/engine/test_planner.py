@@ -15,7 +15,7 @@ import yaml
 from greenmatrix.api import OptimizationPolicySpec, WorkloadProfileSpec
 from greenmatrix.api.workloadprofile import GPUInventory, Inventory
 from greenmatrix.errors import NoFeasibleHardwareError, UnknownHardwareError, UnknownModelError
-from greenmatrix.planning.planner import plan
+from greenmatrix.planning.planner import plan, with_advice
 from greenmatrix.planning.result import Plan
 from greenmatrix.predict.predictors import Predictors
 
@@ -300,6 +300,15 @@ def test_quantize_advice_quotes_a_replanned_prediction(predictors: Predictors) -
     new = fp8.recommendation.predicted.usd_per_million_tokens
     old = result.recommendation.predicted.usd_per_million_tokens
     assert f"({old:.3g} -> {new:.3g})" in quantize[0].predicted_gain
+
+
+def test_advice_added_to_an_unadvised_plan_is_the_plans_own(predictors: Predictors) -> None:
+    spec = chat(rps=4, hardware={"maxGpusPerReplica": 1})
+    cluster = gpus(H100, L4)
+    whole = plan(spec, cluster, predictors=predictors)
+    first = plan(spec, cluster, predictors=predictors, advise=False)
+    assert whole.advice and not first.advice
+    assert with_advice(spec, first, cluster, predictors=predictors) == whole
 
 
 @pytest.mark.parametrize("concurrency", [8, 32])

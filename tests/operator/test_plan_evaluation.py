@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 import yaml
 from fake_api import FakeStatusApi
+from greenmatrix_operator.control.memo import PlanMemo
 from greenmatrix_operator.control.recommend import evaluate_workload, planner_for
 from greenmatrix_operator.control.reconciler import Indexes, Reconciler
+from greenmatrix_operator.metrics import OperatorMetrics
 from greenmatrix_operator.records import WORKLOAD_PROFILE, ObjectRecord, PolicyView, parse_policies
 from greenmatrix_operator.status.evaluation import status_of
 
-from greenmatrix import NodeHardware, Predictors, cluster_region, economics
+from greenmatrix import NodeHardware, Predictors, WorkloadProfileSpec, cluster_region, economics, summarize
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CPU_LABELS = {
@@ -264,3 +266,34 @@ def test_a_policy_the_planner_rejects_is_reported_on_the_profile(planner: Any) -
     assert "NVIDIA-Z9000" in conditions["Ready"].message
     assert conditions["RecommendationProvided"].status == "False"
     assert result.status_fields() == {}
+
+
+class CountingPlanner:
+    """The engine's planner, counting what it is asked: whole plans, plans without advice, advice."""
+
+    def __init__(self) -> None:
+        self.engine = planner_for(Predictors.load())
+        self.calls: list[str] = []
+
+    def __call__(self, spec: Any, inventory: Any, policy: Any, region: Any, *, advise: bool = True) -> Any:
+        self.calls.append("plan" if advise else "plan-without-advice")
+        return self.engine(spec, inventory, policy, region, advise=advise)
+
+    def advise(self, spec: Any, result: Any, inventory: Any, policy: Any, region: Any) -> Any:
+        self.calls.append("advice")
+        return self.engine.advise(spec, result, inventory, policy, region)
+
+
+def test_the_advice_pass_adds_advice_to_the_held_plan_without_planning_it_again() -> None:
+    counting = CountingPlanner()
+    memo = PlanMemo(counting, 16, OperatorMetrics())
+    spec = WorkloadProfileSpec.model_validate(example("llama-8b-chat")["spec"])
+    inventory = summarize(LAB, None, None)
+    first = memo(spec, inventory, None, "us-east-1", advise=False)
+    assert memo.lacks_advice(first) and not first.advice
+    assert memo(spec, inventory, None, "us-east-1", advise=False) is first  # held
+    whole = memo(spec, inventory, None, "us-east-1")
+    assert counting.calls == ["plan-without-advice", "advice"]
+    assert whole.advice and not memo.lacks_advice(whole)
+    assert memo(spec, inventory, None, "us-east-1", advise=False) is whole  # advice held: given
+    assert whole == replace(counting.engine(spec, inventory, None, "us-east-1"), evaluated=(), options=())

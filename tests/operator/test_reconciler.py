@@ -376,6 +376,30 @@ def test_policy_status_and_applied_policy_constraints() -> None:
     assert writer.statuses[chat.key]["conditions"][0]["reason"] == "NoMatchingHardware"
 
 
+def test_a_new_profile_reconciled_while_new_work_waits_gets_its_advice_in_a_pass_behind_it() -> None:
+    alone, busy, other = wp("alone"), wp("busy", {**CHAT, "inference": {"concurrency": 24}}), wp("other")
+    reconciler, writer, _ = make([H100], [alone, busy, other])
+    asyncio.run(reconciler.reconcile(alone.key))  # nothing waits: the whole plan at once
+    assert writer.statuses[alone.key]["advice"]
+    assert len(reconciler.queue) == 0
+
+    reconciler.queue.add(other.key, 0)  # new work waiting
+    asyncio.run(reconciler.reconcile(busy.key))
+    first = writer.statuses[busy.key]
+    assert first["conditions"][0]["status"] == "True" and "recommendation" in first
+    assert "advice" not in first
+    assert reconciler.queue.due_at(busy.key) is not None  # queued again, as bulk: behind `other`
+
+    asyncio.run(reconciler.reconcile(busy.key))  # the advice pass adds it; no second Event
+    assert writer.statuses[busy.key]["advice"]
+    assert writer.patches[-1] == (busy.key, {"advice": writer.statuses[busy.key]["advice"]})
+    assert [e for e in writer.events if e[0] == busy.key] == [(busy.key, "Normal", "RecommendationProvided")]
+    # What it wrote in two passes is what one pass writes.
+    whole, _, _ = make([H100], [busy])
+    asyncio.run(whole.reconcile(busy.key))
+    assert whole.writer.api.statuses[busy.key] == writer.statuses[busy.key]
+
+
 def test_a_policy_over_many_profiles_counts_them_all_and_lists_the_first_hundred() -> None:
     profiles = [wp(f"p{i:03d}", labels={"team": "chat" if i % 3 else "other"}) for i in range(300)]
     selector = {"selector": {"matchLabels": {"team": "chat"}}}

@@ -86,10 +86,16 @@ class InventoryMemo:
         return cached
 
 
+UNADVISED_KEPT = 128
+"""Plans made without their advice, kept whole (about 200 kB each) for the pass that adds it; one
+evicted before that pass is planned again."""
+
+
 class PlanMemo:
     """The planner, memoised on everything a plan reads (the inventory's node totals are not).
 
-    Called from worker threads; hits, plans made and their durations go to the metrics.
+    Called from worker threads; hits, plans made and their durations go to the metrics. A plan asked
+    for without its advice is kept whole until a call with advice completes it.
     """
 
     def __init__(
@@ -101,6 +107,7 @@ class PlanMemo:
         """Keep every option: the live loop reads the deployment's own option, wherever it ranks."""
         self._metrics = metrics
         self._plans: OrderedDict[tuple[str, str, str, str], Plan] = OrderedDict()
+        self._unadvised: OrderedDict[tuple[str, str, str, str], Plan] = OrderedDict()
         self._lock = threading.Lock()
 
     def __call__(
@@ -109,6 +116,8 @@ class PlanMemo:
         inventory: Inventory,
         policy: OptimizationPolicySpec | None,
         region: str | None,
+        *,
+        advise: bool = True,
     ) -> Plan:
         key = (
             spec.model_dump_json(),
@@ -120,17 +129,39 @@ class PlanMemo:
             cached = self._plans.get(key)
             if cached is not None:
                 self._plans.move_to_end(key)
+            first = self._unadvised.get(key)
+            if cached is None and first is not None and not advise:
+                cached = first
+            if cached is not None:
                 self._metrics.plan_cache_hits.inc()
                 return cached
         started = time.perf_counter()
-        result = self._planner(spec, inventory, policy, region)
+        if not advise:
+            # Advice is optional here: a plan held with it (above) is returned, else one without.
+            result = self._planner(spec, inventory, policy, region, advise=False)
+            with self._lock:
+                self._unadvised[key] = result
+                if len(self._unadvised) > UNADVISED_KEPT:
+                    self._unadvised.popitem(last=False)
+                self._metrics.plan_duration.observe(time.perf_counter() - started)
+            return result
+        if first is not None:
+            result = self._planner.advise(spec, first, inventory, policy, region)
+        else:
+            result = self._planner(spec, inventory, policy, region)
         # The status needs the recommendation, alternatives, advice and error, not every option.
         result = replace(result, options=result.options if self.keep_options else (), evaluated=())
         elapsed = time.perf_counter() - started
         with self._lock:
             self._plans[key] = result
+            self._unadvised.pop(key, None)
             if len(self._plans) > self.size:
                 self._plans.popitem(last=False)
             self._metrics.plan_duration.observe(elapsed)
         logger.debug("planned in %.1f ms", elapsed * 1000)
         return result
+
+    def lacks_advice(self, result: Plan) -> bool:
+        """Whether `result` is a plan this memo made without its advice, not yet completed."""
+        with self._lock:
+            return any(held is result for held in self._unadvised.values())

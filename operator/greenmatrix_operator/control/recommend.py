@@ -10,7 +10,8 @@ policy's objectives (`greenmatrix.planning`). The conditions each outcome gets a
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -30,6 +31,7 @@ from greenmatrix import (
     summarize,
     unknown_products,
     validate_workload,
+    with_advice,
     workload_warnings,
 )
 from greenmatrix_operator.records import PolicyView
@@ -38,21 +40,62 @@ from greenmatrix_operator.status.evaluation import WorkloadEvaluation
 
 Summarizer = Callable[[Sequence[NodeHardware], HardwareSpec | None, Constraints | None], Inventory]
 RegionOf = Callable[[Sequence[NodeHardware], HardwareSpec | None, Constraints | None], str | None]
-Planner = Callable[[WorkloadProfileSpec, Inventory, OptimizationPolicySpec | None, str | None], Plan]
 
 
-def planner_for(predictors: Predictors) -> Planner:
-    """A Planner over predictors loaded once (the operator loads them at startup)."""
+class Planner(Protocol):
+    """The engine's planning over one set of predictors: `advise=False` plans without the advice
+    (about half a plan's cost), which `advise` adds to such a plan later."""
 
-    def run(
+    def __call__(
+        self,
         spec: WorkloadProfileSpec,
         inventory: Inventory,
         policy: OptimizationPolicySpec | None,
         region: str | None,
-    ) -> Plan:
-        return plan(spec, inventory, policy, region=region, predictors=predictors)
+        *,
+        advise: bool = True,
+    ) -> Plan: ...
 
-    return run
+    def advise(
+        self,
+        spec: WorkloadProfileSpec,
+        result: Plan,
+        inventory: Inventory,
+        policy: OptimizationPolicySpec | None,
+        region: str | None,
+    ) -> Plan: ...
+
+
+@dataclass(frozen=True)
+class EnginePlanner:
+    """A Planner over predictors loaded once (the operator loads them at startup)."""
+
+    predictors: Predictors
+
+    def __call__(
+        self,
+        spec: WorkloadProfileSpec,
+        inventory: Inventory,
+        policy: OptimizationPolicySpec | None,
+        region: str | None,
+        *,
+        advise: bool = True,
+    ) -> Plan:
+        return plan(spec, inventory, policy, region=region, predictors=self.predictors, advise=advise)
+
+    def advise(
+        self,
+        spec: WorkloadProfileSpec,
+        result: Plan,
+        inventory: Inventory,
+        policy: OptimizationPolicySpec | None,
+        region: str | None,
+    ) -> Plan:
+        return with_advice(spec, result, inventory, policy, region=region, predictors=self.predictors)
+
+
+def planner_for(predictors: Predictors) -> Planner:
+    return EnginePlanner(predictors)
 
 
 def evaluate_workload(
@@ -63,11 +106,13 @@ def evaluate_workload(
     *,
     planner: Planner | None = None,
     region_of: RegionOf = cluster_region,
+    advise: bool = True,
 ) -> WorkloadEvaluation:
     """Parse, validate, summarise the hardware the workload may use, then plan on it.
 
     `summarizer` and `region_of` let the caller memoise per node set (many profiles share
     restrictions); `planner` defaults to `greenmatrix.planning` with the process's predictors.
+    `advise=False`: the plan without its advice (the status then lacks `advice` until a later pass).
     """
     applied = policy.name if policy else None
     try:
@@ -83,7 +128,7 @@ def evaluate_workload(
     run = planner or planner_for(Predictors.load())
     region = region_of(nodes, parsed.hardware, constraints)
     try:
-        result = run(parsed, inventory, policy.spec if policy else None, region)
+        result = run(parsed, inventory, policy.spec if policy else None, region, advise=advise)
     except GreenMatrixError as err:
         return WorkloadEvaluation(
             conditions.planning_refused(err, policy, valid), inventory=inventory, applied_policy=applied

@@ -90,6 +90,8 @@ class Reconciler:
         self._failures: Counter[ObjectKey] = Counter()
         self._nodes_seen: dict[str, NodeHardware] = {}
         self._labels_seen: dict[ObjectKey, Mapping[str, str]] = {}
+        self._advice_deferred: set[ObjectKey] = set()
+        """Profiles whose status was written without the advice, which their next reconcile adds."""
         self._paused: set[ObjectKey] = set()
         """Profiles seen with the pause annotation: an event that only flips it is no echo."""
         self._policy_generations: dict[ObjectKey, int] = {}
@@ -285,6 +287,7 @@ class Reconciler:
 
     def _forget(self, key: ObjectKey) -> None:
         self.writer.forget(key)
+        self._advice_deferred.discard(key)
         if self.live is not None:
             self.live.forget(key)
         if self.actuator is not None:
@@ -312,7 +315,13 @@ class Reconciler:
         acting = self.actuator is not None and self.actuator.acting(policy)
         if reading is not None and self.live is not None and acting:
             self.live.acted_at(key, Actuator.last_action_at(self.writer.known_status(record)))
-        evaluation = await asyncio.to_thread(self._evaluate, key, record, policy, reading, view)
+        advise = self._advise_now(key, record)
+        evaluation, deferred = await asyncio.to_thread(
+            self._evaluate, key, record, policy, reading, view, advise
+        )
+        if deferred:
+            self._advice_deferred.add(key)
+            self.queue.add(key, bulk=True)  # its advice, behind the new work
         self.recommended[key] = evaluation.recommended_gpu
         desired = evaluation.live_fields.get("scaling", {}).get("desiredReplicas")
         if desired is None:
@@ -325,6 +334,15 @@ class Reconciler:
         await self._write(record, evaluation)
         if self.live is not None and (delay := self.live.delay(key)) is not None:
             self.queue.add(key, delay)
+
+    def _advise_now(self, key: ObjectKey, record: ObjectRecord) -> bool:
+        """Whether this reconcile must plan the advice too. A new or edited profile reconciled while
+        other new work waits may get its recommendation first and its advice in a pass of its own,
+        behind that work: the advice is about half a plan's cost (7 of 12.7 ms on the lab)."""
+        if key in self._advice_deferred:
+            self._advice_deferred.discard(key)
+            return True
+        return record.observed_generation == record.generation or not self.queue.waiting()
 
     async def _write(self, record: ObjectRecord, evaluation: WorkloadEvaluation) -> None:
         current = self.writer.known_status(record)
@@ -396,14 +414,18 @@ class Reconciler:
         policy: PolicyView | None,
         reading: Reading | None,
         view: LiveView | None,
-    ) -> WorkloadEvaluation:
-        """Plan (at the observed load once there is one), then the live engine call (in a thread)."""
+        advise: bool = True,
+    ) -> tuple[WorkloadEvaluation, bool]:
+        """Plan (at the observed load once there is one), then the live engine call (in a thread); and
+        whether the plan came without its advice (`advise=False` lets it, when it is not held)."""
         nodes = self._nodes()
         summarizer, region_of = self._inventories.at(self._nodes_version)
 
-        def evaluate(spec: Mapping[str, Any], plans: PlanMemo = self._plans) -> WorkloadEvaluation:
+        def evaluate(
+            spec: Mapping[str, Any], plans: PlanMemo = self._plans, advise: bool = True
+        ) -> WorkloadEvaluation:
             return recommend.evaluate_workload(
-                spec, nodes, policy, summarizer, planner=plans, region_of=region_of
+                spec, nodes, policy, summarizer, planner=plans, region_of=region_of, advise=advise
             )
 
         parsed = parse_spec(record.spec) if self.live is not None else None
@@ -412,15 +434,19 @@ class Reconciler:
             spec = self.live.planned_spec(key, parsed, reading).to_wire()
         # With a reading, the live step plans this same spec with every option kept: planning the status
         # through that memo too makes the live step's plan a cache hit instead of a second planning.
-        evaluation = evaluate(spec, self._live_plans if reading is not None else self._plans)
+        if reading is not None:
+            evaluation = evaluate(spec, self._live_plans)
+        else:
+            evaluation = evaluate(spec, self._plans, advise)
+        deferred = evaluation.plan is not None and not advise and self._plans.lacks_advice(evaluation.plan)
         if reading is not None and parsed is not None and self.live is not None:
             # Its own memo, with every option kept: the deployment's option may rank anywhere.
             view = self.live.evaluate(
                 key, parsed, reading, lambda s: evaluate(s.to_wire(), self._live_plans).plan, policy
             )
         if view is None:
-            return evaluation
-        return evaluation.with_live(view.conditions, view.fields, view.basis)
+            return evaluation, deferred
+        return evaluation.with_live(view.conditions, view.fields, view.basis), deferred
 
     async def _reconcile_policy(self, key: ObjectKey) -> None:
         record = next((r for r in self._policy_records(key.namespace) if r.name == key.name), None)

@@ -49,6 +49,11 @@ class WorkQueue(Generic[K]):
     def processing(self) -> int:
         return len(self._processing)
 
+    def waiting(self) -> bool:
+        """Whether a key that is not bulk is due now: new work is waiting for a worker."""
+        head = self._head(False)
+        return head is not None and head[0] <= self._clock()
+
     def due_at(self, key: K) -> float | None:
         """When a queued key is due (on the queue's clock); None when it is not queued."""
         entry = self._due.get(key)
