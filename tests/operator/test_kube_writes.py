@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ import kubernetes
 import pytest
 from aiohttp import web
 from greenmatrix_operator.adapters import kube
-from greenmatrix_operator.adapters.apiserver import proxy_of
+from greenmatrix_operator.adapters.apiserver import proxy_of, ssl_context
 from greenmatrix_operator.records import WORKLOAD_PROFILE, ObjectRecord
 from greenmatrix_operator.settings import ApiSettings
 
@@ -219,3 +220,14 @@ def test_the_proxy_is_the_official_clients_choice_and_socks_is_refused_by_name()
     configuration.proxy = "socks5://proxy.corp:1080"
     with pytest.raises(kubernetes.config.ConfigException, match=r"SOCKS proxy .* not supported"):
         proxy_of(configuration)
+
+
+def test_tls_follows_the_configuration() -> None:
+    assert ssl_context(kubernetes.client.Configuration(host="http://127.0.0.1:8080")) is False
+    checked = ssl_context(kubernetes.client.Configuration(host="https://10.0.0.1"))
+    assert isinstance(checked, ssl.SSLContext)
+    assert checked.verify_mode == ssl.CERT_REQUIRED and checked.check_hostname
+    insecure = kubernetes.client.Configuration(host="https://10.0.0.1")
+    insecure.verify_ssl = False  # kubeconfig's insecure-skip-tls-verify
+    context = ssl_context(insecure)
+    assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_NONE

@@ -40,7 +40,9 @@ def ssl_context(configuration: kubernetes.client.Configuration) -> ssl.SSLContex
     """TLS as the official client would set it up from the same configuration."""
     if not configuration.host.startswith("https"):
         return False
-    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    context = ssl.create_default_context(
+        cafile=configuration.ssl_ca_cert, cadata=getattr(configuration, "ca_cert_data", None)
+    )
     if not configuration.verify_ssl:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
