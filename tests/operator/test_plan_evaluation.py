@@ -290,10 +290,12 @@ def test_the_advice_pass_adds_advice_to_the_held_plan_without_planning_it_again(
     spec = WorkloadProfileSpec.model_validate(example("llama-8b-chat")["spec"])
     inventory = summarize(LAB, None, None)
     first = memo(spec, inventory, None, "us-east-1", advise=False)
-    assert memo.lacks_advice(first) and not first.advice
-    assert memo(spec, inventory, None, "us-east-1", advise=False) is first  # held
+    assert memo.lacked_advice() and not first.advice
+    assert memo(spec, inventory, None, "us-east-1", advise=False) is first  # held for the spec's others
+    assert memo.lacked_advice()
     whole = memo(spec, inventory, None, "us-east-1")
     assert counting.calls == ["plan-without-advice", "advice"]
-    assert whole.advice and not memo.lacks_advice(whole)
+    assert whole.advice and not memo.lacked_advice()
     assert memo(spec, inventory, None, "us-east-1", advise=False) is whole  # advice held: given
+    assert not memo.lacked_advice()
     assert whole == replace(counting.engine(spec, inventory, None, "us-east-1"), evaluated=(), options=())

@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from greenmatrix import (
     Constraints,
@@ -87,15 +88,16 @@ class InventoryMemo:
 
 
 UNADVISED_KEPT = 128
-"""Plans made without their advice, kept whole (about 200 kB each) for the pass that adds it; one
+"""Plans made without their advice kept whole (about 200 kB each) for the pass that adds it; one
 evicted before that pass is planned again."""
 
 
 class PlanMemo:
     """The planner, memoised on everything a plan reads (the inventory's node totals are not).
 
-    Called from worker threads; hits, plans made and their durations go to the metrics. A plan asked
-    for without its advice is kept whole until a call with advice completes it.
+    Called from worker threads; hits, plans made and their durations go to the metrics. A call with
+    `advise=False` takes the plan with its advice when it is held, else one without (held too, so
+    other profiles of the spec reuse it); a later call with advice completes the held plan.
     """
 
     def __init__(
@@ -106,9 +108,18 @@ class PlanMemo:
         self.keep_options = keep_options
         """Keep every option: the live loop reads the deployment's own option, wherever it ranks."""
         self._metrics = metrics
-        self._plans: OrderedDict[tuple[str, str, str, str], Plan] = OrderedDict()
-        self._unadvised: OrderedDict[tuple[str, str, str, str], Plan] = OrderedDict()
+        Key = tuple[str, str, str, str]
+        self._plans: OrderedDict[Key, Plan] = OrderedDict()
+        self._unadvised: OrderedDict[Key, Plan] = OrderedDict()
+        """Plans without their advice, as the status reads them."""
+        self._whole: OrderedDict[Key, Plan] = OrderedDict()
+        """The latest of those, with every evaluated option: what the advice pass completes."""
         self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def lacked_advice(self) -> bool:
+        """Whether this thread's last call gave a plan without its advice."""
+        return bool(getattr(self._local, "lacked_advice", False))
 
     def __call__(
         self,
@@ -125,43 +136,49 @@ class PlanMemo:
             policy.model_dump_json() if policy else "",
             region or "",
         )
+        self._local.lacked_advice = False
+        whole = None
         with self._lock:
             cached = self._plans.get(key)
             if cached is not None:
                 self._plans.move_to_end(key)
-            first = self._unadvised.get(key)
-            if cached is None and first is not None and not advise:
-                cached = first
+            elif not advise and (cached := self._unadvised.get(key)) is not None:
+                self._unadvised.move_to_end(key)
+                self._local.lacked_advice = True
+            elif advise:
+                whole = self._whole.pop(key, None)
             if cached is not None:
                 self._metrics.plan_cache_hits.inc()
                 return cached
         started = time.perf_counter()
         if not advise:
-            # Advice is optional here: a plan held with it (above) is returned, else one without.
-            result = self._planner(spec, inventory, policy, region, advise=False)
+            made = self._planner(spec, inventory, policy, region, advise=False)
+            result = self._stripped(made)
             with self._lock:
-                self._unadvised[key] = result
-                if len(self._unadvised) > UNADVISED_KEPT:
-                    self._unadvised.popitem(last=False)
+                _put(self._unadvised, key, result, self.size)
+                _put(self._whole, key, made, UNADVISED_KEPT)
                 self._metrics.plan_duration.observe(time.perf_counter() - started)
+            self._local.lacked_advice = True
             return result
-        if first is not None:
-            result = self._planner.advise(spec, first, inventory, policy, region)
+        if whole is not None:
+            result = self._planner.advise(spec, whole, inventory, policy, region)
         else:
             result = self._planner(spec, inventory, policy, region)
-        # The status needs the recommendation, alternatives, advice and error, not every option.
-        result = replace(result, options=result.options if self.keep_options else (), evaluated=())
+        result = self._stripped(result)
         elapsed = time.perf_counter() - started
         with self._lock:
-            self._plans[key] = result
+            _put(self._plans, key, result, self.size)
             self._unadvised.pop(key, None)
-            if len(self._plans) > self.size:
-                self._plans.popitem(last=False)
             self._metrics.plan_duration.observe(elapsed)
         logger.debug("planned in %.1f ms", elapsed * 1000)
         return result
 
-    def lacks_advice(self, result: Plan) -> bool:
-        """Whether `result` is a plan this memo made without its advice, not yet completed."""
-        with self._lock:
-            return any(held is result for held in self._unadvised.values())
+    def _stripped(self, result: Plan) -> Plan:
+        # The status needs the recommendation, alternatives, advice and error, not every option.
+        return replace(result, options=result.options if self.keep_options else (), evaluated=())
+
+
+def _put(cache: OrderedDict[Any, Plan], key: Any, value: Plan, size: int) -> None:
+    cache[key] = value
+    if len(cache) > size:
+        cache.popitem(last=False)

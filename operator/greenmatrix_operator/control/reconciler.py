@@ -438,7 +438,7 @@ class Reconciler:
             evaluation = evaluate(spec, self._live_plans)
         else:
             evaluation = evaluate(spec, self._plans, advise)
-        deferred = evaluation.plan is not None and not advise and self._plans.lacks_advice(evaluation.plan)
+        deferred = not advise and self._plans.lacked_advice()
         if reading is not None and parsed is not None and self.live is not None:
             # Its own memo, with every option kept: the deployment's option may rank anywhere.
             view = self.live.evaluate(
