@@ -2,10 +2,10 @@
 written, API faults translated at the boundary.
 
 Status patches and Events go over aiohttp on the event loop (`apiserver`); the rarer reads and
-writes of the other adapters go through the official client in worker threads (the reconciler reads
-its objects from memory kept from the watches). Failures become `Gone` (the object no longer exists: drop
-it), `Rejected` (the API refuses this write: log it, retrying the same write cannot help) or
-`Unavailable` (anything else: retry with backoff).
+writes of the other adapters go through the official client in worker threads (the reconciler
+reads its objects from memory kept from the watches). Failures become `Gone` (the object no longer
+exists: drop it), `Rejected` (the API refuses this write: log it, retrying the same write cannot
+help) or `Unavailable` (anything else: retry with backoff).
 """
 
 from __future__ import annotations

@@ -434,11 +434,13 @@ class Reconciler:
             spec = self.live.planned_spec(key, parsed, reading).to_wire()
         # With a reading, the live step plans this same spec with every option kept: planning the status
         # through that memo too makes the live step's plan a cache hit instead of a second planning.
+        deferred = False
         if reading is not None:
             evaluation = evaluate(spec, self._live_plans)
         else:
             evaluation = evaluate(spec, self._plans, advise)
-        deferred = not advise and self._plans.lacked_advice()
+            # A plan means the memo was called, so what it says of its last call is of this one.
+            deferred = not advise and evaluation.plan is not None and self._plans.lacked_advice()
         if reading is not None and parsed is not None and self.live is not None:
             # Its own memo, with every option kept: the deployment's option may rank anywhere.
             view = self.live.evaluate(
