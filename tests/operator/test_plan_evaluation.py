@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from fake_api import FakeStatusApi
-from greenmatrix_operator.control.memo import PlanMemo
+from greenmatrix_operator.control.memo import UNADVISED_KEPT, PlanMemo
 from greenmatrix_operator.control.recommend import evaluate_workload, planner_for
 from greenmatrix_operator.control.reconciler import Indexes, Reconciler
 from greenmatrix_operator.metrics import OperatorMetrics
@@ -291,11 +291,37 @@ def test_the_advice_pass_adds_advice_to_the_held_plan_without_planning_it_again(
     inventory = summarize(LAB, None, None)
     first = memo(spec, inventory, None, "us-east-1", advise=False)
     assert memo.lacked_advice() and not first.advice
-    assert memo(spec, inventory, None, "us-east-1", advise=False) is first  # held for the spec's others
-    assert memo.lacked_advice()
     whole = memo(spec, inventory, None, "us-east-1")
     assert counting.calls == ["plan-without-advice", "advice"]
     assert whole.advice and not memo.lacked_advice()
     assert memo(spec, inventory, None, "us-east-1", advise=False) is whole  # advice held: given
     assert not memo.lacked_advice()
     assert whole == replace(counting.engine(spec, inventory, None, "us-east-1"), evaluated=(), options=())
+
+
+def test_another_profile_of_the_spec_completes_the_held_plan_rather_than_waiting_for_its_advice() -> None:
+    counting = CountingPlanner()
+    memo = PlanMemo(counting, 16, OperatorMetrics())
+    inventory = summarize(LAB, None, None)
+    spec = WorkloadProfileSpec.model_validate(example("llama-8b-chat")["spec"])
+    memo(spec, inventory, None, "us-east-1", advise=False)
+    again = memo(spec, inventory, None, "us-east-1", advise=False)  # the spec's next profile
+    assert again.advice and not memo.lacked_advice()
+    assert counting.calls == ["plan-without-advice", "advice"]
+
+    # Evicted from the whole plans kept (the stripped one stays held): given without advice as it
+    # is, and the pass with advice plans it again.
+    def at(concurrency: int) -> WorkloadProfileSpec:
+        assert spec.inference is not None
+        return spec.model_copy(
+            update={"inference": spec.inference.model_copy(update={"concurrency": concurrency})}
+        )
+
+    memo = PlanMemo(counting, 4 * UNADVISED_KEPT, OperatorMetrics())
+    for concurrency in range(100, 101 + UNADVISED_KEPT):
+        memo(at(concurrency), inventory, None, "us-east-1", advise=False)
+    counting.calls.clear()
+    assert not memo(at(100), inventory, None, "us-east-1", advise=False).advice and memo.lacked_advice()
+    assert counting.calls == []
+    memo(at(100), inventory, None, "us-east-1")
+    assert counting.calls == ["plan"]

@@ -137,21 +137,21 @@ class PlanMemo:
             region or "",
         )
         self._local.lacked_advice = False
-        whole = None
         with self._lock:
             cached = self._plans.get(key)
+            # A plan held whole is completed now, even when the advice may wait: the advice costs
+            # the same now or later, and later would cost this profile a second status write.
+            whole = self._whole.pop(key, None) if cached is None else None
             if cached is not None:
                 self._plans.move_to_end(key)
-            elif not advise and (cached := self._unadvised.get(key)) is not None:
+            elif whole is None and not advise and (cached := self._unadvised.get(key)) is not None:
                 self._unadvised.move_to_end(key)
                 self._local.lacked_advice = True
-            elif advise:
-                whole = self._whole.pop(key, None)
             if cached is not None:
                 self._metrics.plan_cache_hits.inc()
                 return cached
         started = time.perf_counter()
-        if not advise:
+        if not advise and whole is None:
             made = self._planner(spec, inventory, policy, region, advise=False)
             result = self._stripped(made)
             with self._lock:
