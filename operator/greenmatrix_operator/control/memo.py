@@ -96,8 +96,9 @@ class PlanMemo:
     """The planner, memoised on everything a plan reads (the inventory's node totals are not).
 
     Called from worker threads; hits, plans made and their durations go to the metrics. A call with
-    `advise=False` takes the plan with its advice when it is held, else one without (held too, so
-    other profiles of the spec reuse it); a later call with advice completes the held plan.
+    `advise=False` gets the plan with its advice when that is held or can be completed from a plan
+    held whole (the advice alone), else a plan without advice, held for the spec's other profiles;
+    a call with advice completes a held plan rather than planning it again.
     """
 
     def __init__(
