@@ -6,10 +6,14 @@ Runs, side by side on the same objects: `greenmatrix operator` (recommendations 
 and a no-op Kopf operator watching the same two kinds (an event handler that does nothing), so the
 ratio of their CPU and memory is the figure, not the machine's speed. Reports:
 
-- apply -> Ready: from each create's response to the first watch event showing Ready=True (p50, p99);
-- each operator's RSS and CPU seconds (from /proc), and GreenMatrix's CPU ms per profile created;
+- apply -> Ready: from each create's response to the first watch event showing Ready=True (p50, p99,
+  and p99 per tenth of the creates: where in the run the tail sits);
+- each operator's RSS and CPU seconds (from /proc) once GreenMatrix's queue is empty (work it put
+  behind the creates counts), and GreenMatrix's CPU ms per profile created;
 - how busy the whole machine was while creating (all its cores), and this client's own CPU;
-- status writes, Events and reconciles per profile (the operator's own counters);
+- status writes, Events and reconciles per profile, and policy recounts and writes (the operator's
+  own counters);
+- a yardstick: the CPU of one status patch and one Event made by the operator's own client;
 - re-convergence: a higher-priority policy selecting a tenth of the profiles is created, and the time
   until each of them names it in status.appliedPolicy;
 - restart: GreenMatrix SIGKILLed and started again, one profile created: the time from the restart to
@@ -297,14 +301,12 @@ def run(lab: Lab, count: int, rate: float, namespace_count: int) -> None:
         settled = time.time()
         after = {"greenmatrix": usage(greenmatrix.pid), "noop": usage(noop.pid)}
         counters = metrics(gm_port)
-        writes = counters.get('greenmatrix_operator_status_writes_total{kind="WorkloadProfile"}', 0)
-        events = sum(v for k, v in counters.items() if k.startswith("greenmatrix_operator_events_total"))
-        reconciles = counters.get('greenmatrix_operator_reconciles_total{kind="WorkloadProfile"}', 0)
+        writes = counters.get(f'{OPERATOR}status_writes_total{{kind="WorkloadProfile"}}', 0)
+        events = sum(v for k, v in counters.items() if k.startswith(f"{OPERATOR}events_total"))
+        reconciles = counters.get(f'{OPERATOR}reconciles_total{{kind="WorkloadProfile"}}', 0)
         # A policy's status counts the profiles of its namespace: how often it was redone and rewritten.
-        policy_reconciles = counters.get(
-            'greenmatrix_operator_reconciles_total{kind="OptimizationPolicy"}', 0
-        )
-        policy_writes = counters.get('greenmatrix_operator_status_writes_total{kind="OptimizationPolicy"}', 0)
+        policy_reconciles = counters.get(f'{OPERATOR}reconciles_total{{kind="OptimizationPolicy"}}', 0)
+        policy_writes = counters.get(f'{OPERATOR}status_writes_total{{kind="OptimizationPolicy"}}', 0)
         # Re-convergence: a higher-priority policy over one group of profiles (a tenth of them).
         group = [k for i, k in enumerate(created_at) if i % 10 == 3]
         moved = time.time()
