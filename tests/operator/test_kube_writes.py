@@ -24,6 +24,7 @@ from greenmatrix_operator.adapters import kube
 from greenmatrix_operator.adapters.apiserver import proxy_of, ssl_context
 from greenmatrix_operator.records import WORKLOAD_PROFILE, ObjectRecord
 from greenmatrix_operator.settings import ApiSettings
+from local_http import serve
 
 RECORD = ObjectRecord(WORKLOAD_PROFILE, "team-a", "chat", "uid-1", 3, "41")
 Reply = Callable[[web.Request], Awaitable[web.Response]]
@@ -54,11 +55,7 @@ class FakeApiServer:
     async def __aenter__(self) -> FakeApiServer:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from fake_api import FakeStatusApi
 from greenmatrix_operator.control.memo import UNADVISED_KEPT, PlanMemo
-from greenmatrix_operator.control.recommend import evaluate_workload, planner_for
+from greenmatrix_operator.control.recommend import EnginePlanner, evaluate_workload, planner_for
 from greenmatrix_operator.control.reconciler import Indexes, Reconciler
 from greenmatrix_operator.metrics import OperatorMetrics
 from greenmatrix_operator.records import WORKLOAD_PROFILE, ObjectRecord, PolicyView, parse_policies
@@ -268,20 +268,20 @@ def test_a_policy_the_planner_rejects_is_reported_on_the_profile(planner: Any) -
     assert result.status_fields() == {}
 
 
-class CountingPlanner:
+class CountingPlanner(EnginePlanner):
     """The engine's planner, counting what it is asked: whole plans, plans without advice, advice."""
 
     def __init__(self) -> None:
-        self.engine = planner_for(Predictors.load())
+        super().__init__(Predictors.load())
         self.calls: list[str] = []
 
     def __call__(self, spec: Any, inventory: Any, policy: Any, region: Any, *, advise: bool = True) -> Any:
         self.calls.append("plan" if advise else "plan-without-advice")
-        return self.engine(spec, inventory, policy, region, advise=advise)
+        return super().__call__(spec, inventory, policy, region, advise=advise)
 
     def advise(self, spec: Any, result: Any, inventory: Any, policy: Any, region: Any) -> Any:
         self.calls.append("advice")
-        return self.engine.advise(spec, result, inventory, policy, region)
+        return super().advise(spec, result, inventory, policy, region)
 
 
 def test_the_advice_pass_adds_advice_to_the_held_plan_without_planning_it_again() -> None:
@@ -296,7 +296,8 @@ def test_the_advice_pass_adds_advice_to_the_held_plan_without_planning_it_again(
     assert whole.advice and not memo.lacked_advice()
     assert memo(spec, inventory, None, "us-east-1", advise=False) is whole  # advice held: given
     assert not memo.lacked_advice()
-    assert whole == replace(counting.engine(spec, inventory, None, "us-east-1"), evaluated=(), options=())
+    in_one_go = planner_for(counting.predictors)(spec, inventory, None, "us-east-1")
+    assert whole == replace(in_one_go, evaluated=(), options=())
 
 
 def test_another_profile_of_the_spec_completes_the_held_plan_rather_than_waiting_for_its_advice() -> None:

@@ -25,6 +25,7 @@ from greenmatrix_operator.adapters.prometheus import (
     PrometheusUnavailable,
     QueryRejected,
 )
+from local_http import serve
 
 Reply = Callable[[dict[str, str]], Awaitable[web.Response]]
 
@@ -88,12 +89,7 @@ class ScriptedServer:
         app = web.Application()
         app.router.add_post(self.prefix + "/api/v1/query", self._handle)
         app.router.add_post(self.prefix + "/api/v1/query_range", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

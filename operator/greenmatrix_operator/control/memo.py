@@ -27,7 +27,7 @@ from greenmatrix import (
     cluster_region,
     summarize,
 )
-from greenmatrix_operator.control.recommend import Planner, RegionOf, Summarizer
+from greenmatrix_operator.control.recommend import EnginePlanner, RegionOf, Summarizer
 from greenmatrix_operator.metrics import OperatorMetrics
 
 logger = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class PlanMemo:
     """
 
     def __init__(
-        self, planner: Planner, size: int, metrics: OperatorMetrics, *, keep_options: bool = False
+        self, planner: EnginePlanner, size: int, metrics: OperatorMetrics, *, keep_options: bool = False
     ) -> None:
         self._planner = planner
         self.size = size

@@ -10,8 +10,7 @@ policy's objectives (`greenmatrix.planning`). The conditions each outcome gets a
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -40,37 +39,17 @@ from greenmatrix_operator.status.evaluation import WorkloadEvaluation
 
 Summarizer = Callable[[Sequence[NodeHardware], HardwareSpec | None, Constraints | None], Inventory]
 RegionOf = Callable[[Sequence[NodeHardware], HardwareSpec | None, Constraints | None], str | None]
+Planner = Callable[..., Plan]
+"""Plans `(spec, inventory, policy, region, *, advise=True)`: an `EnginePlanner`, or a `PlanMemo` over
+one. `advise=False` may leave the advice out (about half a plan's cost)."""
 
 
-class Planner(Protocol):
-    """The engine's planning over one set of predictors: `advise=False` plans without the advice
-    (about half a plan's cost), which `advise` adds to such a plan later."""
-
-    def __call__(
-        self,
-        spec: WorkloadProfileSpec,
-        inventory: Inventory,
-        policy: OptimizationPolicySpec | None,
-        region: str | None,
-        *,
-        advise: bool = True,
-    ) -> Plan: ...
-
-    def advise(
-        self,
-        spec: WorkloadProfileSpec,
-        result: Plan,
-        inventory: Inventory,
-        policy: OptimizationPolicySpec | None,
-        region: str | None,
-    ) -> Plan: ...
-
-
-@dataclass(frozen=True)
 class EnginePlanner:
-    """A Planner over predictors loaded once (the operator loads them at startup)."""
+    """The engine's planning over predictors loaded once (the operator loads them at startup);
+    `advise` adds the advice to a plan made without it."""
 
-    predictors: Predictors
+    def __init__(self, predictors: Predictors) -> None:
+        self.predictors = predictors
 
     def __call__(
         self,
@@ -94,7 +73,7 @@ class EnginePlanner:
         return with_advice(spec, result, inventory, policy, region=region, predictors=self.predictors)
 
 
-def planner_for(predictors: Predictors) -> Planner:
+def planner_for(predictors: Predictors) -> EnginePlanner:
     return EnginePlanner(predictors)
 
 
